@@ -1,0 +1,61 @@
+"""The one exception hierarchy of kiosk.
+
+Every class also subclasses the matching built-in, so callers that only know
+the built-ins still catch them. Messages tell the operator what to do.
+"""
+
+
+class KioskError(Exception):
+    """Base of every error kiosk raises on purpose."""
+
+
+class ConfigError(KioskError, ValueError):
+    """The configuration is invalid; `problems` lists every one of them."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class CameraError(KioskError, RuntimeError):
+    """The camera is missing, stalled or delivered something unusable."""
+
+
+class DecoderError(KioskError, RuntimeError):
+    """A decoder backend is unavailable or misconfigured."""
+
+
+class ImageError(KioskError, ValueError):
+    """An image file could not be read or decoded."""
+
+
+class TrustListError(KioskError, ValueError):
+    """A trust list (document-signer certificates) could not be loaded."""
+
+
+class StatusListError(KioskError, ValueError):
+    """A status list is unsigned, badly signed, older than ours, or malformed."""
+
+
+class SignatureError(KioskError, ValueError):
+    """A signature did not verify, or a signed object is malformed."""
+
+
+class DeviceKeyError(KioskError, OSError):
+    """A device or authority key is missing, unreadable or has unsafe permissions."""
+
+
+class SpoolError(KioskError, OSError):
+    """The event spool could not be opened or written."""
+
+
+class UplinkError(KioskError, ConnectionError):
+    """The MQTT broker refused us or could not be reached."""
+
+
+class FeedbackError(KioskError, RuntimeError):
+    """The LEDs, buzzer, relay or screen could not be driven."""
+
+
+class ProvisionError(KioskError, ValueError):
+    """Provisioning was asked for something it cannot do safely."""
