@@ -234,8 +234,17 @@ class FeedbackConfig(Section):
     gpio: Literal["mock", "native"] = Field(
         "mock", description="`native` drives the Pi's pins (lgpio); `mock` uses gpiozero's MockFactory."
     )
-    green_pin: int | None = Field(17, ge=0, le=27, description="Green LED pin.")
-    red_pin: int | None = Field(27, ge=0, le=27, description="Red LED pin.")
+    leds: Literal["pair", "rgb"] = Field(
+        "pair", description="`pair`: a green and a red LED; `rgb`: one RGB LED (red, green and blue pins)."
+    )
+    leds_active_high: bool = Field(
+        True, description="LEDs light on a high level (false for a common-anode RGB LED)."
+    )
+    green_pin: int | None = Field(17, ge=0, le=27, description="Green LED pin (or the RGB LED's green leg).")
+    red_pin: int | None = Field(27, ge=0, le=27, description="Red LED pin (or the RGB LED's red leg).")
+    blue_pin: int | None = Field(
+        None, examples=[24], ge=0, le=27, description="The RGB LED's blue leg; needed when `leds = \"rgb\"`."
+    )
     buzzer_pin: int | None = Field(22, ge=0, le=27, description="Buzzer pin.")
     buzzer_kind: Literal["active", "passive"] = Field(
         "active", description="Active buzzers beep when powered; passive ones play tones (TonalBuzzer)."
@@ -245,7 +254,11 @@ class FeedbackConfig(Section):
     )
     relay_pulse_s: float = Field(1.0, gt=0, le=30, description="How long the relay is held on a pass.")
     relay_active_high: bool = Field(True, description="Whether the relay board switches on a high level.")
+    beep_s: float = Field(0.12, ge=0.02, le=1, description="Length of one short beep, seconds.")
     result_hold_s: float = Field(3.0, gt=0, le=30, description="How long a pass or fail stays on the screen.")
+    hint_hold_s: float = Field(
+        1.2, gt=0, le=10, description="How long a hint (come closer, hold still) stays on the screen."
+    )
     screen: Literal["auto", "window", "fullscreen", "offscreen", "none"] = Field(
         "auto", description="Fullscreen on the Pi, a window on a desktop, off-screen without a display."
     )
@@ -258,9 +271,16 @@ class FeedbackConfig(Section):
 
     @model_validator(mode="after")
     def _pins_distinct(self) -> FeedbackConfig:
-        pins = [p for p in (self.green_pin, self.red_pin, self.buzzer_pin, self.relay_pin) if p is not None]
+        outputs = (self.green_pin, self.red_pin, self.blue_pin, self.buzzer_pin, self.relay_pin)
+        pins = [p for p in outputs if p is not None]
         if len(pins) != len(set(pins)):
             raise ValueError(f"two outputs share a pin: {sorted(pins)}")
+        return self
+
+    @model_validator(mode="after")
+    def _rgb_needs_three_pins(self) -> FeedbackConfig:
+        if self.leds == "rgb" and None in (self.red_pin, self.green_pin, self.blue_pin):
+            raise ValueError('leds = "rgb" needs red_pin, green_pin and blue_pin')
         return self
 
 
