@@ -1,0 +1,219 @@
+"""Every reason code of the product, and the short message the screen shows for it.
+
+A decision or a rejection always carries one `Reason`. Messages are read at a
+distance, so they are short and say what to do. Vietnamese (with full
+diacritics) is the default language; English is available.
+
+A message template may hold optional parts in square brackets, e.g.
+`"Không được vào[ ({status})]"`: the part is shown only when every detail it
+names was given to `message()`, so callers may pass details or not.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from enum import StrEnum
+from typing import Literal
+
+Lang = Literal["vi", "en"]
+
+
+class Reason(StrEnum):
+    """A reason code: why a QR was accepted or refused (stable, goes into events)."""
+
+    OK = "ok"
+    # What the card parsers say about the bytes read.
+    TOO_LONG = "too_long"
+    UNRECOGNISED = "unrecognised"
+    OLD_VENUE_QR = "old_venue_qr"
+    NATIONAL_INVALID = "national_invalid"
+    CCCD_INVALID = "cccd_invalid"
+    CCCD_INCONSISTENT = "cccd_inconsistent"
+    DCC_BAD_PREFIX = "dcc_bad_prefix"
+    DCC_BAD_BASE45 = "dcc_bad_base45"
+    DCC_BAD_COMPRESSION = "dcc_bad_compression"
+    DCC_BAD_COSE = "dcc_bad_cose"
+    DCC_UNKNOWN_KID = "dcc_unknown_kid"
+    DCC_BAD_SIGNATURE = "dcc_bad_signature"
+    DCC_SIGNER_NOT_VALID = "dcc_signer_not_valid"
+    DCC_KEY_USAGE_MISMATCH = "dcc_key_usage_mismatch"
+    DCC_EXPIRED = "dcc_expired"
+    DCC_NOT_YET_VALID = "dcc_not_yet_valid"
+    DCC_SCHEMA_VIOLATION = "dcc_schema_violation"
+    INTERNAL_ERROR = "internal_error"
+    # What the decision rules say about a card that was read.
+    FORMAT_NOT_ACCEPTED = "format_not_accepted"
+    STATUS_BLOCKED = "status_blocked"
+    DCC_TYPE_NOT_ACCEPTED = "dcc_type_not_accepted"
+    DCC_VACCINATION_INCOMPLETE = "dcc_vaccination_incomplete"
+    DCC_VACCINATION_TOO_RECENT = "dcc_vaccination_too_recent"
+    DCC_TEST_TOO_OLD = "dcc_test_too_old"
+    DCC_TEST_POSITIVE = "dcc_test_positive"
+    DCC_RECOVERY_EXPIRED = "dcc_recovery_expired"
+    DCC_NOT_VERIFIABLE = "dcc_not_verifiable"
+    CAPACITY_FULL = "capacity_full"
+    # A street inspector's handheld reading an inspector card.
+    INSPECTOR_CARD_OK = "inspector_card_ok"
+    INSPECTOR_CARD_INVALID = "inspector_card_invalid"
+    INSPECTOR_CARD_EXPIRED = "inspector_card_expired"
+    INSPECTOR_CARD_UNKNOWN_KEY = "inspector_card_unknown_key"
+
+
+_SHOW_PERSONAL_VI = "Vui lòng xuất trình mã QR cá nhân"
+_SHOW_PERSONAL_EN = "Please show your personal QR code"
+_DCC_INVALID_VI = "Hộ chiếu vắc xin không hợp lệ"
+_DCC_INVALID_EN = "Vaccine passport not valid"
+
+# (Vietnamese, English) for every reason.
+_MESSAGES: dict[Reason, tuple[str, str]] = {
+    Reason.OK: ("Mời vào[ {name}]", "Welcome[ {name}]"),
+    Reason.TOO_LONG: (f"Mã QR quá dài. {_SHOW_PERSONAL_VI}", f"QR code too long. {_SHOW_PERSONAL_EN}"),
+    Reason.UNRECOGNISED: (
+        f"Không nhận ra mã QR. {_SHOW_PERSONAL_VI}",
+        f"QR code not recognised. {_SHOW_PERSONAL_EN}",
+    ),
+    Reason.OLD_VENUE_QR: (
+        f"Mã QR địa điểm không còn dùng. {_SHOW_PERSONAL_VI}",
+        f"Venue QR codes are no longer used. {_SHOW_PERSONAL_EN}",
+    ),
+    Reason.NATIONAL_INVALID: (
+        "Mã QR cá nhân không hợp lệ. Vui lòng cập nhật mã QR trong ứng dụng",
+        "Personal QR code not valid. Please refresh it in your app",
+    ),
+    Reason.CCCD_INVALID: (
+        f"Mã QR căn cước không đọc được. {_SHOW_PERSONAL_VI}",
+        f"ID card QR code unreadable. {_SHOW_PERSONAL_EN}",
+    ),
+    Reason.CCCD_INCONSISTENT: (
+        "Thẻ căn cước không hợp lệ. Vui lòng gặp nhân viên",
+        "ID card not valid. Please see the staff",
+    ),
+    Reason.DCC_BAD_PREFIX: (
+        f"{_DCC_INVALID_VI}. Vui lòng tải lại",
+        f"{_DCC_INVALID_EN}. Please download it again",
+    ),
+    Reason.DCC_BAD_BASE45: (
+        f"{_DCC_INVALID_VI}. Vui lòng tải lại",
+        f"{_DCC_INVALID_EN}. Please download it again",
+    ),
+    Reason.DCC_BAD_COMPRESSION: (
+        f"{_DCC_INVALID_VI}. Vui lòng tải lại",
+        f"{_DCC_INVALID_EN}. Please download it again",
+    ),
+    Reason.DCC_BAD_COSE: (
+        f"{_DCC_INVALID_VI}. Vui lòng tải lại",
+        f"{_DCC_INVALID_EN}. Please download it again",
+    ),
+    Reason.DCC_UNKNOWN_KID: (
+        "Không xác minh được nơi cấp hộ chiếu vắc xin. Vui lòng gặp nhân viên",
+        "Vaccine passport issuer unknown. Please see the staff",
+    ),
+    Reason.DCC_BAD_SIGNATURE: (
+        f"{_DCC_INVALID_VI}: sai chữ ký. Vui lòng gặp nhân viên",
+        f"{_DCC_INVALID_EN}: bad signature. Please see the staff",
+    ),
+    Reason.DCC_SIGNER_NOT_VALID: (
+        "Chữ ký hộ chiếu vắc xin đã hết hiệu lực. Vui lòng gặp nhân viên",
+        "Vaccine passport signer no longer valid. Please see the staff",
+    ),
+    Reason.DCC_KEY_USAGE_MISMATCH: (
+        f"{_DCC_INVALID_VI}: nơi cấp không được phép. Vui lòng gặp nhân viên",
+        f"{_DCC_INVALID_EN}: issuer not allowed. Please see the staff",
+    ),
+    Reason.DCC_EXPIRED: (
+        "Hộ chiếu vắc xin đã hết hạn. Vui lòng tải bản mới",
+        "Vaccine passport expired. Please download a new one",
+    ),
+    Reason.DCC_NOT_YET_VALID: (
+        "Hộ chiếu vắc xin chưa có hiệu lực. Vui lòng gặp nhân viên",
+        "Vaccine passport not yet valid. Please see the staff",
+    ),
+    Reason.DCC_SCHEMA_VIOLATION: (
+        f"{_DCC_INVALID_VI}. Vui lòng tải lại",
+        f"{_DCC_INVALID_EN}. Please download it again",
+    ),
+    Reason.INTERNAL_ERROR: ("Lỗi đọc mã. Vui lòng quét lại", "Could not read the code. Please scan again"),
+    Reason.FORMAT_NOT_ACCEPTED: (
+        f"Loại mã này không được chấp nhận tại đây. {_SHOW_PERSONAL_VI}",
+        f"This kind of code is not accepted here. {_SHOW_PERSONAL_EN}",
+    ),
+    Reason.STATUS_BLOCKED: (
+        "Không được vào[ ({status})]. Vui lòng gặp nhân viên",
+        "Entry refused[ ({status})]. Please see the staff",
+    ),
+    Reason.DCC_TYPE_NOT_ACCEPTED: (
+        "Loại chứng nhận này không được chấp nhận tại đây",
+        "This kind of certificate is not accepted here",
+    ),
+    Reason.DCC_VACCINATION_INCOMPLETE: (
+        "Chưa tiêm đủ liều vắc xin[ ({dose}/{series})]",
+        "Vaccination not complete[ ({dose}/{series})]",
+    ),
+    Reason.DCC_VACCINATION_TOO_RECENT: (
+        "Mũi tiêm cuối chưa đủ ngày[: còn {days} ngày]",
+        "Last dose too recent[: {days} more days]",
+    ),
+    Reason.DCC_TEST_TOO_OLD: (
+        "Kết quả xét nghiệm đã quá hạn[ ({hours} giờ)]",
+        "Test result too old[ ({hours} hours)]",
+    ),
+    Reason.DCC_TEST_POSITIVE: (
+        "Kết quả xét nghiệm dương tính. Vui lòng gặp nhân viên",
+        "Test result positive. Please see the staff",
+    ),
+    Reason.DCC_RECOVERY_EXPIRED: (
+        "Chứng nhận khỏi bệnh đã hết hạn",
+        "Recovery certificate expired",
+    ),
+    Reason.DCC_NOT_VERIFIABLE: (
+        f"Không thể xác minh hộ chiếu vắc xin tại đây. {_SHOW_PERSONAL_VI}",
+        f"Vaccine passports cannot be checked here. {_SHOW_PERSONAL_EN}",
+    ),
+    Reason.CAPACITY_FULL: (
+        "Đã đủ người[ ({occupancy}/{limit})]. Vui lòng chờ",
+        "Venue full[ ({occupancy}/{limit})]. Please wait",
+    ),
+    Reason.INSPECTOR_CARD_OK: ("Thẻ kiểm tra hợp lệ", "Inspector card valid"),
+    Reason.INSPECTOR_CARD_INVALID: ("Thẻ kiểm tra không hợp lệ", "Inspector card not valid"),
+    Reason.INSPECTOR_CARD_EXPIRED: ("Thẻ kiểm tra đã hết hạn", "Inspector card expired"),
+    Reason.INSPECTOR_CARD_UNKNOWN_KEY: (
+        "Thẻ kiểm tra không rõ nơi cấp",
+        "Inspector card from an unknown issuer",
+    ),
+}
+
+_OPTIONAL_PART = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _render(template: str, details: dict[str, object]) -> str:
+    def optional(match: re.Match[str]) -> str:
+        part = match.group(1)
+        return part if _fields(part) <= details.keys() else ""
+
+    return _OPTIONAL_PART.sub(optional, template).format_map(details)
+
+
+def message(reason: Reason | str, lang: Lang = "vi", **details: object) -> str:
+    """The screen message for `reason` in `lang`; optional details fill bracketed parts."""
+    vi, en = _MESSAGES[Reason(reason)]
+    return _render(en if lang == "en" else vi, details)
+
+
+def template(reason: Reason | str, lang: Lang = "vi") -> str:
+    """The raw message template (with its `[...{detail}...]` parts) for documentation."""
+    vi, en = _MESSAGES[Reason(reason)]
+    return en if lang == "en" else vi
+
+
+def markdown_table() -> str:
+    """A Markdown table of every reason code with its message in both languages."""
+    rows = ["| Code | Tiếng Việt | English |", "|---|---|---|"]
+    for reason in Reason:
+        vi, en = (template(reason, lang) for lang in ("vi", "en"))
+        rows.append(f"| `{reason}` | {vi} | {en} |")
+    return "\n".join(rows) + "\n"
