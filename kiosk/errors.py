@@ -59,3 +59,7 @@ class FeedbackError(KioskError, RuntimeError):
 
 class ProvisionError(KioskError, ValueError):
     """Provisioning was asked for something it cannot do safely."""
+
+
+class CameraEnded(CameraError):
+    """A replay source reached the end of its images or video (and is not looping)."""

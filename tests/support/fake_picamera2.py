@@ -1,0 +1,174 @@
+"""A fake of the picamera2 calls kiosk.camera uses, that records what happened.
+
+It hands out YUV420 lores buffers laid out like libcamera's: each row is
+`stride` bytes, wider than the image, with the padding filled with a marker
+value so a test can see whether the source cropped it off. Requests must be
+released; mapped arrays must be unmapped before their request is released.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+PADDING = 0xEE  # bytes right of the image in each row, and where U/V would be
+STRIDE_ALIGN = 64  # libcamera aligns the lores Y stride like this on a Pi
+
+
+class FakeRequest:
+    """A completed request: one lores buffer and its metadata."""
+
+    def __init__(self, camera: FakeCamera, buffer: np.ndarray, sensor_ns: int) -> None:
+        self.camera = camera
+        self.config = camera.camera_config
+        self.buffer = buffer
+        self.metadata = {"SensorTimestamp": sensor_ns, "ExposureTime": 8000}
+        self.released = False
+        self.mapped = 0
+
+    def get_metadata(self) -> dict[str, Any]:
+        """Per-frame metadata, as libcamera reports it."""
+        return dict(self.metadata)
+
+    def make_array(self, name: str) -> np.ndarray:
+        """A copy of the stream as a 2-D array (rows of stride bytes)."""
+        return self._shaped(name).copy()
+
+    def _shaped(self, name: str) -> np.ndarray:
+        if self.released:
+            raise RuntimeError("request used after release")
+        assert name == "lores", f"the fake only has a lores stream, not {name!r}"
+        height = self.config["lores"]["size"][1]
+        return self.buffer.reshape((height * 3 // 2, self.config["lores"]["stride"]))
+
+    def release(self) -> None:
+        """Give the buffer back to the camera."""
+        if self.released:
+            raise RuntimeError("request released twice")
+        if self.mapped:
+            raise RuntimeError("request released while a MappedArray is still open")
+        self.released = True
+        self.camera.outstanding.discard(self)
+
+
+class MappedArray:
+    """Maps a request's stream as a numpy array without copying (like picamera2's)."""
+
+    def __init__(self, request: FakeRequest, stream: str, reshape: bool = True, write: bool = True) -> None:
+        self.request = request
+        self.stream = stream
+        self.write = write
+        self.array: np.ndarray | None = None
+
+    def __enter__(self) -> MappedArray:
+        self.array = self.request._shaped(self.stream)
+        self.array.flags.writeable = self.write
+        self.request.mapped += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.request.mapped -= 1
+        self.array = None
+
+
+class FakeCamera:
+    """One camera: records configuration, controls and lifecycle calls."""
+
+    def __init__(self, frames: Callable[[int], np.ndarray], *, frame_ns: int, skip: Sequence[int]) -> None:
+        self.frames = frames
+        self.frame_ns = frame_ns
+        self.skip = set(skip)  # frame numbers the sensor makes but nobody gets
+        self.calls: list[str] = []
+        self.camera_config: dict[str, Any] = {}
+        self.controls: dict[str, Any] = {}
+        self.outstanding: set[FakeRequest] = set()
+        self.issued = 0
+        self.sensor_frame = 0
+        self.stalled = threading.Event()
+        self.started = False
+
+    def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
+        """Fill in the strides libcamera would choose."""
+        config = {key: (dict(value) if isinstance(value, dict) else value) for key, value in kwargs.items()}
+        for stream in ("main", "lores"):
+            if config.get(stream):
+                width = config[stream]["size"][0]
+                config[stream]["stride"] = -(-(width + 1) // STRIDE_ALIGN) * STRIDE_ALIGN
+        return config
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Take the configuration (and its controls)."""
+        self.calls.append("configure")
+        self.camera_config = config
+        self.controls.update(config.get("controls", {}))
+
+    def set_controls(self, controls: dict[str, Any]) -> None:
+        """Change controls while running."""
+        self.calls.append("set_controls")
+        self.controls.update(controls)
+
+    def start(self) -> None:
+        """Start streaming."""
+        self.calls.append("start")
+        self.started = True
+
+    def capture_request(self, wait: Any = None, flush: Any = None) -> FakeRequest:
+        """The next frame; raises TimeoutError after `wait` seconds when stalled (like picamera2)."""
+        assert self.started, "capture_request before start"
+        assert isinstance(wait, int | float) and wait > 0, "capture_request without a timeout can hang"
+        if self.stalled.is_set():
+            threading.Event().wait(wait)
+            raise TimeoutError("fake camera stalled")
+        while self.sensor_frame in self.skip:
+            self.sensor_frame += 1
+        request = FakeRequest(self, self._buffer(self.frames(self.issued)), self.sensor_frame * self.frame_ns)
+        self.sensor_frame += 1
+        self.issued += 1
+        self.outstanding.add(request)
+        return request
+
+    def _buffer(self, image: np.ndarray) -> np.ndarray:
+        width, height = self.camera_config["lores"]["size"]
+        stride = self.camera_config["lores"]["stride"]
+        assert image.shape == (height, width), f"fake frame is {image.shape}, lores is {(height, width)}"
+        planes = np.full((height * 3 // 2, stride), PADDING, np.uint8)
+        planes[:height, :width] = image
+        return planes.reshape(-1)
+
+    def stop(self) -> None:
+        """Stop streaming (harmless when stopped)."""
+        self.calls.append("stop")
+        self.started = False
+
+    def close(self) -> None:
+        """Close the camera (harmless when closed)."""
+        self.calls.append("close")
+
+
+class FakePicamera2Module:
+    """Stands in for the `picamera2` module: `Picamera2()` and `MappedArray`."""
+
+    MappedArray = MappedArray
+
+    def __init__(
+        self,
+        frames: Callable[[int], np.ndarray],
+        *,
+        fps: float = 30.0,
+        skip: Sequence[int] = (),
+        missing: bool = False,
+    ) -> None:
+        self.missing = missing
+        self.cameras: list[FakeCamera] = []
+        self._make = lambda: FakeCamera(frames, frame_ns=int(1e9 / fps), skip=skip)
+
+    def Picamera2(self, camera_num: int = 0) -> FakeCamera:  # noqa: N802 - picamera2's own name
+        """Open a camera, or fail as picamera2 does when none is connected."""
+        if self.missing:
+            raise RuntimeError("Camera __init__ sequence did not complete.")
+        camera = self._make()
+        self.cameras.append(camera)
+        return camera
