@@ -146,7 +146,9 @@ class PyzbarDecoder:
 
 
 def _zbar_corners(polygon: list[Any]) -> tuple[Point, ...]:
-    return tuple((int(p.x), int(p.y)) for p in polygon)
+    points = tuple((int(p.x), int(p.y)) for p in polygon)
+    # ZBar goes round a QR code anticlockwise from its top-left; kiosk goes clockwise.
+    return points[:1] + points[:0:-1] if len(points) == 4 else points
 
 
 BACKENDS: dict[str, type[ZxingDecoder] | type[PyzbarDecoder]] = {

@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.fake_picamera2 import PADDING, FakePicamera2Module
 
 from kiosk.camera import Frame, RateMeter, ReplaySource, open_camera, picamera2_controls
 from kiosk.config import CameraConfig
 from kiosk.errors import CameraEnded, CameraError
+from tests.support.fake_picamera2 import PADDING, FakePicamera2Module
 
 W, H = 64, 48
 

@@ -12,7 +12,12 @@ from kiosk import __version__
 from kiosk.errors import ConfigError, KioskError
 
 # Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
-COMMAND_MODULES: tuple[str, ...] = ("kiosk.cli.config_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "kiosk.cli.config_cmd",
+    "kiosk.cli.provision",
+    "kiosk.cli.selftest",
+    "kiosk.cli.scan",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

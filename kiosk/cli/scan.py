@@ -1,0 +1,100 @@
+"""`kiosk scan-image PATH...`: decode image files with the daemon's decoder, one JSON line each."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk.camera import IMAGE_SUFFIXES
+from kiosk.cli.common import add_config_argument, settings_from
+from kiosk.decoder import Decoder, Symbol, open_decoder
+from kiosk.errors import ImageError
+
+SymbolRecord = Callable[[Symbol], dict[str, Any]]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `scan-image` command."""
+    parser = subparsers.add_parser(
+        "scan-image",
+        help="decode QR codes in image files or folders; print one JSON object per image",
+        description="Decode every QR code in each image (png, jpg, webp, ...) or in every image of a "
+        "folder, with the decoder the kiosk is configured to use. Exit 0 when every image was read "
+        "(found codes or not), 2 when some could not be read.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
+    add_config_argument(parser)
+    parser.set_defaults(func=scan_images)
+
+
+def scan_images(args: argparse.Namespace) -> int:
+    """Print one JSON line per readable image; report the unreadable ones and exit 2 at the end."""
+    decoder = open_decoder(settings_from(args).decoder)
+    failed = 0
+    for path in _expand(args.paths):
+        try:
+            record = scan_file(path, decoder)
+        except ImageError as e:
+            print(f"kiosk: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 2 if failed else 0
+
+
+def scan_file(path: Path, decoder: Decoder, *, describe: SymbolRecord | None = None) -> dict[str, Any]:
+    """Decode one image file into its JSON record; raises ImageError if it cannot be read."""
+    pixels = load_gray_image(path)
+    start = time.perf_counter()
+    result = decoder.decode(pixels)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    describe = describe or symbol_record
+    return {
+        "file": str(path),
+        "symbols": [describe(symbol) for symbol in result.symbols],
+        "located": result.located,
+        "decode_ms": round(elapsed_ms, 3),
+    }
+
+
+def symbol_record(symbol: Symbol) -> dict[str, Any]:
+    """The JSON form of one decoded symbol (extend this to add, e.g., a decision)."""
+    return {
+        "text": symbol.text,
+        "bytes_b64": base64.b64encode(symbol.raw).decode("ascii"),
+        "format": symbol.format,
+        "corners": [list(point) for point in symbol.corners],
+    }
+
+
+def load_gray_image(path: Path) -> np.ndarray:
+    """An image file as a grayscale uint8 array; raises ImageError when it is unreadable or damaged."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every byte, so a truncated file is caught here
+            return np.asarray(image.convert("L"))
+    except FileNotFoundError as e:
+        raise ImageError(f"{path}: no such file") from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{path}: not an image file kiosk can read (png, jpg, webp, ...)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: damaged or unreadable image ({e})") from e
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    """Files as given; folders as their images, sorted by name."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path

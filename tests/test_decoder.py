@@ -1,0 +1,115 @@
+"""QR decoding backends on generated camera scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.config import DecoderConfig
+from kiosk.decoder import DecodeResult, Symbol, open_decoder
+from kiosk.errors import DecoderError
+from kiosk.scenes import Scene, empty_frame, render
+
+NATIONAL = "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
+CCCD = (
+    "001093029317|012345678|Nguyễn Văn Ánh|18011987|Nam|"
+    "Số 1 Phố Huế, Phường Hàng Bài, Quận Hoàn Kiếm, Hà Nội|01012021"
+)
+# Base45 text of a vaccine-passport length; decoding speed and exactness do not need a real one.
+HC1 = "HC1:" + "".join("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"[(i * 7) % 45] for i in range(560))
+PAYLOADS = {"national": NATIONAL, "cccd": CCCD, "hc1": HC1}
+BACKENDS = ["zxingcpp", "pyzbar"]
+
+
+def decoder(backend: str, **options: object):  # type: ignore[no-untyped-def]
+    return open_decoder(DecoderConfig(backend=backend, **options))  # type: ignore[arg-type]
+
+
+def scene_for(payload: str, **changes: object) -> Scene:
+    # Long payloads make big codes: keep modules readable in a 640×480 frame.
+    module = 3.0 if len(payload) > 300 else 4.0
+    return Scene(module_px=module, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", sorted(PAYLOADS))
+def test_each_format_decodes_to_its_exact_bytes(backend: str, kind: str) -> None:
+    payload = PAYLOADS[kind]
+    result = decoder(backend).decode(render(payload, scene_for(payload, rotation_deg=12, tilt=0.1)))
+    assert isinstance(result, DecodeResult) and result.located and not result.undecoded
+    (symbol,) = result.symbols
+    assert symbol.raw == payload.encode("utf-8")
+    assert symbol.text == payload
+    assert symbol.format == "QRCode"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_corners_go_clockwise_from_top_left(backend: str) -> None:
+    (symbol,) = decoder(backend).decode(render(NATIONAL, Scene(module_px=4))).symbols
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = symbol.corners
+    assert x0 < x1 and y1 < y2 and x2 > x3 and y3 > y0
+    assert all(100 < x < 540 and 60 < y < 420 for x, y in symbol.corners)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("phone", [False, True])
+def test_inverted_codes_are_read(backend: str, phone: bool) -> None:
+    frame = render(NATIONAL, Scene(module_px=4, inverted=True, phone=phone))
+    assert [s.text for s in decoder(backend).decode(frame).symbols] == [NATIONAL]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inversion_never_means_dark_mode_codes_are_missed(backend: str) -> None:
+    frame = render(NATIONAL, Scene(module_px=4, inverted=True))
+    assert decoder(backend, inverted="never").decode(frame).symbols == ()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inversion_always_reads_only_dark_mode_codes(backend: str) -> None:
+    always = decoder(backend, inverted="always")
+    assert len(always.decode(render(NATIONAL, Scene(module_px=4, inverted=True))).symbols) == 1
+    assert always.decode(render(NATIONAL, Scene(module_px=4))).symbols == ()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_empty_frames_give_nothing(backend: str, seed: int) -> None:
+    result = decoder(backend).decode(empty_frame(Scene(width=1280, height=720, seed=seed, noise_sigma=4)))
+    assert result == DecodeResult()
+
+
+def test_covered_code_is_located_but_not_decoded() -> None:
+    result = decoder("zxingcpp").decode(render(NATIONAL, Scene(module_px=4, occlusion=0.3)))
+    assert result.located and result.undecoded and result.symbols == ()
+
+
+def test_micro_qr_only_when_configured() -> None:
+    frame = render("0123456789", Scene(module_px=6, micro=True))
+    assert decoder("zxingcpp").decode(frame).symbols == ()
+    (symbol,) = decoder("zxingcpp", micro_qr=True).decode(frame).symbols
+    assert symbol.format == "MicroQRCode" and symbol.text == "0123456789"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_view_decodes(backend: str) -> None:
+    wide = render(NATIONAL, Scene(width=800, height=480, center=(0.4, 0.5), module_px=4))
+    view = wide[:, :640]
+    assert not view.flags.c_contiguous
+    assert [s.text for s in decoder(backend).decode(view).symbols] == [NATIONAL]
+
+
+def test_bytes_that_are_not_utf8_have_no_text() -> None:
+    raw = bytes([0x80, 0xFF, 0x00, 0x41]) * 5
+    (symbol,) = decoder("zxingcpp").decode(render(raw, Scene(module_px=5))).symbols
+    assert symbol.raw == raw and symbol.text is None
+
+
+def test_symbol_from_bytes() -> None:
+    assert Symbol.from_bytes(b"\xc3\xa1", (), "QRCode").text == "á"
+    assert Symbol.from_bytes(b"\xc3", (), "QRCode").text is None
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32)])
+def test_wrong_frame_type_is_a_decoder_error(bad: np.ndarray) -> None:
+    with pytest.raises(DecoderError, match="grayscale uint8"):
+        decoder("zxingcpp").decode(bad)
