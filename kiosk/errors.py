@@ -63,3 +63,19 @@ class ProvisionError(KioskError, ValueError):
 
 class CameraEnded(CameraError):
     """A replay source reached the end of its images or video (and is not looping)."""
+
+
+class EventError(SignatureError):
+    """A correctly signed token whose payload is not a valid schema-v1 scan event."""
+
+
+class StoreError(KioskError, OSError):
+    """The central database could not be opened, created or written."""
+
+
+class RegistryError(KioskError, ValueError):
+    """A device registration record is malformed, or names an unknown device."""
+
+
+class SignerKeyError(KioskError, ValueError):
+    """A vaccine-passport signer key or certificate (for example cards) is unreadable or mismatched."""

@@ -1,0 +1,171 @@
+"""Scan events (schema v1): the value object, the card-identity hash, signing and verifying.
+
+An event is the UTF-8 JSON (compact separators, fields in schema order) of a
+`ScanEvent`, signed by the device's Ed25519 key as a compact JWS with header
+{"alg":"EdDSA","kid":<device id>,"typ":"kiosk-event"}. docs/events.md documents
+every field and carries a worked example that any JOSE library can check.
+
+Privacy: an event carries the card's identity as a keyed hash (HMAC-SHA256 with
+the authority's identity key) unless plain text is configured; names, addresses
+and phone numbers are never part of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kiosk import __version__, jws
+from kiosk.config import ID_PATTERN
+from kiosk.errors import EventError, SignatureError
+
+SCHEMA_VERSION = 1
+EVENT_TYP = "kiosk-event"
+
+Kind = Literal["scan", "inspection", "no_qr"]
+Direction = Literal["in", "out"]
+Verdict = Literal["pass", "fail"]
+CardFormat = Literal["national", "cccd", "dcc", "poster", "inspector", "unknown"]
+
+UUID4_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+IDENTITY_PATTERN = r"^(hmac:[0-9a-f]{64}|plain:[^\x00-\x1f\x7f]{1,128})$"
+
+
+class ScanEvent(BaseModel):
+    """One decision of one kiosk, as published (schema v1); frozen and validated when built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Literal[1] = Field(SCHEMA_VERSION, description="Schema version.")
+    id: str = Field(pattern=UUID4_PATTERN, description="Random event id (UUID 4).")
+    kind: Kind = Field(description="A card scan, an inspector's check, or a person without a QR.")
+    device: str = Field(pattern=ID_PATTERN, description="Device id; also the signature's kid.")
+    destination: str = Field(pattern=ID_PATTERN, description="Destination (venue) id.")
+    epoch: int = Field(ge=0, description="UTC ms at which the spool or key was created.")
+    seq: int = Field(ge=1, description="Per-device sequence number within the epoch.")
+    ts: int = Field(ge=0, description="Time of the decision, UTC ms since 1970.")
+    clock_synced: bool = Field(description="Whether the clock was synchronised when `ts` was read.")
+    direction: Direction | None = Field(description="Entry, exit, or none (e.g. a refused card).")
+    verdict: Verdict = Field(description="Whether the person was let through.")
+    reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", description="Reason code of the decision.")
+    format: CardFormat = Field(description="Which kind of card was read.")
+    identity: str | None = Field(
+        pattern=IDENTITY_PATTERN, description='"hmac:"+64 hex, "plain:"+id, or none.'
+    )
+    sw: str = Field(min_length=1, max_length=32, description="Software version of the kiosk.")
+    decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
+
+    def to_json(self) -> bytes:
+        """The exact payload bytes that are signed: compact UTF-8 JSON in schema order."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The de-duplication key (device, epoch, seq)."""
+        return (self.device, self.epoch, self.seq)
+
+
+class EventDraft(BaseModel):
+    """The decision-dependent part of an event, before the spool gives it a seq and signs it.
+
+    `card_identity` is the card's plain identity (QID, CCCD number, UVCI); it is
+    hashed (or marked plain) when the event is built and never stored as given.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind = "scan"
+    verdict: Verdict
+    reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    format: CardFormat = "unknown"
+    direction: Direction | None = None
+    card_identity: str | None = Field(None, min_length=1, max_length=128, repr=False)
+    ts: int = Field(ge=0, description="UTC ms since 1970.")
+    clock_synced: bool = True
+    decode_ms: float = Field(0.0, ge=0, le=3_600_000)
+
+
+def hash_identity(identity_key: bytes, card_format: str, card_identity: str) -> str:
+    """`"hmac:"` + hex HMAC-SHA256(identity key, UTF-8 of f"{format}:{identity}")."""
+    message = f"{card_format}:{card_identity}".encode()
+    return "hmac:" + hmac.new(identity_key, message, hashlib.sha256).hexdigest()
+
+
+def event_identity(draft: EventDraft, *, identity_key: bytes, plain: bool = False) -> str | None:
+    """The identity field of an event built from `draft` (hashed unless `plain`)."""
+    if draft.card_identity is None:
+        return None
+    if plain:
+        return "plain:" + draft.card_identity
+    return hash_identity(identity_key, draft.format, draft.card_identity)
+
+
+def build_event(
+    draft: EventDraft,
+    *,
+    device: str,
+    destination: str,
+    epoch: int,
+    seq: int,
+    identity_key: bytes,
+    plain_identity: bool = False,
+    event_id: str | None = None,
+    sw: str = __version__,
+) -> ScanEvent:
+    """Make the full event from a draft and the numbers the spool allocated."""
+    return ScanEvent(
+        id=event_id or str(uuid.uuid4()),
+        kind=draft.kind,
+        device=device,
+        destination=destination,
+        epoch=epoch,
+        seq=seq,
+        ts=draft.ts,
+        clock_synced=draft.clock_synced,
+        direction=draft.direction,
+        verdict=draft.verdict,
+        reason=draft.reason,
+        format=draft.format,
+        identity=event_identity(draft, identity_key=identity_key, plain=plain_identity),
+        sw=sw,
+        decode_ms=round(float(draft.decode_ms), 3),
+    )
+
+
+def sign_event(event: ScanEvent, key: Ed25519PrivateKey) -> bytes:
+    """The event as a compact JWS (ASCII bytes), signed by the device key, kid = device id."""
+    return jws.sign(event.to_json(), key, kid=event.device, typ=EVENT_TYP)
+
+
+def verify_event(token: bytes | str, keys: jws.KeyLookup | Ed25519PublicKey) -> ScanEvent:
+    """Check a token's signature, then parse its payload as a schema-v1 event.
+
+    `keys` is the device's public key or a function from device id to key.
+    Raises SignatureError (bad token or signature) or EventError (a signed
+    payload that is not a valid event, or whose device is not the signer).
+    """
+    verified = jws.verify(token, keys)
+    if verified.header.get("typ") != EVENT_TYP:
+        raise SignatureError(f"token typ must be {EVENT_TYP!r}, not {verified.header.get('typ')!r}")
+    event = parse_event(verified.payload)
+    if event.device != verified.kid:
+        raise EventError(f"event names device {event.device!r} but was signed by {verified.kid!r}")
+    return event
+
+
+def parse_event(payload: bytes) -> ScanEvent:
+    """Parse payload bytes (already verified) as a schema-v1 event; raise EventError."""
+    try:
+        return ScanEvent.model_validate_json(payload)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'payload'}: {err['msg']}" for err in e.errors()
+        )
+        raise EventError(f"signed payload is not a valid schema-v1 event: {problems}") from e
