@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from kiosk.cards.base import Card, CardFormat, FormatGuess, Invalid, Rejection
 from kiosk.cards.cccd import CccdCard, parse_cccd
+from kiosk.cards.dcc import PREFIX as DCC_PREFIX
+from kiosk.cards.dcc import DccCard, parse_dcc
+from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination
 from kiosk.cards.national import NationalCard, parse_national
 from kiosk.cards.poster import is_venue_poster
 from kiosk.reasons import Reason
@@ -27,8 +30,13 @@ __all__ = [
     "Card",
     "CardFormat",
     "CccdCard",
+    "DccCard",
+    "DiagnosticTest",
+    "HealthCertificate",
     "NationalCard",
+    "Recovery",
     "Rejection",
+    "Vaccination",
     "parse_card",
 ]
 
@@ -40,7 +48,6 @@ MAX_ALPHANUMERIC = 4296
 _ALPHANUMERIC = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _NATIONAL_BIRTH = re.compile(r"[\d*]{4}-")
 _CCCD_ID = re.compile(r"\d{12}")
-DCC_PREFIX = "HC1:"
 # Something that means to be a health certificate but has the wrong context prefix.
 _DCC_LOOKALIKE = re.compile(r"HC\d+:", re.IGNORECASE)
 
@@ -77,7 +84,7 @@ def _parse(data: bytes, trust: TrustList | None, now: datetime) -> Card:
         raise Invalid(Reason.TOO_LONG, f"{len(data)} bytes")
     text = _text(data)
     if text.startswith(DCC_PREFIX):
-        raise Invalid(Reason.UNRECOGNISED, "vaccine passports are not read yet")
+        return parse_dcc(text, trust=trust, now=now)
     if _DCC_LOOKALIKE.match(text):
         raise Invalid(Reason.DCC_BAD_PREFIX, f"prefix {text.split(':', 1)[0][:8]!r}")
     if is_venue_poster(text):

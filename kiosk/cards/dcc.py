@@ -1,0 +1,228 @@
+"""The vaccine passport (Decision 5772/QĐ-BYT, the EU Digital COVID Certificate), verified offline.
+
+`HC1:` + Base45 + zlib (or uncompressed) + COSE_Sign1 holding a CWT whose claim
+-260/1 is the health certificate. With a trust list the steps are, in order
+(each failure has its own reason code): decode the envelope; find the signer by
+kid; verify the signature over the bytes as sent, before reading them; check
+the signer certificate's validity period; read the claims and the certificate
+schema; check the signer's extended key usage for the certificate's type; check
+the CWT's expiry and issue time against "now". Without a trust list everything
+but the signer steps is done and the card is marked `verified=False`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import base45
+import cbor2
+from cryptography import x509
+from pydantic import ValidationError
+
+from kiosk.cards.base import Card, Invalid
+from kiosk.cards.cose import Sign1, decode_sign1, signature_valid
+from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination
+from kiosk.cards.masking import mask_id, mask_name
+from kiosk.reasons import Reason
+
+if TYPE_CHECKING:
+    from kiosk.trustlist import TrustList
+
+PREFIX = "HC1:"
+CLAIM_ISSUER, CLAIM_EXPIRY, CLAIM_ISSUED_AT, CLAIM_HCERT = 1, 4, 6, -260
+HCERT_EU_DCC = 1
+# A passport decompresses to a few hundred bytes; the cap stops a zlib bomb.
+MAX_INFLATED = 64 * 1024
+# The kiosk's clock may run a little behind the issuer's.
+CLOCK_SKEW = timedelta(minutes=5)
+_DCC_OID = "1.3.6.1.4.1.1847.2021.1.{}"
+_DCC_OID_ALT = "1.3.6.1.4.1.0.1847.2021.1.{}"
+KEY_USAGE_OIDS: dict[str, frozenset[str]] = {
+    kind: frozenset({_DCC_OID.format(n), _DCC_OID_ALT.format(n)})
+    for kind, n in (("t", 1), ("v", 2), ("r", 3))
+}
+ALL_KEY_USAGE_OIDS = frozenset().union(*KEY_USAGE_OIDS.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class DccCard(Card):
+    """A vaccine passport: its claims, its one v/t/r entry, and whether its signature was verified."""
+
+    format = "dcc"
+    certificate: HealthCertificate
+    issuer: str
+    issued_at: datetime
+    expires_at: datetime
+    verified: bool
+    kid: bytes | None
+
+    @property
+    def kind(self) -> Literal["v", "t", "r"]:
+        """`v` vaccination, `t` test, `r` recovery."""
+        return self.certificate.kind
+
+    @property
+    def vaccination(self) -> Vaccination | None:
+        """The vaccination entry, if this is one (dose_number, total_doses, date, complete)."""
+        entry = self.certificate.entry
+        return entry if isinstance(entry, Vaccination) else None
+
+    @property
+    def test(self) -> DiagnosticTest | None:
+        """The test entry, if this is one (test_type, result, positive, sample_time)."""
+        entry = self.certificate.entry
+        return entry if isinstance(entry, DiagnosticTest) else None
+
+    @property
+    def recovery(self) -> Recovery | None:
+        """The recovery entry, if this is one (valid_from, valid_until)."""
+        entry = self.certificate.entry
+        return entry if isinstance(entry, Recovery) else None
+
+    @property
+    def identity(self) -> str:
+        """The certificate identifier (UVCI)."""
+        return self.certificate.entry.uvci
+
+    @property
+    def masked_name(self) -> str:
+        """The name (family then given) masked for the screen."""
+        return mask_name(self.certificate.name.display())
+
+    def masked_fields(self) -> dict[str, str]:
+        """Fields for display with the UVCI masked."""
+        return {
+            "format": self.format,
+            "kind": self.kind,
+            "name": self.masked_name,
+            "uvci": mask_id(self.identity, keep=4),
+            "birth_year": self.certificate.birth_date[:4],
+            "issuer": self.issuer,
+            "issued_at": self.issued_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "verified": "yes" if self.verified else "no",
+            **_entry_summary(self.certificate.entry),
+        }
+
+
+def _entry_summary(entry: Vaccination | DiagnosticTest | Recovery) -> dict[str, str]:
+    if isinstance(entry, Vaccination):
+        return {"dose": f"{entry.dose_number}/{entry.total_doses}", "vaccinated_on": entry.date.isoformat()}
+    if isinstance(entry, DiagnosticTest):
+        result = "positive" if entry.positive else "negative"
+        return {"test_type": entry.test_type, "result": result, "sampled_at": entry.sample_time.isoformat()}
+    return {"valid_from": entry.valid_from.isoformat(), "valid_until": entry.valid_until.isoformat()}
+
+
+def _unbase45(text: str) -> bytes:
+    try:
+        return base45.b45decode(text)
+    except (ValueError, TypeError) as e:
+        raise Invalid(Reason.DCC_BAD_BASE45, "not Base45") from e
+
+
+def _inflate(data: bytes) -> bytes:
+    if data[:1] != b"\x78":  # no zlib header: an uncompressed COSE message
+        return data
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, MAX_INFLATED)
+    except zlib.error as e:
+        raise Invalid(Reason.DCC_BAD_COMPRESSION, "zlib stream is corrupt") from e
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise Invalid(Reason.DCC_BAD_COMPRESSION, "zlib stream is truncated or too large")
+    return out
+
+
+def _check_signer(sign1: Sign1, trust: TrustList, now: datetime) -> x509.Certificate:
+    candidates = trust.certificates_for(sign1.kid) if sign1.kid is not None else ()
+    if not candidates:
+        raise Invalid(Reason.DCC_UNKNOWN_KID, f"kid {sign1.kid.hex() if sign1.kid else 'missing'}")
+    signer = next((c for c in candidates if signature_valid(sign1, c.public_key())), None)
+    if signer is None:
+        raise Invalid(Reason.DCC_BAD_SIGNATURE, f"kid {sign1.kid.hex() if sign1.kid else ''}")
+    if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
+        raise Invalid(Reason.DCC_SIGNER_NOT_VALID, "document-signer certificate outside its validity")
+    return signer
+
+
+def _check_key_usage(signer: x509.Certificate, kind: str) -> None:
+    try:
+        usage = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    oids = {oid.dotted_string for oid in usage}
+    # A signer without any DCC usage OID may sign every type, as the specification says.
+    if oids & ALL_KEY_USAGE_OIDS and not oids & KEY_USAGE_OIDS[kind]:
+        raise Invalid(Reason.DCC_KEY_USAGE_MISMATCH, f"signer may not sign type {kind}")
+
+
+def _schema_error(e: ValidationError) -> Invalid:
+    where = ", ".join(f"{'.'.join(map(str, err['loc']))}: {err['type']}" for err in e.errors()[:3])
+    return Invalid(Reason.DCC_SCHEMA_VIOLATION, where)
+
+
+def _timestamp(claims: Mapping[Any, Any], key: int, name: str) -> datetime:
+    value = claims.get(key)
+    if type(value) not in (int, float):
+        raise Invalid(Reason.DCC_SCHEMA_VIOLATION, f"claim {name} missing or not a number")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as e:
+        raise Invalid(Reason.DCC_SCHEMA_VIOLATION, f"claim {name} out of range") from e
+
+
+def _claims(payload: bytes) -> Mapping[Any, Any]:
+    try:
+        claims = cbor2.loads(payload)
+    except Exception as e:  # any decoding failure of hostile bytes is "not a CWT"
+        raise Invalid(Reason.DCC_BAD_COSE, "payload is not CBOR") from e
+    if not isinstance(claims, Mapping):
+        raise Invalid(Reason.DCC_BAD_COSE, "payload is not a CWT claims map")
+    return claims
+
+
+def _certificate(claims: Mapping[Any, Any]) -> HealthCertificate:
+    hcert = claims.get(CLAIM_HCERT)
+    body = hcert.get(HCERT_EU_DCC) if isinstance(hcert, Mapping) else None
+    if not isinstance(body, Mapping):
+        raise Invalid(Reason.DCC_SCHEMA_VIOLATION, "claim -260/1 missing")
+    try:
+        return HealthCertificate.model_validate(dict(body))
+    except ValidationError as e:
+        raise _schema_error(e) from e
+
+
+def _check_times(issued_at: datetime, expires_at: datetime, now: datetime) -> None:
+    if now >= expires_at:
+        raise Invalid(Reason.DCC_EXPIRED, "CWT expiry has passed")
+    if issued_at > now + CLOCK_SKEW:
+        raise Invalid(Reason.DCC_NOT_YET_VALID, "CWT issued in the future")
+
+
+def parse_dcc(text: str, *, trust: TrustList | None, now: datetime) -> DccCard:
+    """Decode and (with a trust list) verify a vaccine passport; raises Invalid with the first failure."""
+    if not text.startswith(PREFIX):
+        raise Invalid(Reason.DCC_BAD_PREFIX, "missing HC1: prefix")
+    sign1 = decode_sign1(_inflate(_unbase45(text[len(PREFIX) :])))
+    signer = _check_signer(sign1, trust, now) if trust is not None else None
+    claims = _claims(sign1.payload)
+    certificate = _certificate(claims)
+    if signer is not None:
+        _check_key_usage(signer, certificate.kind)
+    issued_at = _timestamp(claims, CLAIM_ISSUED_AT, "iat")
+    expires_at = _timestamp(claims, CLAIM_EXPIRY, "exp")
+    _check_times(issued_at, expires_at, now)
+    issuer = claims.get(CLAIM_ISSUER)
+    return DccCard(
+        certificate=certificate,
+        issuer=issuer if isinstance(issuer, str) else "",
+        issued_at=issued_at,
+        expires_at=expires_at,
+        verified=signer is not None,
+        kid=sign1.kid,
+    )
