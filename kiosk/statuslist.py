@@ -163,6 +163,7 @@ def build_payload(
 def _meta_json(version: int, issued: datetime, salt: bytes, count: int, groups: list[Status]) -> bytes:
     try:
         meta = _Meta(
+            format=FORMAT_VERSION,
             version=version,
             issued=issued,
             salt=jws.b64url(salt),
@@ -433,3 +434,9 @@ def dump_summary(status_list: StatusList) -> str:
         "groups": groups,
     }
     return json.dumps(summary, ensure_ascii=False)
+
+
+def describe_status(identity: str, status: Status | None) -> str:
+    """One JSON line with the listed status of `identity` (null when unlisted)."""
+    until = status.until.isoformat() if status and status.until else None
+    return json.dumps({"identity": identity, "status": status.code if status else None, "until": until})

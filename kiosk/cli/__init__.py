@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kiosk.cli.provision",
     "kiosk.cli.selftest",
     "kiosk.cli.scan",
+    "kiosk.cli.statuslist",
 )
 
 
