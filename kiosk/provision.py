@@ -1,0 +1,371 @@
+"""Provisioning: make a kiosk belong to one destination, and say who it is.
+
+`provision(request)` checks everything first, then writes the device's new
+Ed25519 key, the authority's identity key and a validated config file under
+temporary names, and moves them into place only when all of them are ready;
+on any failure it removes what it wrote, so a device is never left half
+provisioned. It returns the registration record the authority needs to
+accept the device's events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk import __version__, keys
+from kiosk.config import Settings, parse_config
+from kiosk.errors import ConfigError, DeviceKeyError, ProvisionError
+
+log = logging.getLogger(__name__)
+
+KIOSK_USER = "kiosk"
+# Stands in for the real id while the config is checked before the key exists.
+_PLACEHOLDER_ID = "kiosk-00000000"
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    """What the technician asked for (paths already absolute)."""
+
+    config_path: Path
+    destination: str
+    venue_name: str
+    broker: str
+    device_id: str | None = None
+    direction: Literal["in", "out", "auto"] = "in"
+    state_dir: Path | None = None  # None: keep the config's paths.state_dir
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    identity_key: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The record the authority registers a device from (`kiosk-central devices add`)."""
+
+    device: str
+    destination: str
+    public_key: str
+    jwk: dict[str, str]
+    fingerprint: str
+    software: str
+    created: str
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The record as JSON text; `indent=None` gives the compact form used in the QR code."""
+        separators = None if indent else (",", ":")
+        return json.dumps(asdict(self), indent=indent, separators=separators, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionResult:
+    """What provisioning wrote, and the device's registration record."""
+
+    registration: Registration
+    settings: Settings
+    config_path: Path
+    identity_key_generated: bool
+    replaced_key: bool
+
+
+def provision(
+    request: ProvisionRequest,
+    *,
+    owner: str | None = KIOSK_USER,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ProvisionResult:
+    """Provision this device; raises ProvisionError or ConfigError and then leaves nothing behind."""
+    check_request(request)
+    base = _existing_config(request.config_path)
+    settings = _validate(request, base, request.device_id or _PLACEHOLDER_ID)
+    replaced = _check_key_slot(settings.paths.key_file, request.force)
+    _check_writable(request.config_path.parent, "config folder")
+    _check_writable(settings.paths.state_dir, "state folder")
+    with _Staging() as staging:
+        key = _stage_device_key(staging, settings.paths.key_file)
+        device_id = request.device_id or device_id_for(key)
+        generated = _stage_identity_key(staging, request.identity_key, settings.paths.identity_key_file)
+        settings = _validate(request, base, device_id)
+        staging.write(request.config_path, _config_text(request, base, device_id).encode(), mode=0o644)
+        staging.commit()
+    _hand_over(settings, owner)
+    record = registration_for(key, settings, created=now())
+    return ProvisionResult(record, settings, request.config_path, generated, replaced)
+
+
+def device_id_for(key: Ed25519PrivateKey) -> str:
+    """A stable, unique default device id: "kiosk-" and the key thumbprint's start."""
+    return "kiosk-" + keys.thumbprint(key.public_key())[:8].lower()
+
+
+def registration_for(key: Ed25519PrivateKey, settings: Settings, *, created: datetime) -> Registration:
+    """The registration record of a provisioned device."""
+    public = key.public_key()
+    return Registration(
+        device=settings.device.id,
+        destination=settings.destination.id,
+        public_key=keys.public_pem(public),
+        jwk=keys.public_jwk(public),
+        fingerprint=keys.thumbprint(public),
+        software=__version__,
+        created=created.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    )
+
+
+# --- checks (nothing is written until they all pass) -----------------------------------------
+
+
+def check_request(request: ProvisionRequest) -> None:
+    """Every problem with the arguments at once, as one ProvisionError."""
+    problems = _credential_problems(request)
+    files = {
+        "--ca": request.ca_file,
+        "--cert": request.cert_file,
+        "--key": request.key_file,
+        "--password-file": request.password_file,
+        "--identity-key": request.identity_key,
+    }
+    problems += [_file_problem(flag, path) for flag, path in files.items() if path is not None]
+    problems += _identity_key_problems(request.identity_key)
+    found = [p for p in problems if p]
+    if found:
+        raise ProvisionError("; ".join(found))
+
+
+def _credential_problems(request: ProvisionRequest) -> list[str]:
+    problems = []
+    if (request.cert_file is None) != (request.key_file is None):
+        problems.append("--cert and --key go together: give both, or neither")
+    if request.cert_file is not None and (request.username or request.password_file):
+        problems.append(
+            "give either a client certificate (--cert/--key) or --username/--password-file, not both"
+        )
+    if request.broker.startswith("mqtt://") and (request.ca_file or request.cert_file):
+        problems.append("TLS files were given but the broker URL is mqtt://: use mqtts://HOST:8883")
+    return problems
+
+
+def _file_problem(flag: str, path: Path) -> str:
+    if not path.is_file():
+        return f"{flag} {path}: no such file (copy it onto the device first)"
+    if not os.access(path, os.R_OK):
+        return f"{flag} {path}: not readable (check its owner and mode)"
+    return ""
+
+
+def _identity_key_problems(path: Path | None) -> list[str]:
+    if path is None or not path.is_file():
+        return []
+    size = path.stat().st_size
+    if size != keys.IDENTITY_KEY_BYTES:
+        return [
+            f"--identity-key {path}: holds {size} bytes, not {keys.IDENTITY_KEY_BYTES}: "
+            "use the identity key file the authority issued"
+        ]
+    return []
+
+
+def _check_key_slot(key_file: Path, force: bool) -> bool:
+    if not key_file.exists():
+        return False
+    if not force:
+        raise ProvisionError(
+            f"{key_file} exists: this device is already provisioned. Replacing its key needs --force, "
+            "and the authority must then register the new key"
+        )
+    return True
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    # The nearest existing ancestor decides whether the folder can be made and written.
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ProvisionError(f"{what} {folder}: {existing} is not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ProvisionError(f"{what} {folder}: {existing} is not writable (run with sudo?)")
+
+
+# --- the configuration -----------------------------------------------------------------------
+
+
+def _existing_config(path: Path) -> dict[str, Any]:
+    # Re-provisioning keeps what a technician set in other sections (camera, pins, ...).
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the existing config {path}: {e}; fix or remove it first") from e
+
+
+def config_data(request: ProvisionRequest, base: dict[str, Any], device_id: str) -> dict[str, Any]:
+    """The config file's content: `base` with the provisioned keys set."""
+    data = {name: dict(section) for name, section in base.items()}
+    data.setdefault("device", {})["id"] = device_id
+    data.setdefault("destination", {}).update(
+        id=request.destination, venue_name=request.venue_name, direction=request.direction
+    )
+    data["uplink"] = _uplink_data(request, base.get("uplink", {}))
+    if request.state_dir is not None:
+        data.setdefault("paths", {})["state_dir"] = str(request.state_dir)
+    return data
+
+
+def _uplink_data(request: ProvisionRequest, base: dict[str, Any]) -> dict[str, Any]:
+    # Credentials are replaced as a whole so no stale password or certificate lingers.
+    uplink = {k: v for k, v in base.items() if k not in ("username", "password_file", "tls")}
+    uplink["broker"] = request.broker
+    optional = {"username": request.username, "password_file": request.password_file}
+    uplink.update({k: str(v) for k, v in optional.items() if v is not None})
+    tls = {"ca_file": request.ca_file, "cert_file": request.cert_file, "key_file": request.key_file}
+    if any(tls.values()):
+        uplink["tls"] = {k: str(v) for k, v in tls.items() if v is not None}
+    return uplink
+
+
+def _validate(request: ProvisionRequest, base: dict[str, Any], device_id: str) -> Settings:
+    data = config_data(request, base, device_id)
+    return parse_config(data, base_dir=request.config_path.parent)
+
+
+def _config_text(request: ProvisionRequest, base: dict[str, Any], device_id: str) -> str:
+    header = (
+        f"# kiosk configuration, written by `kiosk provision` (kiosk {__version__}).\n"
+        "# Every key is documented by `kiosk config example`; check with `kiosk config check`.\n\n"
+    )
+    return header + tomli_w.dumps(config_data(request, base, device_id))
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Staging:
+    """Files written under temporary names, moved into place together, or all removed."""
+
+    pending: list[tuple[Path, Path]] = field(default_factory=list)
+    made_dirs: list[Path] = field(default_factory=list)
+    done: bool = False
+
+    def temp_for(self, final: Path) -> Path:
+        """A fresh temporary path beside `final` (its folder made if missing)."""
+        self._make_dirs(final.parent)
+        temp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.provisioning")
+        self.pending.append((temp, final))
+        return temp
+
+    def write(self, final: Path, data: bytes, *, mode: int) -> None:
+        """Stage `data` for `final`, flushed to disk."""
+        temp = self.temp_for(final)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def commit(self) -> None:
+        """Move every staged file into place; if one move fails, put back what was there."""
+        moved: list[tuple[Path, Path | None]] = []
+        try:
+            for temp, final in self.pending:
+                moved.append((final, self._backup(final)))
+                os.replace(temp, final)
+        except OSError:
+            self._restore(moved)
+            raise
+        for _final, backup in moved:
+            if backup is not None:
+                backup.unlink()
+        self.done = True
+
+    def _backup(self, final: Path) -> Path | None:
+        if not final.exists():
+            return None
+        backup = final.with_name(f".{final.name}.{secrets.token_hex(4)}.previous")
+        os.link(final, backup)
+        return backup
+
+    def _restore(self, moved: list[tuple[Path, Path | None]]) -> None:
+        for final, backup in reversed(moved):
+            if backup is not None:
+                os.replace(backup, final)
+                # rename() between two links of one file does nothing, leaving the backup name.
+                backup.unlink(missing_ok=True)
+            elif final.is_file():
+                final.unlink()
+
+    def _make_dirs(self, folder: Path) -> None:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.made_dirs += [p for p in missing if p not in self.made_dirs]
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self.done:
+            self._discard()
+        if isinstance(exc, OSError) and not isinstance(exc, DeviceKeyError):
+            raise ProvisionError(f"provisioning failed, nothing was changed: {exc}") from exc
+
+    def _discard(self) -> None:
+        for temp, _final in self.pending:
+            temp.unlink(missing_ok=True)
+        for folder in sorted(self.made_dirs, key=lambda p: len(p.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _stage_device_key(staging: _Staging, key_file: Path) -> Ed25519PrivateKey:
+    return keys.generate_device_key(staging.temp_for(key_file), overwrite=False)
+
+
+def _stage_identity_key(staging: _Staging, given: Path | None, target: Path) -> bool:
+    """Stage the authority's identity key; keep one already installed; else make one (True)."""
+    if given is not None:
+        keys.write_secret(staging.temp_for(target), given.read_bytes())
+        return False
+    if target.exists():
+        return False
+    keys.generate_identity_key(staging.temp_for(target))
+    return True
+
+
+def _hand_over(settings: Settings, owner: str | None) -> None:
+    """Give the state folder and secrets to the kiosk user, when root provisions for it."""
+    if owner is None or os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(owner)
+    except KeyError:
+        log.info("no user %r: the key files stay owned by root", owner)
+        return
+    paths = settings.paths
+    for path in (paths.state_dir, paths.key_file, paths.identity_key_file):
+        shutil.chown(path, user=owner, group=_group_of(owner))
+
+
+def _group_of(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
