@@ -178,8 +178,14 @@ class DecoderConfig(Section):
 class DccRules(Section):
     """What a vaccine passport (EU DCC) must show to pass."""
 
-    require: Literal["any", "vaccination", "vaccination_or_test", "vaccination_or_recovery"] = Field(
-        "any", description="Which certificate types are accepted."
+    accepted_types: list[Literal["vaccination", "test", "recovery"]] = Field(
+        default_factory=lambda: ["vaccination", "test", "recovery"],
+        min_length=1,
+        description="Which certificate types are accepted (others fail with dcc_type_not_accepted).",
+    )
+    require_verified: bool = Field(
+        True,
+        description="Refuse a passport whose signature was not checked (no trust list): dcc_not_verifiable.",
     )
     complete_vaccination: bool = Field(
         True, description="A vaccination must be the last dose of its series (dn >= sd)."
