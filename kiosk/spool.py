@@ -1,0 +1,389 @@
+"""The durable event spool: one SQLite file (WAL) holding every signed event until central has it.
+
+A decision is spooled before its feedback is given: `record()` allocates the
+next seq, builds and signs the event and commits both in ONE transaction with
+synchronous=FULL, so a person who was let in always has a record, and a seq is
+never handed out twice, even across kill -9 and power loss.
+
+Each row moves through three states: unsent -> sent (the broker's PUBACK) ->
+acked (central's signed ack covers it). Only acked rows older than the
+retention are deleted; when the disk budget fills, acked rows go early and
+unacked ones are kept, with an alarm.
+
+Threads: the main loop calls `record()`; the uplink's drain thread calls the
+rest. Each thread gets its own connection; one lock orders write transactions
+so a writer never waits in SQLite's sleeping busy handler.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk import jws, keys
+from kiosk.errors import SpoolError
+from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event
+
+SCHEMA_VERSION = 1
+UNSENT, SENT, ACKED = 0, 1, 2
+EventKey = tuple[str, int, int]  # (device, epoch, seq)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch INTEGER PRIMARY KEY, device TEXT NOT NULL, destination TEXT NOT NULL,
+    key_thumbprint TEXT NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    device TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    destination TEXT NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
+    verdict TEXT NOT NULL, direction TEXT, token BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER,
+    PRIMARY KEY (device, epoch, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_pending ON events (state, epoch, seq) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+"""
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    """A signed event as stored: where it goes, its place in the sequence, and its token."""
+
+    device: str
+    destination: str
+    epoch: int
+    seq: int
+    token: bytes
+
+    @property
+    def key(self) -> EventKey:
+        """(device, epoch, seq), unique in the spool and on the wire."""
+        return (self.device, self.epoch, self.seq)
+
+    def event(self) -> ScanEvent:
+        """The event inside the token (our own signature, so not verified again)."""
+        return parse_event(jws.b64url_decode(self.token.split(b".")[1]))
+
+
+@dataclass(frozen=True)
+class SpoolLimits:
+    """How long acked events are kept and how much disk the spool may use."""
+
+    retention_days: int = 14
+    disk_budget_bytes: int = 512 * 1024 * 1024
+    alarm_fraction: float = 0.8
+
+
+class Spool:
+    """The event spool; open with `Spool.open(...)`, use as a context manager."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device_id: str,
+        destination_id: str,
+        signing_key: Ed25519PrivateKey,
+        identity_key: bytes,
+        plain_identity: bool,
+        limits: SpoolLimits,
+        clock: Callable[[], float],
+    ) -> None:
+        self.path = path
+        self.device_id = device_id
+        self.destination_id = destination_id
+        self._signing_key = signing_key
+        self._identity_key = identity_key
+        self._plain_identity = plain_identity
+        self.limits = limits
+        self._clock = clock
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        self.epoch = self._set_up()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        device_id: str,
+        destination_id: str,
+        signing_key: Ed25519PrivateKey,
+        identity_key: bytes,
+        plain_identity: bool = False,
+        limits: SpoolLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Spool:
+        """Open (or create) the spool at `path`; a new file or a new key starts a new epoch."""
+        return cls(
+            path,
+            device_id=device_id,
+            destination_id=destination_id,
+            signing_key=signing_key,
+            identity_key=identity_key,
+            plain_identity=plain_identity,
+            limits=limits or SpoolLimits(),
+            clock=clock,
+        )
+
+    # -- connections -----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise SpoolError(f"spool {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # Each thread uses only its own connection; close() may run on another thread.
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed event survives power loss (the WAL is fsynced at each commit).
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA journal_size_limit={8 * 1024 * 1024}")
+            return conn
+        except sqlite3.OperationalError as e:
+            raise SpoolError(
+                f"cannot open the spool {self.path}: {e} (is the disk full or read-only?)"
+            ) from e
+        except sqlite3.DatabaseError as e:
+            raise SpoolError(
+                f"{self.path} is not a usable spool: {e} (move it aside to start a new one)"
+            ) from e
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise SpoolError(f"cannot write the spool {self.path}: {e} (is the disk full?)") from e
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _set_up(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            os.close(
+                os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            )  # hashed identities: not world-readable
+        try:
+            with self._write_lock:
+                self._conn().executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+        except sqlite3.Error as e:
+            raise SpoolError(
+                f"{self.path} is not a usable spool: {e} (move it aside to start a new one)"
+            ) from e
+        with self._write() as conn:
+            return self._current_epoch(conn)
+
+    def _current_epoch(self, conn: sqlite3.Connection) -> int:
+        """The epoch of this device, destination and key; a new one if any of them changed."""
+        thumb = keys.thumbprint(self._signing_key.public_key())
+        row = conn.execute(
+            "SELECT epoch FROM epochs WHERE device=? AND destination=? AND key_thumbprint=?"
+            " ORDER BY epoch DESC LIMIT 1",
+            (self.device_id, self.destination_id, thumb),
+        ).fetchone()
+        newest = conn.execute("SELECT max(epoch) FROM epochs").fetchone()[0]
+        if row is not None and row[0] == newest:
+            return int(row[0])
+        # Strictly after every earlier epoch, even if the clock went backwards.
+        epoch = max(self._now_ms(), (newest or 0) + 1)
+        conn.execute(
+            "INSERT INTO epochs (epoch, device, destination, key_thumbprint) VALUES (?,?,?,?)",
+            (epoch, self.device_id, self.destination_id, thumb),
+        )
+        return epoch
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- the main loop -----------------------------------------------------------------
+
+    def record(self, draft: EventDraft) -> SpooledEvent:
+        """Allocate the next seq, build and sign the event, and commit it durably; then return it."""
+        with self._write() as conn:
+            seq = conn.execute(
+                "UPDATE epochs SET last_seq = last_seq + 1 WHERE epoch=? RETURNING last_seq", (self.epoch,)
+            ).fetchone()[0]
+            event = build_event(
+                draft,
+                device=self.device_id,
+                destination=self.destination_id,
+                epoch=self.epoch,
+                seq=seq,
+                identity_key=self._identity_key,
+                plain_identity=self._plain_identity,
+            )
+            token = sign_event(event, self._signing_key)
+            conn.execute(
+                "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, token)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    event.device,
+                    event.epoch,
+                    seq,
+                    event.destination,
+                    event.ts,
+                    event.kind,
+                    event.verdict,
+                    event.direction,
+                    token,
+                ),
+            )
+        return SpooledEvent(event.device, event.destination, event.epoch, seq, token)
+
+    def counts_today(self, now: float | None = None) -> dict[str, int]:
+        """Today's (local time) entries, exits, passes and fails, from the spool."""
+        now = self._clock() if now is None else now
+        midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        rows = self._conn().execute(
+            "SELECT direction, verdict, count(*) FROM events WHERE ts >= ? GROUP BY direction, verdict",
+            (int(midnight.timestamp() * 1000),),
+        )
+        counts = {"in": 0, "out": 0, "pass": 0, "fail": 0}
+        for direction, verdict, n in rows:
+            counts[verdict] += n
+            if verdict == "pass" and direction in ("in", "out"):
+                counts[direction] += n
+        return counts
+
+    # -- the drain thread --------------------------------------------------------------
+
+    def unsent(self, limit: int = 256) -> list[SpooledEvent]:
+        """Up to `limit` events not yet accepted by the broker, oldest epoch and seq first."""
+        rows = self._conn().execute(
+            "SELECT device, destination, epoch, seq, token FROM events WHERE state = 0"
+            " ORDER BY epoch, seq LIMIT ?",
+            (limit,),
+        )
+        return [SpooledEvent(d, dest, e, s, bytes(t)) for d, dest, e, s, t in rows]
+
+    def mark_sent(self, event_keys: Iterable[EventKey]) -> int:
+        """Mark events the broker acknowledged (PUBACK); returns how many changed."""
+        now = self._now_ms()
+        with self._write() as conn:
+            cur = conn.executemany(
+                "UPDATE events SET state = 1, sent_at = ? WHERE device=? AND epoch=? AND seq=? AND state = 0",
+                ((now, d, e, s) for d, e, s in event_keys),
+            )
+            return cur.rowcount
+
+    def apply_ack(self, device: str, epochs: dict[int, int]) -> int:
+        """Mark acked every event of `device` with seq <= the acked seq of its epoch."""
+        with self._write() as conn:
+            changed = 0
+            for epoch, seq in epochs.items():
+                changed += conn.execute(
+                    "UPDATE events SET state = 2 WHERE device=? AND epoch=? AND seq <= ? AND state < 2",
+                    (device, epoch, seq),
+                ).rowcount
+            return changed
+
+    def requeue(self, device: str, ranges: Iterable[tuple[int, int, int]]) -> int:
+        """Send again the events in [(epoch, first_seq, last_seq), ...]; returns how many."""
+        with self._write() as conn:
+            changed = 0
+            for epoch, first, last in ranges:
+                changed += conn.execute(
+                    "UPDATE events SET state = 0 WHERE device=? AND epoch=? AND seq BETWEEN ? AND ?"
+                    " AND state > 0",
+                    (device, epoch, first, last),
+                ).rowcount
+            return changed
+
+    def requeue_stale(self, device: str, sent_before_ms: int) -> int:
+        """Send again events the broker accepted before `sent_before_ms` but central has not acked.
+
+        The broker may lose messages it acknowledged (it saves to disk lazily);
+        a fresh ack from central that still does not cover them means they were lost.
+        """
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE events SET state = 0 WHERE state = 1 AND device=? AND sent_at < ?",
+                (device, sent_before_ms),
+            ).rowcount
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete acked events older than the retention (all acked ones when over budget)."""
+        now = self._clock() if now is None else now
+        cutoff = int((now - self.limits.retention_days * 86400) * 1000)
+        if self.size_bytes() >= self.limits.disk_budget_bytes:
+            cutoff = 2**62  # over budget: free the room of everything central already has
+        with self._write() as conn:
+            return conn.execute("DELETE FROM events WHERE state = 2 AND ts < ?", (cutoff,)).rowcount
+
+    # -- health ------------------------------------------------------------------------
+
+    def depth(self) -> int:
+        """Events not yet covered by central's ack."""
+        return int(self._conn().execute("SELECT count(*) FROM events WHERE state < 2").fetchone()[0])
+
+    def unsent_count(self) -> int:
+        """Events not yet accepted by the broker."""
+        return int(self._conn().execute("SELECT count(*) FROM events WHERE state = 0").fetchone()[0])
+
+    def size_bytes(self) -> int:
+        """Bytes the events take: the database's used pages (free pages are reused, not counted)."""
+        conn = self._conn()
+        used = (
+            conn.execute("PRAGMA page_count").fetchone()[0]
+            - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        )
+        return int(used * conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def alarms(self) -> list[str]:
+        """Problems the screen and the state topic should show (empty when all is well)."""
+        size, budget = self.size_bytes(), self.limits.disk_budget_bytes
+        if size < self.limits.alarm_fraction * budget:
+            return []
+        return [
+            f"spool at {100 * size // budget}% of its {budget / 2**20:.1f} MB budget with"
+            f" {self.depth()} events central has not acknowledged: check the uplink and central"
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection (each thread's); safe to call twice."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

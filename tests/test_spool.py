@@ -1,0 +1,245 @@
+"""The SQLite spool: durable seq, epochs, the sent/acked life cycle, retention, budget, threads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.errors import SpoolError
+from kiosk.events import EventDraft, verify_event
+from kiosk.spool import Spool, SpoolLimits
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+IDENTITY_KEY = bytes(32)
+NOON = 1_700_000_000.0  # a fixed "now" for the clock
+
+
+def _draft(ts_ms: int = int(NOON * 1000), **changes: object) -> EventDraft:
+    fields: dict[str, object] = {
+        "verdict": "pass",
+        "reason": "ok",
+        "format": "cccd",
+        "direction": "in",
+        "card_identity": "001093029317",
+        "ts": ts_ms,
+    }
+    return EventDraft(**(fields | changes))  # type: ignore[arg-type]
+
+
+def _open(path: Path, key: Ed25519PrivateKey = KEY, **options: object) -> Spool:
+    return Spool.open(
+        path,
+        device_id="kiosk-1",
+        destination_id="venue-1",
+        signing_key=key,
+        identity_key=IDENTITY_KEY,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_record_allocates_seq_and_signs(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        spooled = [spool.record(_draft()) for _ in range(3)]
+    assert [s.seq for s in spooled] == [1, 2, 3]
+    event = verify_event(spooled[2].token, KEY.public_key())
+    assert (event.device, event.destination, event.epoch, event.seq) == (
+        "kiosk-1",
+        "venue-1",
+        spooled[0].epoch,
+        3,
+    )
+    assert spooled[2].event() == event
+
+
+def test_wal_mode_and_private_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with _open(path) as spool:
+        spool.record(_draft())
+        assert spool._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_seq_and_epoch_survive_reopening(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        first = spool.record(_draft())
+    with _open(tmp_path / "s.db") as spool:
+        second = spool.record(_draft())
+    assert (second.epoch, second.seq) == (first.epoch, 2)
+
+
+def test_a_new_key_starts_a_new_epoch_and_keeps_old_events(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        old = [spool.record(_draft()) for _ in range(2)]
+    other = Ed25519PrivateKey.generate()
+    with _open(tmp_path / "s.db", key=other) as spool:
+        new = spool.record(_draft())
+        assert new.epoch > old[0].epoch and new.seq == 1
+        assert [s.key for s in spool.unsent(10)] == [old[0].key, old[1].key, new.key]
+    with _open(tmp_path / "s.db", key=KEY) as spool:
+        assert spool.epoch > new.epoch  # going back to an old key is a new epoch too: never repeat a seq
+
+
+def test_a_new_spool_file_is_a_new_epoch(tmp_path: Path) -> None:
+    clock = iter([NOON, NOON]).__next__
+    with _open(tmp_path / "a.db", clock=clock) as a:
+        epoch_a = a.epoch
+    assert epoch_a == int(NOON * 1000)
+    with _open(tmp_path / "b.db", clock=lambda: NOON + 0.001) as b:
+        assert b.epoch != epoch_a
+
+
+def test_device_epoch_seq_is_unique(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        spooled = spool.record(_draft())
+    conn = sqlite3.connect(tmp_path / "s.db")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, token)"
+            " VALUES (?,?,?,'v',0,'scan','pass',x'00')",
+            spooled.key,
+        )
+    conn.close()
+
+
+def test_sent_acked_requeued_life_cycle(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        spooled = [spool.record(_draft()) for _ in range(5)]
+        epoch = spooled[0].epoch
+        assert spool.mark_sent([s.key for s in spooled[:3]]) == 3
+        assert [s.seq for s in spool.unsent(10)] == [4, 5]
+        assert (spool.depth(), spool.unsent_count()) == (5, 2)
+        assert spool.apply_ack("kiosk-1", {epoch: 2}) == 2
+        assert spool.apply_ack("other", {epoch: 5}) == 0
+        assert spool.depth() == 3
+        assert spool.requeue("kiosk-1", [(epoch, 3, 3)]) == 1
+        assert [s.seq for s in spool.unsent(10)] == [3, 4, 5]
+        assert [s.seq for s in spool.unsent(2)] == [3, 4]
+
+
+def test_requeue_stale_resends_what_central_never_got(tmp_path: Path) -> None:
+    now = [NOON]
+    with _open(tmp_path / "s.db", clock=lambda: now[0]) as spool:
+        a, b = spool.record(_draft()), spool.record(_draft())
+        spool.mark_sent([a.key])
+        now[0] += 60
+        spool.mark_sent([b.key])
+        assert spool.requeue_stale("kiosk-1", sent_before_ms=int((NOON + 30) * 1000)) == 1
+        assert [s.seq for s in spool.unsent(10)] == [1]
+
+
+def test_prune_deletes_only_acked_events_past_retention(tmp_path: Path) -> None:
+    day = 86400 * 1000
+    old_ts = int(NOON * 1000) - 20 * day
+    with _open(tmp_path / "s.db", limits=SpoolLimits(retention_days=14), clock=lambda: NOON) as spool:
+        acked_old, unacked_old = spool.record(_draft(old_ts)), spool.record(_draft(old_ts))
+        acked_new = spool.record(_draft())
+        spool.mark_sent([acked_old.key, unacked_old.key, acked_new.key])
+        spool.apply_ack("kiosk-1", {spool.epoch: 1})
+        assert spool.prune() == 1
+        assert spool.depth() == 2  # the unacked old one and the new one stay
+
+
+def test_over_budget_keeps_unacked_events_and_raises_an_alarm(tmp_path: Path) -> None:
+    limits = SpoolLimits(disk_budget_bytes=128 * 1024, alarm_fraction=0.5)
+    with _open(tmp_path / "s.db", limits=limits, clock=lambda: NOON) as spool:
+        assert spool.alarms() == []
+        spooled = [spool.record(_draft()) for _ in range(300)]
+        assert spool.size_bytes() >= limits.disk_budget_bytes
+        spool.mark_sent([s.key for s in spooled])
+        spool.apply_ack("kiosk-1", {spool.epoch: 100})
+        assert spool.prune() == 100  # acked ones go early; nothing unacked is dropped
+        assert spool.depth() == 200
+        more = spool.record(_draft())  # recording never stops
+        assert more.seq == 301
+        alarm = spool.alarms()
+        assert alarm and "201 events" in alarm[0] and "check the uplink" in alarm[0]
+
+
+def test_counts_today(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db", clock=lambda: NOON) as spool:
+        spool.record(_draft())
+        spool.record(_draft(direction="out"))
+        spool.record(_draft(verdict="fail", reason="status_blocked", direction=None))
+        spool.record(_draft(ts_ms=int(NOON * 1000) - 2 * 86400 * 1000))  # another day
+        assert spool.counts_today() == {"in": 1, "out": 1, "pass": 2, "fail": 1}
+
+
+def test_closed_spool_refuses_and_close_is_idempotent(tmp_path: Path) -> None:
+    spool = _open(tmp_path / "s.db")
+    spool.close()
+    spool.close()
+    with pytest.raises(SpoolError, match="closed"):
+        spool.record(_draft())
+
+
+def test_a_file_that_is_not_a_spool(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(SpoolError, match="not a usable spool"):
+        _open(path)
+
+
+def test_recording_and_draining_threads_together(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        done = threading.Event()
+        sent: list[int] = []
+
+        def drain() -> None:
+            while not done.is_set() or spool.unsent_count():
+                batch = spool.unsent(50)
+                spool.mark_sent([s.key for s in batch])
+                sent.extend(s.seq for s in batch)
+
+        thread = threading.Thread(target=drain, name="test-drain")
+        thread.start()
+        try:
+            seqs = [spool.record(_draft()).seq for _ in range(300)]
+        finally:
+            done.set()
+            thread.join(10)
+        assert seqs == list(range(1, 301))
+        assert sorted(sent) == seqs and spool.unsent_count() == 0
+
+
+RECORDER = """
+import sys
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kiosk.events import EventDraft
+from kiosk.spool import Spool
+
+spool = Spool.open(Path(sys.argv[1]), device_id="kiosk-1", destination_id="venue-1",
+                   signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))), identity_key=bytes(32))
+while True:
+    s = spool.record(EventDraft(verdict="pass", reason="ok", ts=1))
+    print(s.seq, flush=True)
+"""
+
+
+def test_seq_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-c", RECORDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        reported = [int(proc.stdout.readline()) for _ in range(50)]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+    with _open(path) as spool:
+        stored = [s.seq for s in spool.unsent(100_000)]
+        assert stored == list(range(1, len(stored) + 1))  # no hole, no repeat
+        assert set(reported) <= set(stored)  # everything reported as recorded was committed
+        assert spool.record(_draft()).seq == len(stored) + 1
+    time.sleep(0)
