@@ -48,6 +48,7 @@ MAX_ALPHANUMERIC = 4296
 _ALPHANUMERIC = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _NATIONAL_BIRTH = re.compile(r"[\d*]{4}-")
 _CCCD_ID = re.compile(r"\d{12}")
+_CCCD_DATE = re.compile(r"\d{8}")
 # Something that means to be a health certificate but has the wrong context prefix.
 _DCC_LOOKALIKE = re.compile(r"HC\d+:", re.IGNORECASE)
 
@@ -67,15 +68,19 @@ def _text(data: bytes) -> str:
     return text.removeprefix("\ufeff").rstrip("\r\n")
 
 
+def _looks_cccd(fields: list[str]) -> bool:
+    return bool(_CCCD_ID.fullmatch(fields[0]) or (len(fields) == 7 and _CCCD_DATE.fullmatch(fields[3])))
+
+
 def _parse_fields(text: str, now: datetime) -> Card:
     fields = text.split("|")
-    looks_cccd = _CCCD_ID.fullmatch(fields[0]) is not None
-    if looks_cccd and (len(fields) == 7 or (len(fields) == 6 and fields[2].isdigit())):
-        return parse_cccd(text, now=now)
-    if len(fields) == 6 or (len(fields) > 2 and _NATIONAL_BIRTH.match(fields[2])):
+    # The national birth date is the only field of either format written with dashes.
+    if len(fields) > 2 and (_NATIONAL_BIRTH.match(fields[2]) or (len(fields) == 6 and "-" in fields[2])):
         return parse_national(text, now=now)
-    if looks_cccd:
+    if _looks_cccd(fields):
         return parse_cccd(text, now=now)
+    if len(fields) == 6:
+        return parse_national(text, now=now)
     raise Invalid(Reason.UNRECOGNISED, f"{len(fields)} '|'-separated fields")
 
 
