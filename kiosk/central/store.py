@@ -1,0 +1,366 @@
+"""Central's data layer: one schema over SQLite (embedded, WAL) or PostgreSQL (psycopg 3).
+
+`open_store(url)` picks the backend: `postgresql://...` is PostgreSQL, anything
+else (`sqlite:///path`, or a bare path) is a SQLite file. Both take the same SQL;
+the only difference is the parameter marker (`?` versus `%s`). Writes happen in
+an open transaction until `commit()`: the ingest batches many events per commit
+and acknowledges them to devices only after it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    software TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    device TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    clock_synced SMALLINT NOT NULL,
+    direction TEXT,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    format TEXT NOT NULL,
+    identity TEXT,
+    sw TEXT NOT NULL,
+    decode_ms DOUBLE PRECISION NOT NULL,
+    received_ms BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    PRIMARY KEY (device, epoch, seq)
+);
+CREATE INDEX IF NOT EXISTS events_destination_ts ON events (destination, ts);
+CREATE INDEX IF NOT EXISTS events_identity_ts ON events (identity, ts);
+CREATE TABLE IF NOT EXISTS rejects (
+    received_ms BIGINT NOT NULL,
+    topic TEXT NOT NULL,
+    device TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS progress (
+    device TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    contiguous BIGINT NOT NULL,
+    PRIMARY KEY (device, epoch)
+);
+CREATE TABLE IF NOT EXISTS device_state (
+    device TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state_log (
+    device TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS state_log_device_ts ON state_log (device, ts);
+"""
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """A registered device: its destination, public key and whether it is still trusted."""
+
+    device: str
+    destination: str
+    public_key: str
+    fingerprint: str
+    software: str
+    created: str
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One verified scan event as stored, with the exact token it arrived in."""
+
+    device: str
+    epoch: int
+    seq: int
+    id: str
+    destination: str
+    kind: str
+    ts: int
+    clock_synced: bool
+    direction: str | None
+    verdict: str
+    reason: str
+    format: str
+    identity: str | None
+    sw: str
+    decode_ms: float
+    received_ms: int
+    token: str
+
+
+@dataclass(frozen=True)
+class RejectRow:
+    """A message that was refused, and why; its payload is not kept."""
+
+    received_ms: int
+    topic: str
+    device: str | None
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class StateRow:
+    """A device's latest retained state as central last saw it."""
+
+    device: str
+    destination: str
+    status: str
+    ts: int
+    received_ms: int
+    detail: str  # the whole state message as JSON (health figures, alarms)
+
+    @property
+    def health(self) -> dict[str, Any]:
+        """The state message's fields."""
+        return dict(json.loads(self.detail))
+
+
+def _columns(cls: type) -> str:
+    return ", ".join(f.name for f in fields(cls))
+
+
+def _marks(cls: type) -> str:
+    return ", ".join("?" for _ in fields(cls))
+
+
+class Store:
+    """The database: a DB-API connection and the SQL both backends share."""
+
+    def __init__(self, connection: Any, *, marker: str = "?", name: str = "sqlite") -> None:
+        self._conn = connection
+        self._marker = marker
+        self.name = name
+        self._closed = False
+        self._create_schema()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._marker == "?" else sql.replace("?", self._marker)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self._conn.cursor()
+        cur.execute(self._sql(sql), params)
+        return cur
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._execute(sql, params).fetchall())
+
+    def _create_schema(self) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self._execute(statement)
+        self.commit()
+
+    def commit(self) -> None:
+        """Make everything written so far durable."""
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        """Forget everything written since the last commit."""
+        self._conn.rollback()
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and close; safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._conn.rollback()
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Devices.
+
+    def put_device(self, row: DeviceRow) -> None:
+        """Register a device, or replace its record (a re-provisioned device gets a new key)."""
+        self._execute("DELETE FROM devices WHERE device = ?", (row.device,))
+        self._execute(
+            f"INSERT INTO devices ({_columns(DeviceRow)}) VALUES ({_marks(DeviceRow)})", astuple(row)
+        )
+
+    def set_device_status(self, device: str, status: str) -> bool:
+        """Set a device's status; False when no such device is registered."""
+        cur = self._execute("UPDATE devices SET status = ? WHERE device = ?", (status, device))
+        return bool(cur.rowcount)
+
+    def devices(self) -> list[DeviceRow]:
+        """Every registered device, ordered by id."""
+        rows = self._query(f"SELECT {_columns(DeviceRow)} FROM devices ORDER BY device")
+        return [DeviceRow(*row) for row in rows]
+
+    # Events.
+
+    def insert_events(self, rows: Sequence[EventRow]) -> int:
+        """Store events, ignoring any (device, epoch, seq) already stored; return how many were new."""
+        if not rows:
+            return 0
+        sql = f"INSERT INTO events ({_columns(EventRow)}) VALUES ({_marks(EventRow)}) ON CONFLICT DO NOTHING"
+        cur = self._conn.cursor()
+        cur.executemany(self._sql(sql), [_event_params(row) for row in rows])
+        return int(cur.rowcount)
+
+    def events(self, start_ms: int, end_ms: int, *, destination: str | None = None) -> list[EventRow]:
+        """Events with start_ms <= ts < end_ms, oldest first, optionally of one destination."""
+        sql = f"SELECT {_columns(EventRow)} FROM events WHERE ts >= ? AND ts < ?"
+        params: list[Any] = [start_ms, end_ms]
+        if destination is not None:
+            sql += " AND destination = ?"
+            params.append(destination)
+        return [_event_row(row) for row in self._query(sql + " ORDER BY ts, device, seq", params)]
+
+    def events_of(self, identities: Iterable[str], start_ms: int, end_ms: int) -> list[EventRow]:
+        """Events of any of these identities with start_ms <= ts < end_ms, oldest first."""
+        wanted = list(identities)
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        sql = f"SELECT {_columns(EventRow)} FROM events WHERE identity IN ({marks}) AND ts >= ? AND ts < ?"
+        rows = self._query(sql + " ORDER BY ts", [*wanted, start_ms, end_ms])
+        return [_event_row(row) for row in rows]
+
+    def count_events(self) -> int:
+        """How many events are stored."""
+        return int(self._query("SELECT COUNT(*) FROM events")[0][0])
+
+    def daily_counts(self, start_ms: int, end_ms: int, *, offset_ms: int) -> dict[tuple[str, int], int]:
+        """Events per (destination, local day number) in a time range; offset_ms shifts UTC to local."""
+        sql = "SELECT destination, (ts + ?) / 86400000 AS day, COUNT(*) FROM events"
+        sql += " WHERE ts >= ? AND ts < ? GROUP BY destination, day"
+        rows = self._query(sql, (offset_ms, start_ms, end_ms))
+        return {(str(dest), int(day)): int(n) for dest, day, n in rows}
+
+    # Sequence progress, for acks.
+
+    def seqs_after(self, device: str, epoch: int, after: int, limit: int) -> list[tuple[int, int]]:
+        """(seq, received_ms) of a device's stored events in one epoch above `after`, in order."""
+        sql = "SELECT seq, received_ms FROM events WHERE device = ? AND epoch = ? AND seq > ?"
+        rows = self._query(sql + " ORDER BY seq LIMIT ?", (device, epoch, after, limit))
+        return [(int(seq), int(received)) for seq, received in rows]
+
+    def progress(self, device: str) -> dict[int, int]:
+        """Per epoch, the highest seq with every seq at or below it stored."""
+        rows = self._query("SELECT epoch, contiguous FROM progress WHERE device = ?", (device,))
+        return {int(epoch): int(contiguous) for epoch, contiguous in rows}
+
+    def advance_progress(self, device: str, epoch: int, contiguous: int) -> None:
+        """Raise an epoch's contiguous mark (never lowers it: another instance may be ahead)."""
+        sql = (
+            "INSERT INTO progress (device, epoch, contiguous) VALUES (?, ?, ?)"
+            " ON CONFLICT (device, epoch) DO UPDATE SET contiguous = CASE"
+            " WHEN excluded.contiguous > progress.contiguous THEN excluded.contiguous"
+            " ELSE progress.contiguous END"
+        )
+        self._execute(sql, (device, epoch, contiguous))
+
+    # Rejects.
+
+    def add_rejects(self, rows: Sequence[RejectRow]) -> None:
+        """Keep a record of refused messages."""
+        if rows:
+            sql = f"INSERT INTO rejects ({_columns(RejectRow)}) VALUES ({_marks(RejectRow)})"
+            self._conn.cursor().executemany(self._sql(sql), [astuple(row) for row in rows])
+
+    def reject_counts(self) -> dict[str, int]:
+        """How many messages were refused, by reason."""
+        rows = self._query("SELECT reason, COUNT(*) FROM rejects GROUP BY reason")
+        return {str(reason): int(n) for reason, n in rows}
+
+    # Device state.
+
+    def put_state(self, row: StateRow) -> None:
+        """Save a device's latest state, logging it when its status changed."""
+        before = self._query("SELECT status, ts FROM device_state WHERE device = ?", (row.device,))
+        if before and int(before[0][1]) > row.ts:
+            return  # an older message delivered late must not overwrite a newer state
+        self._execute("DELETE FROM device_state WHERE device = ?", (row.device,))
+        sql = f"INSERT INTO device_state ({_columns(StateRow)}) VALUES ({_marks(StateRow)})"
+        self._execute(sql, astuple(row))
+        if not before or before[0][0] != row.status:
+            self.log_state(row.device, row.ts, row.status)
+
+    def log_state(self, device: str, ts: int, status: str) -> None:
+        """Record that a device's status became `status` at ts."""
+        self._execute("INSERT INTO state_log (device, ts, status) VALUES (?, ?, ?)", (device, ts, status))
+
+    def states(self) -> list[StateRow]:
+        """Every device's latest state."""
+        rows = self._query(f"SELECT {_columns(StateRow)} FROM device_state ORDER BY device")
+        return [StateRow(*row) for row in rows]
+
+    def state_log(self, device: str, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
+        """(ts, status) changes in [start_ms, end_ms), preceded by the last change before start_ms."""
+        sql = "SELECT ts, status FROM state_log WHERE device = ? AND ts < ? ORDER BY ts DESC LIMIT 1"
+        earlier = self._query(sql, (device, start_ms))
+        sql = "SELECT ts, status FROM state_log WHERE device = ? AND ts >= ? AND ts < ? ORDER BY ts"
+        rows = earlier + self._query(sql, (device, start_ms, end_ms))
+        return [(int(ts), str(status)) for ts, status in rows]
+
+
+def _event_params(row: EventRow) -> tuple[Any, ...]:
+    values = list(astuple(row))
+    values[7] = int(row.clock_synced)  # SMALLINT on both backends
+    return tuple(values)
+
+
+def _event_row(values: Sequence[Any]) -> EventRow:
+    row = EventRow(*values)
+    return EventRow(**{**row.__dict__, "clock_synced": bool(row.clock_synced)})
+
+
+def open_store(url: str) -> Store:
+    """Open (and create if needed) the database named by a URL or a SQLite file path."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(url)
+    return _open_sqlite(Path(url.removeprefix("sqlite://")))
+
+
+def _open_sqlite(path: Path) -> Store:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit survives a power cut, which an ack to a device promises.
+        conn.execute("PRAGMA synchronous = FULL")
+        return Store(conn)
+    except (sqlite3.Error, OSError) as e:
+        raise StoreError(f"cannot open SQLite database {path}: {e} (check the path and permissions)") from e
+
+
+def _open_postgres(url: str) -> Store:
+    import psycopg  # only central deployments with PostgreSQL need it
+
+    try:
+        return Store(psycopg.connect(url), marker="%s", name="postgresql")
+    except psycopg.Error as e:
+        raise StoreError(f"cannot open PostgreSQL database: {e} (is the server up, the URL right?)") from e

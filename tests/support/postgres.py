@@ -1,0 +1,121 @@
+"""A throwaway PostgreSQL 15 for tests: initdb in a temp folder, a free loopback port, stopped after.
+
+Use the fixtures in a test module::
+
+    from tests.support import postgres as postgres_support
+
+    postgres_server = postgres_support.postgres_server  # session-wide server
+    postgres_url = postgres_support.postgres_url        # a fresh empty database per test
+
+initdb and postgres refuse to run as root; as root they run as the `postgres` system
+user in a folder that user owns. Tests are skipped (with the reason) only when the
+PostgreSQL binaries are not installed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import HOST, free_port, port_accepts
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+SUPERUSER = "postgres"
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", SUPERUSER, "--", *argv]
+    return argv
+
+
+class PostgresServer:
+    """One postgres process over its own data folder; a context manager."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
+        self.datadir = self.workdir / "data"
+        self.log_file = self.workdir / "postgres.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._names = itertools.count(1)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """initdb, start the server and wait until it accepts connections."""
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, SUPERUSER, SUPERUSER)
+        initdb = [str(BIN / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8"]
+        subprocess.run(_as_server_user(initdb), check=True, capture_output=True)
+        server = [str(BIN / "postgres"), "-D", str(self.datadir), "-p", str(self.port), "-h", HOST]
+        # Sockets go in our folder, fsync off: a test database need not survive a power cut.
+        server += ["-k", str(self.workdir), "-c", "fsync=off", "-c", "synchronous_commit=off"]
+        with self.log_file.open("ab") as log:
+            self._proc = subprocess.Popen(_as_server_user(server), stdout=log, stderr=log)
+        self._wait(timeout_s)
+
+    def _wait(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not port_accepts(self.port):
+            if self._proc is None or self._proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"postgres did not start:\n{self.log_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def url(self, database: str = SUPERUSER) -> str:
+        """A libpq URL for a database on this server."""
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """Create an empty database and return its URL."""
+        import psycopg
+
+        name = f"test_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def log_text(self) -> str:
+        """What the server logged (for failure messages)."""
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def close(self) -> None:
+        """Stop the server (fast shutdown) and delete its folder; safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server shared by the whole test session."""
+    if not (BIN / "postgres").exists():
+        pytest.skip(f"PostgreSQL 15 is not installed ({BIN}/postgres missing; `make test` installs it)")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database on the session's server."""
+    return postgres_server.new_database()
