@@ -345,6 +345,25 @@ class UplinkConfig(Section):
     state_interval_s: int = Field(
         60, ge=5, le=3600, description="How often the retained state (health) is refreshed."
     )
+    resend_unacked_s: float = Field(
+        120.0,
+        gt=0,
+        le=86400,
+        description="An event the broker accepted but that central's newest ack does not cover this long after is sent again (brokers may lose accepted messages).",
+    )
+    max_statuslist_mb: float = Field(
+        8.0, gt=0, le=64, description="A status list message larger than this is dropped and counted."
+    )
+    plain_identity: bool = Field(
+        False,
+        description="Privacy trade-off: events carry card identities as plain text (`plain:ID`) instead of a keyed hash; only where the destination's rules demand it.",
+    )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> UplinkConfig:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError("backoff_min_s must not exceed backoff_max_s")
+        return self
 
     @field_validator("broker")
     @classmethod
