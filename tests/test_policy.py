@@ -1,0 +1,381 @@
+"""The decision rules: every rule and every decision-level reason code, on real parsed cards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk import cardmaker
+from kiosk import statuslist as sl
+from kiosk.cards import Card, Rejection, parse_card
+from kiosk.config import DestinationConfig, PolicyConfig
+from kiosk.policy import Decision, Policy
+from kiosk.reasons import Reason
+from kiosk.trustlist import TrustList
+
+NOW = datetime(2021, 10, 1, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi
+SIGNER = cardmaker.make_dcc_signer(not_before=NOW - timedelta(days=30), not_after=NOW + timedelta(days=700))
+TRUST = TrustList([SIGNER.certificate])
+QID = "162979388586171100"
+DECISION_REASONS = {
+    Reason.OK,
+    Reason.FORMAT_NOT_ACCEPTED,
+    Reason.STATUS_BLOCKED,
+    Reason.DCC_TYPE_NOT_ACCEPTED,
+    Reason.DCC_VACCINATION_INCOMPLETE,
+    Reason.DCC_VACCINATION_TOO_RECENT,
+    Reason.DCC_TEST_TOO_OLD,
+    Reason.DCC_TEST_POSITIVE,
+    Reason.DCC_RECOVERY_EXPIRED,
+    Reason.DCC_NOT_VERIFIABLE,
+    Reason.CAPACITY_FULL,
+}
+
+
+def _card(payload: str, *, trust: TrustList | None = None) -> Card:
+    card = parse_card(payload.encode(), trust=trust, now=NOW)
+    assert isinstance(card, Card), card
+    return card
+
+
+def national(qid: str = QID, **fields: Any) -> Card:
+    return _card(cardmaker.national_payload(qid=qid, **fields))
+
+
+def cccd() -> Card:
+    return _card(cardmaker.cccd_payload())
+
+
+def dcc(certificate: dict, *, verified: bool = True) -> Card:
+    payload = cardmaker.dcc_payload(
+        certificate, signer=SIGNER, issued_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=365)
+    )
+    return _card(payload, trust=TRUST if verified else None)
+
+
+def policy(
+    *, destination: dict | None = None, statuslist: sl.StatusList | None = None, **rules: Any
+) -> Policy:
+    return Policy(PolicyConfig(**rules), DestinationConfig(**(destination or {})), statuslist=statuslist)
+
+
+def status_list(*entries: tuple[str, str, datetime | None]) -> sl.StatusList:
+    key = Ed25519PrivateKey.generate()
+    rows = [sl.Entry(identity, sl.Status(code, until)) for identity, code, until in entries]
+    token = sl.sign_payload(sl.build_payload(rows, version=1, issued=NOW), key)
+    return sl.verify_token(token, key.public_key())
+
+
+AUTO = {"direction": "auto", "presence_timeout_s": 3600}
+
+# One scenario per decision-level reason code: what is decided, and by which policy.
+SCENARIOS: dict[Reason, Callable[[], Decision]] = {
+    Reason.OK: lambda: policy().decide(national(), now=NOW),
+    Reason.FORMAT_NOT_ACCEPTED: lambda: policy(accepted_formats=["dcc"]).decide(cccd(), now=NOW),
+    Reason.STATUS_BLOCKED: lambda: policy(statuslist=status_list((QID, "F0", None))).decide(
+        national(), now=NOW
+    ),
+    Reason.DCC_TYPE_NOT_ACCEPTED: lambda: policy(dcc={"accepted_types": ["vaccination"]}).decide(
+        dcc(cardmaker.dcc_test_negative(sampled_at=NOW - timedelta(hours=2))), now=NOW
+    ),
+    Reason.DCC_VACCINATION_INCOMPLETE: lambda: policy().decide(
+        dcc(cardmaker.dcc_vaccination_incomplete(on=date(2021, 8, 1))), now=NOW
+    ),
+    Reason.DCC_VACCINATION_TOO_RECENT: lambda: policy().decide(
+        dcc(cardmaker.dcc_vaccination_complete(on=date(2021, 9, 25))), now=NOW
+    ),
+    Reason.DCC_TEST_TOO_OLD: lambda: policy().decide(
+        dcc(cardmaker.dcc_test_negative(sampled_at=NOW - timedelta(hours=80))), now=NOW
+    ),
+    Reason.DCC_TEST_POSITIVE: lambda: policy().decide(
+        dcc(cardmaker.dcc_test_result(sampled_at=NOW - timedelta(hours=2), positive=True)), now=NOW
+    ),
+    Reason.DCC_RECOVERY_EXPIRED: lambda: policy().decide(
+        dcc(
+            cardmaker.dcc_recovery(
+                first_positive=date(2021, 1, 1), valid_from=date(2021, 1, 12), valid_until=date(2021, 7, 1)
+            )
+        ),
+        now=NOW,
+    ),
+    Reason.DCC_NOT_VERIFIABLE: lambda: policy().decide(
+        dcc(cardmaker.dcc_vaccination_complete(), verified=False), now=NOW
+    ),
+    Reason.CAPACITY_FULL: lambda: _full_venue(),
+}
+
+
+def _full_venue() -> Decision:
+    venue = policy(destination={**AUTO, "capacity": 1})
+    assert venue.decide(national(), now=NOW).passed
+    return venue.decide(cccd(), now=NOW)
+
+
+def test_every_decision_level_reason_has_a_scenario() -> None:
+    assert set(SCENARIOS) == DECISION_REASONS
+
+
+@pytest.mark.parametrize("reason", sorted(DECISION_REASONS))
+def test_each_decision_reason_is_produced_with_messages_in_both_languages(reason: Reason) -> None:
+    decision = SCENARIOS[reason]()
+    assert decision.reason is reason
+    assert decision.verdict == ("pass" if reason is Reason.OK else "fail")
+    assert decision.message_vi and decision.message_en
+    assert decision.message_vi != decision.message_en
+    assert "{" not in decision.message_vi + decision.message_en
+
+
+def test_a_pass_carries_everything_the_screen_and_event_need() -> None:
+    card = national()
+    decision = policy().decide(card, now=NOW)
+    assert decision == Decision(
+        verdict="pass", reason=Reason.OK, direction="in", identity=QID, masked_name=card.masked_name,
+        format="national", at=NOW,
+    )  # fmt: skip
+    assert decision.passed and not decision.repeat and decision.clock_synced and decision.status is None
+    assert card.masked_name in decision.message("vi") and decision.message("vi").startswith("Mời vào")
+    assert decision.message_en.startswith("Welcome")
+
+
+def test_a_rejection_becomes_a_fail_with_its_reason() -> None:
+    rejection = parse_card(b"https://example.com/venue/123", trust=None, now=NOW)
+    assert isinstance(rejection, Rejection)
+    decision = policy().decide(rejection, now=NOW)
+    assert (decision.verdict, decision.reason, decision.direction) == ("fail", Reason.OLD_VENUE_QR, None)
+    assert decision.identity is None and decision.format == "poster"
+    assert decision.message_vi == rejection.message("vi")
+
+
+# ---------------------------------------------------------------- status list
+
+
+def test_a_blocked_status_names_the_status_on_screen() -> None:
+    decision = SCENARIOS[Reason.STATUS_BLOCKED]()
+    assert decision.status == "F0"
+    assert "(F0)" in decision.message_vi and "(F0)" in decision.message_en
+
+
+def test_other_statuses_are_only_flagged() -> None:
+    decision = policy(statuslist=status_list((QID, "F2", None))).decide(national(), now=NOW)
+    assert (decision.verdict, decision.status) == ("pass", "F2")
+
+
+def test_the_blocked_codes_come_from_the_config() -> None:
+    listed = status_list((QID, "F2", None))
+    assert (
+        policy(statuslist=listed, blocked_statuses=["F2"]).decide(national(), now=NOW).reason
+        is Reason.STATUS_BLOCKED
+    )
+
+
+def test_a_status_past_its_until_time_no_longer_applies() -> None:
+    listed = status_list((QID, "quarantine", NOW - timedelta(minutes=1)))
+    decision = policy(statuslist=listed).decide(national(), now=NOW)
+    assert (decision.verdict, decision.status) == ("pass", None)
+    listed = status_list((QID, "quarantine", NOW + timedelta(minutes=1)))
+    assert policy(statuslist=listed).decide(national(), now=NOW).reason is Reason.STATUS_BLOCKED
+
+
+def test_a_status_store_is_accepted_in_place_of_a_list() -> None:
+    key = Ed25519PrivateKey.generate()
+    store = sl.StatusListStore(key.public_key())
+    venue = Policy(PolicyConfig(), DestinationConfig(), statuslist=store)
+    assert venue.decide(national(), now=NOW).passed
+    rows = [sl.Entry(QID, sl.Status("F1"))]
+    store.offer(sl.sign_payload(sl.build_payload(rows, version=2, issued=NOW), key))
+    later = NOW + timedelta(minutes=1)
+    assert venue.decide(national(), now=later).reason is Reason.STATUS_BLOCKED
+
+
+def test_a_card_without_identity_is_not_looked_up() -> None:
+    card = national(qid="", id_number="****93029317")
+    assert card.identity is None
+    decision = policy(statuslist=status_list((QID, "F0", None))).decide(card, now=NOW)
+    assert decision.passed and decision.identity is None
+
+
+# ---------------------------------------------------------------- vaccine passports
+
+
+def test_a_complete_vaccination_old_enough_passes() -> None:
+    decision = policy().decide(dcc(cardmaker.dcc_vaccination_complete(on=date(2021, 9, 17))), now=NOW)
+    assert decision.passed and decision.format == "dcc" and decision.identity.startswith("URN:UVCI:")
+
+
+def test_the_days_after_the_last_dose_count_in_vietnam_time() -> None:
+    card = dcc(cardmaker.dcc_vaccination_complete(on=date(2021, 9, 17)))
+    evening_utc = datetime(2021, 9, 30, 16, 59, tzinfo=UTC)  # 23:59 on 30 September in Hanoi
+    assert policy().decide(card, now=evening_utc).reason is Reason.DCC_VACCINATION_TOO_RECENT
+    assert policy().decide(card, now=evening_utc + timedelta(minutes=1)).passed
+
+
+def test_too_recent_says_how_many_days_remain() -> None:
+    decision = SCENARIOS[Reason.DCC_VACCINATION_TOO_RECENT]()
+    assert decision.details["days"] == 8
+    assert "8" in decision.message_en
+
+
+def test_incomplete_shows_the_dose_and_may_be_allowed() -> None:
+    decision = SCENARIOS[Reason.DCC_VACCINATION_INCOMPLETE]()
+    assert "(1/2)" in decision.message_vi
+    card = dcc(cardmaker.dcc_vaccination_incomplete(on=date(2021, 8, 1)))
+    assert policy(dcc={"complete_vaccination": False}).decide(card, now=NOW).passed
+
+
+def test_a_recent_negative_test_passes_until_its_age_limit() -> None:
+    card = dcc(cardmaker.dcc_test_negative(sampled_at=NOW - timedelta(hours=70)))
+    assert policy().decide(card, now=NOW).passed
+    assert policy(dcc={"test_max_age_hours": 48}).decide(card, now=NOW).reason is Reason.DCC_TEST_TOO_OLD
+
+
+def test_recovery_rules() -> None:
+    recovered = cardmaker.dcc_recovery(
+        first_positive=date(2021, 8, 1), valid_from=date(2021, 8, 12), valid_until=date(2022, 1, 28)
+    )
+    card = dcc(recovered)
+    assert policy().decide(card, now=NOW).passed
+    assert policy(dcc={"recovery_max_days": 30}).decide(card, now=NOW).reason is Reason.DCC_RECOVERY_EXPIRED
+    early = datetime(2021, 8, 5, tzinfo=UTC)
+    assert policy().decide(card, now=early).reason is Reason.DCC_NOT_YET_VALID
+
+
+def test_unverified_passports_may_be_allowed_by_config() -> None:
+    card = dcc(cardmaker.dcc_vaccination_complete(), verified=False)
+    assert policy(dcc={"require_verified": False}).decide(card, now=NOW).passed
+
+
+@pytest.mark.parametrize(
+    ("accepted", "kind_ok"), [(["vaccination", "recovery"], False), (["test"], True), (["recovery"], False)]
+)
+def test_accepted_certificate_types(accepted: list[str], kind_ok: bool) -> None:
+    card = dcc(cardmaker.dcc_test_negative(sampled_at=NOW - timedelta(hours=1)))
+    decision = policy(dcc={"accepted_types": accepted}).decide(card, now=NOW)
+    assert decision.passed is kind_ok
+    assert kind_ok or decision.reason is Reason.DCC_TYPE_NOT_ACCEPTED
+
+
+# ---------------------------------------------------------------- repeats
+
+
+def test_the_same_identity_within_the_window_is_a_repeat() -> None:
+    venue = policy(repeat_window_s=10)
+    first = venue.decide(national(), now=NOW)
+    again = venue.decide(national(), now=NOW + timedelta(seconds=9))
+    assert again.repeat and not first.repeat
+    assert (again.verdict, again.reason, again.identity) == (first.verdict, first.reason, first.identity)
+    assert again.at == NOW + timedelta(seconds=9)
+
+
+def test_the_window_slides_while_the_code_stays_in_view() -> None:
+    venue = policy(repeat_window_s=10)
+    for second in range(0, 60, 5):
+        decision = venue.decide(national(), now=NOW + timedelta(seconds=second))
+        assert decision.repeat is (second > 0)
+    assert not venue.decide(national(), now=NOW + timedelta(seconds=66)).repeat
+
+
+def test_a_window_of_zero_never_repeats() -> None:
+    venue = policy(repeat_window_s=0)
+    assert not venue.decide(national(), now=NOW).repeat
+    assert not venue.decide(national(), now=NOW).repeat
+
+
+def test_rejections_repeat_by_payload() -> None:
+    venue = policy()
+    junk = parse_card(b"hello", trust=None, now=NOW)
+    other = parse_card(b"goodbye", trust=None, now=NOW)
+    assert isinstance(junk, Rejection) and isinstance(other, Rejection)
+    assert not venue.decide(junk, now=NOW, payload=b"hello").repeat
+    assert venue.decide(junk, now=NOW, payload=b"hello").repeat
+    assert not venue.decide(other, now=NOW, payload=b"goodbye").repeat
+    assert venue.decide(other, now=NOW).repeat is False
+    assert venue.decide(other, now=NOW).repeat is True  # without the bytes, the same rejection
+
+
+def test_a_clock_that_jumps_back_decides_afresh() -> None:
+    venue = policy()
+    venue.decide(national(), now=NOW)
+    assert not venue.decide(national(), now=NOW - timedelta(hours=1)).repeat
+
+
+def test_an_unsynchronised_clock_still_decides_but_is_flagged() -> None:
+    venue = policy()
+    decision = venue.decide(national(), now=NOW, clock_synced=False)
+    assert decision.passed and decision.clock_synced is False
+    assert venue.decide(national(), now=NOW, clock_synced=True).clock_synced is True
+
+
+# ---------------------------------------------------------------- direction, presence, capacity
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_fixed_directions(direction: str) -> None:
+    venue = policy(destination={"direction": direction}, repeat_window_s=0)
+    assert [venue.decide(national(), now=NOW).direction for _ in range(3)] == [direction] * 3
+    assert venue.occupancy == 0
+
+
+def test_auto_toggles_per_identity_and_counts_occupancy() -> None:
+    venue = policy(destination=AUTO)
+    assert venue.decide(national(), now=NOW).direction == "in"
+    assert venue.decide(cccd(), now=NOW).direction == "in"
+    assert venue.occupancy == 2
+    assert venue.decide(national(), now=NOW + timedelta(minutes=5)).direction == "out"
+    assert venue.occupancy == 1
+    assert venue.decide(national(), now=NOW + timedelta(minutes=10)).direction == "in"
+
+
+def test_a_repeat_does_not_toggle() -> None:
+    venue = policy(destination=AUTO)
+    venue.decide(national(), now=NOW)
+    repeat = venue.decide(national(), now=NOW + timedelta(seconds=3))
+    assert (repeat.direction, repeat.repeat, venue.occupancy) == ("in", True, 1)
+
+
+def test_presence_times_out() -> None:
+    venue = policy(destination=AUTO)
+    venue.decide(national(), now=NOW)
+    assert venue.decide(cccd(), now=NOW + timedelta(seconds=3599)).direction == "in"
+    assert venue.occupancy == 2
+    assert venue.decide(national(), now=NOW + timedelta(seconds=3601)).direction == "in"
+    assert venue.occupancy == 2  # national timed out and came in again; cccd still inside
+
+
+def test_a_refused_entry_is_not_counted() -> None:
+    venue = policy(destination=AUTO, accepted_formats=["cccd"])
+    decision = venue.decide(national(), now=NOW)
+    assert (decision.verdict, decision.direction, venue.occupancy) == ("fail", "in", 0)
+
+
+def test_cards_without_identity_enter_but_are_not_counted() -> None:
+    venue = policy(destination=AUTO)
+    card = national(qid="", id_number="****93029317")
+    assert venue.decide(card, now=NOW).direction == "in"
+    assert venue.occupancy == 0
+
+
+def test_capacity_refuses_entry_and_an_exit_frees_a_place() -> None:
+    venue = policy(destination={**AUTO, "capacity": 1})
+    venue.decide(national(), now=NOW)
+    full = venue.decide(cccd(), now=NOW + timedelta(seconds=20))
+    assert full.reason is Reason.CAPACITY_FULL
+    assert "(1/1)" in full.message_vi
+    assert venue.decide(national(), now=NOW + timedelta(seconds=40)).direction == "out"
+    assert venue.decide(cccd(), now=NOW + timedelta(seconds=60)).passed
+
+
+def test_leaving_is_never_refused_but_the_status_is_recorded() -> None:
+    listed = status_list((QID, "F0", None))
+    venue = policy(destination={"direction": "out"}, statuslist=listed, accepted_formats=["cccd"])
+    decision = venue.decide(national(), now=NOW)
+    assert (decision.verdict, decision.direction, decision.status) == ("pass", "out", "F0")
+
+
+def test_decisions_are_frozen() -> None:
+    decision = policy().decide(national(), now=NOW)
+    with pytest.raises(AttributeError):
+        decision.verdict = "fail"  # type: ignore[misc]
