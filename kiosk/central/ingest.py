@@ -1,0 +1,386 @@
+"""Ingest: verify scan events from the broker, store them once, and ack them to their devices.
+
+Two layers. `Processor` knows nothing of MQTT: it takes (topic, payload) pairs,
+verifies each event against the registry, keeps the good ones in a batch and the
+refused ones (with the reason) in the `rejects` table, and on `flush()` commits the
+batch and returns the signed acks to publish. `Ingest` is the MQTT side (paho 2,
+MQTT 5): a shared subscription so several instances split the events, a plain
+subscription to the retained state topics, and a loop that batches messages,
+commits, then acknowledges them to the broker (manual PUBACK, after the commit)
+and publishes the acks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kiosk.central import acks, mqtt
+from kiosk.central.mqtt import BrokerSettings
+from kiosk.central.registry import REVOKED, Registry
+from kiosk.central.store import EventRow, RejectRow, StateRow, Store
+from kiosk.errors import EventError, SignatureError
+from kiosk.events import ScanEvent, verify_event
+
+log = logging.getLogger(__name__)
+
+_ID = r"[a-z0-9][a-z0-9._-]{0,63}"
+STATUSES = ("online", "stopped", "offline")
+
+
+def now_ms() -> int:
+    """The current UTC time in ms since 1970."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topic names under one prefix."""
+
+    prefix: str = "kiosk/v1"
+    share_group: str = "central"
+
+    @property
+    def events(self) -> str:
+        """The shared subscription to every device's events."""
+        return f"$share/{self.share_group}/{self.prefix}/+/+/event"
+
+    @property
+    def states(self) -> str:
+        """Every device's retained state (not shared: retained messages skip shared subscriptions)."""
+        return f"{self.prefix}/+/+/state"
+
+    def parse(self, topic: str) -> tuple[str, str, str] | None:
+        """(destination, device, leaf) of a device topic, or None when it is not one."""
+        match = re.fullmatch(rf"{re.escape(self.prefix)}/({_ID})/({_ID})/(event|state)", topic)
+        return (match[1], match[2], match[3]) if match else None
+
+    def ack(self, destination: str, device: str) -> str:
+        """Where a device's ack is published."""
+        return f"{self.prefix}/{destination}/{device}/ack"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Tuning of the ingest."""
+
+    resend_after_s: float = 10.0  # a gap this old is asked for again; younger ones may be in flight
+    gap_scan_limit: int = 100_000  # seqs read per epoch per flush when walking over a gap
+
+
+@dataclass
+class Stats:
+    """What an ingest has done so far."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    acks: int = 0
+    states: int = 0
+
+
+class MessageRefusedError(Exception):
+    """A message refused for `reason` (internal to the processor)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class Processor:
+    """Verify, batch and store events and states; compute the acks after each commit."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        authority_key: Ed25519PrivateKey,
+        topics: Topics | None = None,
+        options: IngestOptions | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._key = authority_key
+        self.topics = topics or Topics()
+        self.options = options or IngestOptions()
+        self._clock = clock
+        self._batch: dict[tuple[str, int, int], EventRow] = {}
+        self._rejects: list[RejectRow] = []
+        self._states: list[StateRow] = []
+        self._open_gaps: set[tuple[str, int]] = set()
+        self._swept_ms = clock()
+        self.stats = Stats()
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Take one message from the broker into the current batch (or the rejects)."""
+        parsed = self.topics.parse(topic)
+        try:
+            if parsed is None:
+                raise MessageRefusedError("bad_topic", "not a device event or state topic")
+            if parsed[2] == "event":
+                self._take_event(parsed[0], parsed[1], payload)
+            else:
+                self._take_state(parsed[0], parsed[1], payload)
+        except MessageRefusedError as e:
+            self._reject(topic, parsed[1] if parsed else None, e)
+
+    def _reject(self, topic: str, device: str | None, e: MessageRefusedError) -> None:
+        self.stats.rejected[e.reason] += 1
+        self._rejects.append(RejectRow(self._clock(), topic[:256], device, e.reason, str(e)[:300]))
+        log.debug("rejected %s: %s (%s)", topic, e.reason, e)
+
+    def _take_event(self, destination: str, device: str, payload: bytes) -> None:
+        self.stats.received += 1
+        event = self._verify(payload)
+        if event.device != device or event.destination != destination:
+            raise MessageRefusedError(
+                "topic_mismatch",
+                f"event of {event.destination}/{event.device} arrived on {destination}/{device}",
+            )
+        registered = self._registry.get(device)
+        if registered is not None and registered.destination != event.destination:
+            raise MessageRefusedError(
+                "destination_mismatch", f"{device} is registered for {registered.destination}"
+            )
+        if event.key in self._batch:
+            self.stats.duplicates += 1
+        self._batch[event.key] = _row(event, payload, self._clock())
+
+    def _verify(self, payload: bytes) -> ScanEvent:
+        signers: list[str] = []
+
+        def lookup(kid: str) -> Ed25519PublicKey | None:
+            signers.append(kid)
+            return self._registry.key(kid)
+
+        try:
+            return verify_event(payload, lookup)
+        except EventError as e:
+            raise MessageRefusedError("bad_event", str(e)) from e
+        except SignatureError as e:
+            raise MessageRefusedError(self._signature_reason(signers), str(e)) from e
+
+    def _signature_reason(self, signers: list[str]) -> str:
+        known = self._registry.get(signers[0]) if signers else None
+        if signers and known is None:
+            return "unknown_device"
+        if known is not None and known.status == REVOKED:
+            return "revoked_device"
+        return "bad_signature"
+
+    def _take_state(self, destination: str, device: str, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained message
+        state = _state_message(payload)
+        if state.get("device") != device or state.get("destination") != destination:
+            raise MessageRefusedError(
+                "topic_mismatch", "state names another device or destination than its topic"
+            )
+        if self._registry.get(device) is None:
+            raise MessageRefusedError("unknown_device", f"state of unregistered device {device}")
+        received = self._clock()
+        ts = state["ts"] if isinstance(state.get("ts"), int) and state["ts"] > 0 else received
+        self._states.append(StateRow(device, destination, state["status"], ts, received, payload.decode()))
+        self.stats.states += 1
+
+    @property
+    def pending(self) -> int:
+        """Messages taken since the last flush."""
+        return len(self._batch) + len(self._rejects) + len(self._states)
+
+    def flush(self) -> list[tuple[str, bytes]]:
+        """Commit the batch, then return (topic, token) of every ack that is now due."""
+        batch, self._batch = list(self._batch.values()), {}
+        try:
+            new = self._store.insert_events(batch)
+            self._store.add_rejects(self._rejects)
+            for state in self._states:
+                self._store.put_state(state)
+            touched = {(row.device, row.epoch) for row in batch} | self._due_gaps()
+            resend = {pair: self._advance(*pair) for pair in touched}
+            self._store.commit()
+        except BaseException:
+            self._store.rollback()
+            raise
+        finally:
+            self._rejects, self._states = [], []
+        self.stats.stored += new
+        self.stats.duplicates += len(batch) - new
+        return self._acks(resend)
+
+    def reload_registry(self) -> None:
+        """Re-read the registry: `kiosk-central devices` may have changed it."""
+        self._registry.reload()
+
+    @property
+    def sweep_due(self) -> bool:
+        """Whether known gaps should be looked at again (they may now be old enough to ask for)."""
+        return bool(self._open_gaps) and self._clock() - self._swept_ms >= self._resend_after_ms
+
+    @property
+    def _resend_after_ms(self) -> int:
+        return int(self.options.resend_after_s * 1000)
+
+    def _due_gaps(self) -> set[tuple[str, int]]:
+        # A gap too young to ask for at its own flush is walked again on a later one.
+        if self._clock() - self._swept_ms < self._resend_after_ms:
+            return set()
+        self._swept_ms = self._clock()
+        return set(self._open_gaps)
+
+    def _advance(self, device: str, epoch: int) -> tuple[tuple[int, int], ...]:
+        mark = self._store.progress(device).get(epoch, 0)
+        stored = self._store.seqs_after(device, epoch, mark, self.options.gap_scan_limit)
+        result = acks.walk(mark, stored, older_than_ms=self._clock() - self._resend_after_ms)
+        if result.contiguous > mark:
+            self._store.advance_progress(device, epoch, result.contiguous)
+        if result.missing:
+            self._open_gaps.add((device, epoch))
+        else:
+            self._open_gaps.discard((device, epoch))
+        return result.gaps
+
+    def _acks(self, resend: dict[tuple[str, int], tuple[tuple[int, int], ...]]) -> list[tuple[str, bytes]]:
+        out = []
+        for device in sorted({device for device, _ in resend}):
+            registered = self._registry.get(device)
+            if registered is None:
+                continue
+            ranges = _ranges(device, resend)
+            ack = acks.Ack(
+                device=device, epochs=self._store.progress(device), resend=ranges, ts=self._clock()
+            )
+            out.append((self.topics.ack(registered.destination, device), acks.sign_ack(ack, self._key)))
+        self.stats.acks += len(out)
+        return out
+
+
+def _ranges(
+    device: str, resend: dict[tuple[str, int], tuple[tuple[int, int], ...]]
+) -> tuple[tuple[int, int, int], ...]:
+    return tuple(
+        (epoch, first, last)
+        for (dev, epoch), gaps in sorted(resend.items())
+        if dev == device
+        for first, last in gaps
+    )
+
+
+def _row(event: ScanEvent, token: bytes, received_ms: int) -> EventRow:
+    values: dict[str, Any] = event.model_dump()
+    del values["v"]
+    return EventRow(**values, received_ms=received_ms, token=token.decode("ascii"))
+
+
+def _state_message(payload: bytes) -> dict[str, Any]:
+    try:
+        state = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MessageRefusedError("bad_state", f"state is not JSON: {e}") from e
+    if not isinstance(state, dict) or state.get("status") not in STATUSES:
+        raise MessageRefusedError("bad_state", f"state must be a JSON object with status one of {STATUSES}")
+    return state
+
+
+class MessageQueue:
+    """Messages handed from paho's network thread to the ingest loop."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, bytes, int, int]] = queue.SimpleQueue()
+
+    def put(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Called from paho's thread for each message."""
+        self._queue.put((topic, payload, mid, qos))
+
+    def take(self, limit: int, wait_s: float) -> list[tuple[str, bytes, int, int]]:
+        """Up to `limit` messages: waits `wait_s` for the first, then takes what is there."""
+        try:
+            items = [self._queue.get(timeout=wait_s)]
+        except queue.Empty:
+            return []
+        while len(items) < limit:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+
+def run_loop(
+    processor: Processor,
+    messages: MessageQueue,
+    *,
+    settle: Callable[[list[tuple[str, bytes, int, int]], list[tuple[str, bytes]]], None],
+    stop: threading.Event,
+    batch_size: int = 2000,
+    wait_s: float = 0.05,
+    refresh_s: float = 5.0,
+) -> None:
+    """Batch messages into the processor and flush until `stop` is set; `settle` PUBACKs and publishes."""
+    refreshed = time.monotonic()
+    while not stop.is_set():
+        items = messages.take(batch_size, wait_s)
+        if time.monotonic() - refreshed > refresh_s:
+            processor.reload_registry()
+            refreshed = time.monotonic()
+        for topic, payload, _mid, _qos in items:
+            processor.handle(topic, payload)
+        if items or processor.sweep_due:
+            settle(items, processor.flush())
+
+
+class Ingest:
+    """The MQTT side: subscribe, feed the processor in batches, PUBACK and publish acks after each commit."""
+
+    def __init__(
+        self, *, processor: Processor, broker: BrokerSettings, batch_size: int = 2000, wait_s: float = 0.05
+    ) -> None:
+        self._processor = processor
+        self._broker = broker
+        self._batch_size = batch_size
+        self._wait_s = wait_s
+
+    def run(self, stop: threading.Event) -> None:
+        """Ingest until `stop` is set; raises UplinkError when the broker refuses us."""
+        messages = MessageQueue()
+        topics = self._processor.topics
+        client = mqtt.connect(
+            self._broker, on_message=messages.put, subscriptions=(topics.events, topics.states)
+        )
+        log.info("ingesting %s and %s from %s", topics.events, topics.states, self._broker.url)
+        try:
+            run_loop(
+                self._processor,
+                messages,
+                settle=lambda items, due: _settle(client, items, due),
+                stop=stop,
+                batch_size=self._batch_size,
+                wait_s=self._wait_s,
+            )
+        finally:
+            mqtt.close(client)
+
+
+def _settle(
+    client: paho.Client, items: list[tuple[str, bytes, int, int]], due: list[tuple[str, bytes]]
+) -> None:
+    # Only now, with the batch committed, may the broker forget these messages.
+    for _topic, _payload, mid, qos in items:
+        if qos:
+            client.ack(mid, qos)
+    for topic, token in due:
+        client.publish(topic, token, qos=1, retain=True)

@@ -1,0 +1,176 @@
+"""Ingest without a broker: verification, rejects, idempotent storage, acks and resend requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk import jws
+from kiosk.central.ingest import IngestOptions, Processor, Topics
+from kiosk.central.registry import Registry, parse_registration
+from kiosk.central.store import Store, open_store
+from tests.support import central as central_support
+from tests.support import postgres as postgres_support
+from tests.support.central import TestDevice
+
+postgres_server = postgres_support.postgres_server
+postgres_url = postgres_support.postgres_url
+store_url = central_support.store_url
+
+AUTHORITY = Ed25519PrivateKey.generate()
+K1 = TestDevice("kiosk-1", "shop-1")
+K2 = TestDevice("kiosk-2", "shop-2")
+
+
+class Clock:
+    """A settable clock in ms."""
+
+    def __init__(self, ms: int = 1_780_000_000_000) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as s:
+        registry = Registry(s)
+        for device in (K1, K2):
+            registry.add(parse_registration(json.dumps(device.registration())))
+        s.commit()
+        yield s
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def processor(store: Store, clock: Clock) -> Processor:
+    return Processor(
+        store=store, registry=Registry(store), authority_key=AUTHORITY, clock=clock,
+        options=IngestOptions(resend_after_s=10),
+    )  # fmt: skip
+
+
+def _ack(token: bytes) -> dict[str, Any]:
+    verified = jws.verify(token, AUTHORITY.public_key())
+    assert verified.header["typ"] == "kiosk-ack"
+    return dict(json.loads(verified.payload))
+
+
+def test_valid_events_are_stored_and_acked_after_commit(processor: Processor, store: Store) -> None:
+    for seq in (1, 2, 3):
+        processor.handle(K1.topic(), K1.token(seq))
+    due = processor.flush()
+    assert store.count_events() == 3
+    [(topic, token)] = due
+    assert topic == "kiosk/v1/shop-1/kiosk-1/ack"
+    body = _ack(token)
+    assert body["epochs"] == {str(K1.epoch): 3}
+    assert body["resend"] == [] and body["device"] == "kiosk-1" and body["v"] == 1
+
+
+def test_replayed_event_is_stored_once_and_acked_again(processor: Processor, store: Store) -> None:
+    token = K1.token(1)
+    processor.handle(K1.topic(), token)
+    processor.handle(K1.topic(), token)
+    processor.flush()
+    processor.handle(K1.topic(), token)
+    [(_, ack)] = processor.flush()
+    assert store.count_events() == 1
+    assert processor.stats.stored == 1 and processor.stats.duplicates == 2
+    assert _ack(ack)["epochs"] == {str(K1.epoch): 1}
+
+
+@pytest.mark.parametrize(
+    ("topic", "token", "reason"),
+    [
+        (K1.topic(), TestDevice("kiosk-1", "shop-1").token(1), "bad_signature"),  # forged: another key
+        (K1.topic(), K1.token(1)[:-8] + b"AAAAAAAA", "bad_signature"),  # tampered signature
+        (K1.topic(), b"not a token", "bad_signature"),
+        (K1.topic(), jws.sign(b'{"v":1}', K1.key, kid="kiosk-1", typ="kiosk-event"), "bad_event"),
+        ("kiosk/v1/shop-2/kiosk-1/event", K1.token(1), "topic_mismatch"),  # misrouted destination
+        ("kiosk/v1/shop-1/kiosk-2/event", K1.token(1), "topic_mismatch"),  # another device's topic
+        (K1.topic(), K1.token(1, destination="shop-2"), "topic_mismatch"),
+        (K2.topic().replace("shop-2", "shop-1"), K2.token(1, destination="shop-1"), "destination_mismatch"),
+        (
+            TestDevice("stranger", "shop-1").topic(),
+            TestDevice("stranger", "shop-1").token(1),
+            "unknown_device",
+        ),
+        ("kiosk/v1/shop-1/event", K1.token(1), "bad_topic"),
+    ],
+)
+def test_bad_events_are_rejected_counted_and_never_stored(
+    processor: Processor, store: Store, topic: str, token: bytes, reason: str
+) -> None:
+    processor.handle(topic, token)
+    assert processor.flush() == []
+    assert store.count_events() == 0
+    assert processor.stats.rejected == {reason: 1}
+    assert store.reject_counts() == {reason: 1}
+
+
+def test_revoked_device_is_rejected(processor: Processor, store: Store) -> None:
+    processor.handle(K1.topic(), K1.token(1))
+    processor.flush()
+    Registry(store).revoke("kiosk-1")
+    store.commit()
+    processor.reload_registry()
+    processor.handle(K1.topic(), K1.token(2))
+    assert processor.flush() == []
+    assert store.count_events() == 1
+    assert store.reject_counts() == {"revoked_device": 1}
+
+
+def test_gaps_are_asked_for_once_old_enough(processor: Processor, store: Store, clock: Clock) -> None:
+    for seq in (1, 2, 5, 6, 9):
+        processor.handle(K1.topic(), K1.token(seq))
+    first = _ack(processor.flush()[0][1])
+    assert first["epochs"] == {str(K1.epoch): 2} and first["resend"] == []  # may still be in flight
+    assert not processor.sweep_due
+    clock.ms += 11_000
+    assert processor.sweep_due
+    swept = _ack(processor.flush()[0][1])
+    assert swept["resend"] == [[K1.epoch, 3, 4], [K1.epoch, 7, 8]]
+    for seq in (3, 4, 7, 8):
+        processor.handle(K1.topic(), K1.token(seq))
+    last = _ack(processor.flush()[0][1])
+    assert last["epochs"] == {str(K1.epoch): 9} and last["resend"] == []
+    clock.ms += 11_000
+    assert not processor.sweep_due
+
+
+def test_epochs_are_acked_separately(processor: Processor) -> None:
+    processor.handle(K1.topic(), K1.token(1, epoch=5))
+    processor.handle(K1.topic(), K1.token(1, epoch=6))
+    processor.handle(K1.topic(), K1.token(2, epoch=6))
+    body = _ack(processor.flush()[0][1])
+    assert body["epochs"] == {"5": 1, "6": 2}
+
+
+def test_states_are_kept_and_bad_ones_rejected(processor: Processor, store: Store) -> None:
+    online = {"status": "online", "device": "kiosk-1", "destination": "shop-1", "ts": 5, "unsent": 2}
+    processor.handle(K1.topic("state"), json.dumps(online).encode())
+    processor.handle(K2.topic("state"), b"{not json")
+    processor.handle(K2.topic("state"), json.dumps({**online, "device": "kiosk-2"}).encode())
+    processor.handle(K2.topic("state"), b"")  # a cleared retained message is not an error
+    processor.flush()
+    [state] = store.states()
+    assert (state.device, state.status, state.ts, state.health["unsent"]) == ("kiosk-1", "online", 5, 2)
+    assert store.reject_counts() == {"bad_state": 1, "topic_mismatch": 1}
+
+
+def test_topics() -> None:
+    topics = Topics(prefix="a/b", share_group="g")
+    assert topics.events == "$share/g/a/b/+/+/event"
+    assert topics.parse("a/b/shop-1/k-1/state") == ("shop-1", "k-1", "state")
+    assert topics.parse("a/b/shop-1/k-1/ack") is None
+    assert topics.parse("a/b/SHOP/k-1/event") is None
