@@ -173,6 +173,10 @@ class DecoderConfig(Section):
         description="Light-on-dark codes (phone dark mode): `auto` tries inversion only when the normal pass finds nothing.",
     )
     micro_qr: bool = Field(False, description="zxing-cpp: also read Micro QR codes.")
+    all_codes: bool = Field(
+        False,
+        description="zxing-cpp: report every code in a frame; false stops at the first one read, which is faster (one person shows one code).",
+    )
 
 
 class DccRules(Section):

@@ -113,3 +113,25 @@ def test_symbol_from_bytes() -> None:
 def test_wrong_frame_type_is_a_decoder_error(bad: np.ndarray) -> None:
     with pytest.raises(DecoderError, match="grayscale uint8"):
         decoder("zxingcpp").decode(bad)
+
+
+def two_codes() -> np.ndarray:
+    left = render(NATIONAL, Scene(width=1280, height=720, center=(0.25, 0.5), module_px=4))
+    right = render(CCCD, Scene(width=1280, height=720, center=(0.75, 0.5), module_px=4))
+    return np.where(np.arange(1280)[None, :] < 640, left, right).astype(np.uint8)
+
+
+def test_first_code_only_unless_all_codes() -> None:
+    frame = two_codes()
+    assert len(decoder("zxingcpp").decode(frame).symbols) == 1
+    texts = {s.text for s in decoder("zxingcpp", all_codes=True).decode(frame).symbols}
+    assert texts == {NATIONAL, CCCD}
+    assert {s.text for s in decoder("pyzbar").decode(frame).symbols} == {NATIONAL, CCCD}
+
+
+def test_a_readable_code_wins_over_a_covered_one() -> None:
+    covered = render(NATIONAL, Scene(width=1280, height=720, center=(0.25, 0.5), module_px=4, occlusion=0.3))
+    clear = render(CCCD, Scene(width=1280, height=720, center=(0.75, 0.5), module_px=4))
+    frame = np.where(np.arange(1280)[None, :] < 640, covered, clear).astype(np.uint8)
+    result = decoder("zxingcpp").decode(frame)
+    assert [s.text for s in result.symbols] == [CCCD] and result.located
