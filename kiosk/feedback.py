@@ -10,12 +10,29 @@ long enough (from `pump()`, which the daemon calls every loop turn).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from kiosk.errors import FeedbackError
+from kiosk.reasons import Reason, message
+from kiosk.screen import (
+    FAULTS,
+    HINTS,
+    FailState,
+    FaultState,
+    HintState,
+    IdleState,
+    Lang,
+    PassState,
+    Screen,
+    ScreenState,
+)
+from kiosk.sound import Sound
 
 if TYPE_CHECKING:
+    import numpy as np
     from gpiozero import Factory
 
     from kiosk.config import FeedbackConfig
@@ -320,3 +337,155 @@ def _gpio_error(e: Exception) -> FeedbackError:
         '(pip install "kiosk[pi]") and add the kiosk user to the gpio group; elsewhere set '
         'feedback.gpio = "mock"; check the pin numbers in [feedback] against docs/wiring.md'
     )
+
+
+class Feedback:
+    """LEDs, buzzer, relay, screen and speaker together; every method returns at once.
+
+    A pass or fail shows for `result_hold_s` and a hint for `hint_hold_s`; then
+    `pump()` brings everything back to rest: the idle screen with dark LEDs, or,
+    while a fault is set, the fault screen with a slow red blink. Collaborators
+    default to what the config names; Feedback closes them all.
+    """
+
+    def __init__(
+        self,
+        config: FeedbackConfig,
+        *,
+        lang: Lang = "vi",
+        signals: Signals | None = None,
+        screen: Screen | None = None,
+        sound: Sound | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = datetime.now,
+    ) -> None:
+        self._config = config
+        self._lang = lang
+        self._clock = clock
+        self._now = now
+        with contextlib.ExitStack() as undo:
+            self.signals = signals if signals is not None else Signals(config)
+            undo.callback(self.signals.close)
+            self.screen = screen if screen is not None else _default_screen(config, lang, now)
+            self.sound = sound if sound is not None else Sound(config.sound)
+            undo.pop_all()
+        self._idle = IdleState()
+        self._fault: FaultState | None = None
+        self._until: float | None = None  # when the result or hint on show ends; None = at rest
+        self._result = False
+        self._closed = False
+        self._rest()
+
+    def passed(
+        self, name: str, direction: Literal["in", "out"] = "in", *, at: datetime | None = None
+    ) -> None:
+        """The person may pass: green, one beep, relay pulse, their masked name."""
+        self._show_result(PassState(name, direction, at or self._now()))
+        self.signals.passed()
+        self.sound.play("pass")
+
+    def failed(self, reason: Reason | str, **details: object) -> None:
+        """The person may not pass: red, three beeps, and the reason's message (or this text) on screen."""
+        text = message(reason, self._lang, **details) if isinstance(reason, Reason) else reason
+        self._show_result(FailState(text))
+        self.signals.failed()
+        self.sound.play("fail")
+
+    def hint(self, text: str, detail: str = "") -> bool:
+        """Help with the scan: a key of HINTS ("closer", "still", "glare") or text.
+
+        Returns False, and does nothing, while a result is on show.
+        """
+        if self._result and not self._expired():
+            return False
+        state = HintState.named(text, self._lang) if text in HINTS else HintState(text, detail)
+        self._show(state, self._config.hint_hold_s, result=False)
+        self.signals.hint()
+        self.sound.play("hint")
+        return True
+
+    def idle(self, state: IdleState) -> None:
+        """New idle content (venue, counts, uplink health); shown whenever nothing else is."""
+        self._idle = state
+        if self._until is None and self._fault is None:
+            self._show_screen(state)
+
+    def fault(self, problem: str, action: str = "") -> None:
+        """Something is wrong: at rest the screen says what and what staff should do; red blinks slowly.
+
+        `problem` is a key of FAULTS ("camera", "broker", "spool") or text with its `action`.
+        """
+        state = FaultState.named(problem, self._lang) if problem in FAULTS else FaultState(problem, action)
+        if state == self._fault:
+            return  # repeating the same fault must not restart the blink
+        self._fault = state
+        self.signals.fault(True)
+        if self._until is None:
+            self._rest()
+
+    def clear_fault(self) -> None:
+        """The fault is over."""
+        if self._fault is None:
+            return
+        self._fault = None
+        self.signals.fault(False)
+        if self._until is None:
+            self._rest()
+
+    def preview(self, frame: np.ndarray, outline: Sequence[tuple[float, float]] | None = None) -> None:
+        """Hand a camera frame and a found code's corners to the screen's preview (when enabled)."""
+        if self.screen is not None:
+            self.screen.preview(frame, outline)
+
+    def pump(self) -> bool:
+        """Call every loop turn from the main thread: ends expired results, redraws; False = quit asked."""
+        if self._until is not None and self._expired():
+            self._rest()
+        return self.screen.pump() if self.screen is not None else True
+
+    @property
+    def state(self) -> ScreenState:
+        """What the screen shows (or would, without a screen)."""
+        return self._shown
+
+    def _show_result(self, state: ScreenState) -> None:
+        self._show(state, self._config.result_hold_s, result=True)
+
+    def _show(self, state: ScreenState, hold_s: float, *, result: bool) -> None:
+        self._until = self._clock() + hold_s
+        self._result = result
+        self._show_screen(state)
+
+    def _show_screen(self, state: ScreenState) -> None:
+        self._shown = state
+        if self.screen is not None:
+            self.screen.show(state)
+
+    def _expired(self) -> bool:
+        return self._until is None or self._clock() >= self._until
+
+    def _rest(self) -> None:
+        self._until = None
+        self._result = False
+        self.signals.idle()
+        self._show_screen(self._fault or self._idle)
+
+    def close(self) -> None:
+        """Everything off and released (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.sound.close()
+        if self.screen is not None:
+            self.screen.close()
+        self.signals.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _default_screen(config: FeedbackConfig, lang: Lang, now: Callable[[], datetime]) -> Screen | None:
+    return None if config.screen == "none" else Screen(config, lang=lang, now=now)

@@ -1,0 +1,752 @@
+"""The status screen (pygame): idle, pass, fail, hint and fault states.
+
+Each state is a frozen value object carrying ready-made text. `Painter` draws a
+state onto any surface, with sizes relative to the surface so an 800x480 panel
+and a 1920x1080 monitor both look right; it caches rendered text and each
+state's static layer, so a redraw is a blit plus the clock. `Screen` owns the
+display (KMS/DRM full screen on the Pi, a window on a desktop, or an off-screen
+surface) and is driven from the main thread: `show(state)` only records the
+state, `pump()` handles window events and redraws when something changed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Self
+
+# pygame greets on stdout at import unless told not to; the daemon's stdout is a log.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame
+
+from kiosk.errors import FeedbackError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kiosk.config import FeedbackConfig
+
+Lang = Literal["vi", "en"]
+RGB = tuple[int, int, int]
+
+FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
+FONT_DIRS = (
+    Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu, Raspberry Pi OS
+    Path("/usr/share/fonts/TTF"),  # Arch
+    Path("/usr/share/fonts/dejavu-sans-fonts"),  # Fedora
+    Path("/usr/share/fonts/dejavu"),
+    Path("/usr/local/share/fonts"),
+)
+# The layout is designed on an 800x480 panel; everything scales from it.
+DESIGN_SIZE = (800, 480)
+
+WHITE: RGB = (255, 255, 255)
+INK: RGB = (20, 20, 20)
+NAVY: RGB = (14, 27, 46)
+NAVY_BAR: RGB = (28, 45, 70)
+MUTED: RGB = (176, 190, 210)
+GREEN: RGB = (0, 122, 51)
+RED: RGB = (192, 20, 30)
+AMBER: RGB = (255, 176, 0)
+YELLOW: RGB = (255, 214, 90)
+ONLINE: RGB = (60, 200, 110)
+SLATE: RGB = (38, 40, 48)
+
+LABELS: dict[Lang, dict[str, str]] = {
+    "vi": {
+        "prompt": "Vui lòng quét mã QR",
+        "welcome": "MỜI VÀO",
+        "goodbye": "TẠM BIỆT",
+        "refused": "KHÔNG ĐƯỢC VÀO",
+        "fault": "THIẾT BỊ GẶP SỰ CỐ",
+        "in": "Vào",
+        "out": "Ra",
+        "today": "Hôm nay",
+        "online": "Đã kết nối",
+        "offline": "Mất kết nối",
+        "backlog": "chờ gửi",
+        "staff": "Nhân viên:",
+    },
+    "en": {
+        "prompt": "Please show your QR code",
+        "welcome": "WELCOME",
+        "goodbye": "GOODBYE",
+        "refused": "NOT ADMITTED",
+        "fault": "KIOSK FAULT",
+        "in": "In",
+        "out": "Out",
+        "today": "Today",
+        "online": "Online",
+        "offline": "Offline",
+        "backlog": "waiting to send",
+        "staff": "Staff:",
+    },
+}
+
+
+# Hints the daemon can name instead of writing text: (Vietnamese, English).
+HINTS: dict[str, tuple[str, str]] = {
+    "closer": ("Đưa mã lại gần hơn", "Bring the code closer"),
+    "still": ("Giữ yên mã QR", "Hold the code still"),
+    "glare": ("Nghiêng điện thoại cho đỡ lóa", "Tilt the phone to avoid glare"),
+}
+# Faults the daemon can name: (problem, what staff should do) in Vietnamese, then English.
+FAULTS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "camera": (
+        (
+            "Không nhận được hình từ camera",
+            "Kiểm tra cáp camera rồi khởi động lại kiosk. Nếu vẫn lỗi, gọi kỹ thuật.",
+        ),
+        (
+            "No picture from the camera",
+            "Check the camera cable, then restart the kiosk. If it persists, call the technician.",
+        ),
+    ),
+    "broker": (
+        (
+            "Mất kết nối máy chủ đã lâu",
+            "Kiosk vẫn quét và lưu lại. Kiểm tra mạng (Wi-Fi, cáp) hoặc gọi kỹ thuật.",
+        ),
+        (
+            "Server unreachable for a long time",
+            "Scans are still recorded. Check the network (Wi-Fi, cable) or call the technician.",
+        ),
+    ),
+    "spool": (
+        ("Bộ nhớ sự kiện sắp đầy", "Kiểm tra mạng để dữ liệu được gửi đi, hoặc gọi kỹ thuật."),
+        ("Event storage almost full", "Check the network so events can be sent, or call the technician."),
+    ),
+}
+
+
+def _require_text(**fields: str) -> None:
+    for name, value in fields.items():
+        if not value.strip():
+            raise ValueError(f"{name} must not be empty")
+
+
+@dataclass(frozen=True)
+class IdleState:
+    """Waiting for a code: venue, today's counts, uplink health."""
+
+    venue: str = ""
+    count_in: int = 0
+    count_out: int = 0
+    online: bool = True
+    backlog: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.count_in, self.count_out, self.backlog) < 0:
+            raise ValueError("counts and backlog cannot be negative")
+
+
+@dataclass(frozen=True)
+class PassState:
+    """A person may pass; `name` is shown masked (see `mask_name`)."""
+
+    name: str
+    direction: Literal["in", "out"]
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {self.direction!r}")
+
+
+@dataclass(frozen=True)
+class FailState:
+    """A person may not pass, and why (the reason's message)."""
+
+    message: str
+
+    def __post_init__(self) -> None:
+        _require_text(message=self.message)
+
+
+@dataclass(frozen=True)
+class HintState:
+    """Help with the scan: come closer, hold still; `detail` is an optional second line."""
+
+    message: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        _require_text(message=self.message)
+
+    @classmethod
+    def named(cls, key: str, lang: Lang = "vi") -> HintState:
+        """A hint from HINTS ("closer", "still", "glare"): `lang` large, the other language below."""
+        vi, en = HINTS[key]
+        return cls(vi, en) if lang == "vi" else cls(en, vi)
+
+
+@dataclass(frozen=True)
+class FaultState:
+    """The kiosk cannot do its job: what is wrong, and what staff should do."""
+
+    problem: str
+    action: str
+
+    def __post_init__(self) -> None:
+        _require_text(problem=self.problem, action=self.action)
+
+    @classmethod
+    def named(cls, key: str, lang: Lang = "vi") -> FaultState:
+        """A fault from FAULTS ("camera", "broker", "spool") in `lang`."""
+        vi, en = FAULTS[key]
+        return cls(*(vi if lang == "vi" else en))
+
+
+ScreenState = IdleState | PassState | FailState | HintState | FaultState
+
+
+def mask_name(name: str) -> str:
+    """Initials of all but the given name: "Nguyễn Văn An" -> "N. V. An" (idempotent)."""
+    words = unicodedata.normalize("NFC", name).split()
+    if len(words) < 2:
+        return words[0] if words else ""
+    return " ".join([f"{w[0]}." for w in words[:-1]] + [words[-1]])
+
+
+def find_font(bold: bool = False) -> Path:
+    """DejaVu Sans (it has every Vietnamese letter); raise FeedbackError when it is missing."""
+    name = FONT_FILES[bold]
+    for folder in FONT_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    found = _fc_match("DejaVu Sans:bold" if bold else "DejaVu Sans")
+    if found is not None and found.name == name:
+        return found
+    raise FeedbackError(
+        f"font {name} not found: install it (apt install fonts-dejavu-core) so Vietnamese text shows"
+    )
+
+
+def _fc_match(pattern: str) -> Path | None:
+    if shutil.which("fc-match") is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["fc-match", "-f", "%{file}", pattern], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(result.stdout.strip())
+    return path if path.is_file() else None
+
+
+def missing_glyphs(text: str, *, bold: bool = False) -> str:
+    """The characters of `text` that the screen's font cannot draw (empty when all are there)."""
+    import pygame.freetype
+
+    pygame.freetype.init()
+    # pygame.freetype reports a missing glyph as None; pygame.font's metrics
+    # would return the placeholder box's metrics instead.
+    font = pygame.freetype.Font(str(find_font(bold)), 24)
+    drawable = unicodedata.normalize("NFC", text).replace("\n", "")
+    metrics = font.get_metrics(drawable)
+    return "".join(sorted({ch for ch, m in zip(drawable, metrics, strict=True) if m is None}))
+
+
+class Fonts:
+    """DejaVu Sans faces by (bold, pixel size), opened once each."""
+
+    def __init__(self) -> None:
+        pygame.font.init()
+        self._paths = {bold: str(find_font(bold)) for bold in (False, True)}
+        self._faces: dict[tuple[bool, int], pygame.font.Font] = {}
+
+    def get(self, size: int, *, bold: bool = False) -> pygame.font.Font:
+        """The face at `size` pixels."""
+        key = (bold, max(6, size))
+        if key not in self._faces:
+            self._faces[key] = pygame.font.Font(self._paths[bold], key[1])
+        return self._faces[key]
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where text goes, in design units (800x480), and how it is aligned."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    align: Literal["left", "centre", "right"] = "left"
+
+
+class Canvas:
+    """Draws text and shapes in design units on one surface."""
+
+    def __init__(self, surface: pygame.Surface, fonts: Fonts, text_cache: TextCache) -> None:
+        self.surface = surface
+        width, height = surface.get_size()
+        self.unit = min(width / DESIGN_SIZE[0], height / DESIGN_SIZE[1])
+        # Centre the 800x480 design on surfaces of another aspect ratio.
+        self.origin = ((width - DESIGN_SIZE[0] * self.unit) / 2, (height - DESIGN_SIZE[1] * self.unit) / 2)
+        self._fonts = fonts
+        self._cache = text_cache
+
+    def px(self, x: float, y: float) -> tuple[int, int]:
+        """Design units to surface pixels."""
+        return round(self.origin[0] + x * self.unit), round(self.origin[1] + y * self.unit)
+
+    def rect(self, box: Box) -> pygame.Rect:
+        """A design-unit box as a pixel rectangle."""
+        return pygame.Rect(*self.px(box.x, box.y), round(box.w * self.unit), round(box.h * self.unit))
+
+    def fill(self, colour: RGB, box: Box | None = None) -> None:
+        """Fill the whole surface, or a box reaching the surface's edges when it touches them."""
+        self.surface.fill(colour, None if box is None else self.rect(box))
+
+    def band(self, colour: RGB, y: float, h: float) -> None:
+        """A full-width band."""
+        top = self.px(0, y)[1]
+        self.surface.fill(colour, pygame.Rect(0, top, self.surface.get_width(), round(h * self.unit)))
+
+    def text(
+        self, text: str, box: Box, size: float, colour: RGB, *, bold: bool = False, lines: int = 1
+    ) -> None:
+        """Draw `text` in `box`, wrapped to at most `lines`, shrunk until it fits, centred vertically."""
+        area = self.rect(box)
+        style = TextStyle(round(size * self.unit), colour, bold, lines, box.align)
+        rendered = self._cache.block(text, area.size, style)
+        x = {"left": area.left, "centre": area.centerx - rendered.get_width() // 2}.get(
+            box.align, area.right - rendered.get_width()
+        )
+        self.surface.blit(rendered, (x, area.centery - rendered.get_height() // 2))
+
+    def circle(self, colour: RGB, centre: tuple[float, float], radius: float, width: float = 0) -> None:
+        """A circle (filled when width is 0)."""
+        thickness = 0 if width == 0 else max(1, round(width * self.unit))
+        pygame.draw.circle(self.surface, colour, self.px(*centre), round(radius * self.unit), thickness)
+
+    def polyline(self, colour: RGB, points: Sequence[tuple[float, float]], width: float) -> None:
+        """Thick connected lines with round joints."""
+        pixels = [pygame.Vector2(self.px(x, y)) for x, y in points]
+        half = max(1.0, width * self.unit / 2)
+        # pygame's own thick lines are measured along an axis, so diagonals come out thin;
+        # a quadrilateral offset along the segment's normal keeps the stroke even.
+        for start, end in itertools.pairwise(pixels):
+            normal = (end - start).rotate(90).normalize() * half
+            quad = [start + normal, end + normal, end - normal, start - normal]
+            pygame.draw.polygon(self.surface, colour, quad)
+        for point in pixels:
+            pygame.draw.circle(self.surface, colour, point, half)
+
+    def frame(self, colour: RGB, box: Box, width: float) -> None:
+        """A rectangle outline."""
+        pygame.draw.rect(self.surface, colour, self.rect(box), max(1, round(width * self.unit)))
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """How a block of text is set: pixel size, colour, weight, most lines, alignment of its lines."""
+
+    size: int
+    colour: RGB
+    bold: bool = False
+    lines: int = 1
+    align: Literal["left", "centre", "right"] = "left"
+
+
+class TextCache:
+    """Rendered text blocks, least recently used dropped first."""
+
+    def __init__(self, fonts: Fonts, capacity: int = 256) -> None:
+        self._fonts = fonts
+        self._capacity = capacity
+        self._blocks: OrderedDict[tuple[object, ...], pygame.Surface] = OrderedDict()
+
+    def block(self, text: str, area: tuple[int, int], style: TextStyle) -> pygame.Surface:
+        """`text` wrapped into `area` (at most `style.lines` lines), at `style.size` or smaller to fit."""
+        key = (text, area, style)
+        if key in self._blocks:
+            self._blocks.move_to_end(key)
+            return self._blocks[key]
+        surface = self._render(unicodedata.normalize("NFC", text), area, style)
+        self._blocks[key] = surface
+        if len(self._blocks) > self._capacity:
+            self._blocks.popitem(last=False)
+        return surface
+
+    def _render(self, text: str, area: tuple[int, int], style: TextStyle) -> pygame.Surface:
+        font, wrapped = self._fit(text, area, style)
+        rows = [font.render(line, True, style.colour) for line in wrapped]
+        step = font.get_linesize()
+        width = max(r.get_width() for r in rows)
+        block = pygame.Surface((width, step * len(rows)), pygame.SRCALPHA)
+        for i, row in enumerate(rows):
+            slack = width - row.get_width()
+            x = {"left": 0, "centre": slack // 2, "right": slack}[style.align]
+            block.blit(row, (x, i * step))
+        return block
+
+    def _fit(self, text: str, area: tuple[int, int], style: TextStyle) -> tuple[pygame.font.Font, list[str]]:
+        """The largest size up to `style.size` at which the wrapped text fits the area."""
+        width, height = area
+        for size in range(style.size, 5, -max(1, style.size // 24)):
+            font = self._fonts.get(size, bold=style.bold)
+            wrapped = wrap(font, text, width)
+            fits = len(wrapped) <= style.lines and len(wrapped) * font.get_linesize() <= max(height, 1)
+            if fits and all(font.size(line)[0] <= width for line in wrapped):
+                return font, balanced(font, text, width, len(wrapped))
+        font = self._fonts.get(6, bold=style.bold)
+        return font, wrap(font, text, width)[: style.lines]
+
+
+def wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
+    """Greedy word wrap of `text` to `width` pixels (a word longer than a line stays whole)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            trial = f"{line} {word}" if line else word
+            if line and font.size(trial)[0] > width:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    return lines
+
+
+def balanced(font: pygame.font.Font, text: str, width: int, lines: int) -> list[str]:
+    """Wrap into `lines` lines as even as possible (no lonely last word), found by bisecting the width."""
+    low, high = width // 2, width
+    while high - low > 4:
+        middle = (low + high) // 2
+        if len(wrap(font, text, middle)) <= lines:
+            high = middle
+        else:
+            low = middle
+    return wrap(font, text, high)
+
+
+class Painter:
+    """Draws screen states onto surfaces of one size, caching each state's static layer."""
+
+    def __init__(self, size: tuple[int, int], *, lang: Lang = "vi", layers: int = 8) -> None:
+        self.size = size
+        self.lang = lang
+        self.labels = LABELS[lang]
+        self._fonts = Fonts()
+        self._text = TextCache(self._fonts)
+        self._layers: OrderedDict[ScreenState, pygame.Surface] = OrderedDict()
+        self._capacity = layers
+
+    def paint(self, surface: pygame.Surface, state: ScreenState, now: datetime) -> None:
+        """Draw `state` at time `now` (the idle clock) onto `surface`."""
+        surface.blit(self._layer(state), (0, 0))
+        if isinstance(state, IdleState):
+            canvas = Canvas(surface, self._fonts, self._text)
+            canvas.text(now.strftime("%H:%M"), Box(620, 8, 160, 56, "right"), 38, WHITE, bold=True)
+
+    def _layer(self, state: ScreenState) -> pygame.Surface:
+        if state in self._layers:
+            self._layers.move_to_end(state)
+            return self._layers[state]
+        layer = pygame.Surface(self.size)
+        DRAWERS[type(state)](self, Canvas(layer, self._fonts, self._text), state)
+        self._layers[state] = layer
+        if len(self._layers) > self._capacity:
+            self._layers.popitem(last=False)
+        return layer
+
+    def draw_idle(self, canvas: Canvas, state: IdleState) -> None:
+        """Venue, the bilingual prompt under a viewfinder, counts and uplink health."""
+        canvas.fill(NAVY)
+        canvas.text(state.venue, Box(24, 8, 580, 56), 30, WHITE, bold=True)
+        _viewfinder(canvas, (400, 175), 92, WHITE)
+        other: Lang = "en" if self.lang == "vi" else "vi"
+        canvas.text(self.labels["prompt"], Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)
+        canvas.text(LABELS[other]["prompt"], Box(20, 344, 760, 40, "centre"), 28, MUTED)
+        self._status_bar(canvas, state)
+
+    def _status_bar(self, canvas: Canvas, state: IdleState) -> None:
+        canvas.band(NAVY_BAR, 416, 64)
+        labels = self.labels
+        counts = f"{labels['today']}:  {labels['in']} {state.count_in}  ·  {labels['out']} {state.count_out}"
+        canvas.text(counts, Box(24, 416, 400, 64), 24, WHITE)
+        health = labels["online"] if state.online else labels["offline"]
+        if state.backlog:
+            health += f"  ·  {state.backlog} {labels['backlog']}"
+        colour = ONLINE if state.online else AMBER
+        canvas.circle(colour, (432, 448), 9)
+        canvas.text(health, Box(450, 416, 330, 64), 22, colour if not state.online else WHITE)
+
+    def draw_pass(self, canvas: Canvas, state: PassState) -> None:
+        """Large green, a tick, the welcome, the masked name, direction and time."""
+        canvas.fill(GREEN)
+        canvas.circle(WHITE, (150, 240), 110, 12)
+        canvas.polyline(WHITE, [(95, 245), (135, 290), (210, 190)], 22)
+        title = self.labels["welcome" if state.direction == "in" else "goodbye"]
+        canvas.text(title, Box(290, 80, 490, 110), 84, WHITE, bold=True)
+        canvas.text(mask_name(state.name), Box(290, 200, 490, 90), 54, WHITE, bold=True, lines=2)
+        when = f"{self.labels[state.direction]}  ·  {state.at.strftime('%H:%M:%S')}"
+        canvas.text(when, Box(290, 310, 490, 60), 36, WHITE)
+
+    def draw_fail(self, canvas: Canvas, state: FailState) -> None:
+        """Large red, a cross, the refusal and the reason."""
+        canvas.fill(RED)
+        canvas.circle(WHITE, (150, 240), 110, 12)
+        canvas.polyline(WHITE, [(105, 195), (195, 285)], 22)
+        canvas.polyline(WHITE, [(195, 195), (105, 285)], 22)
+        canvas.text(self.labels["refused"], Box(290, 50, 490, 90), 64, WHITE, bold=True)
+        # Messages say what is wrong, then what to do: the first sentence is the headline.
+        head, _, advice = state.message.partition(". ")
+        if not advice:
+            canvas.text(head, Box(290, 160, 490, 260), 42, WHITE, bold=True, lines=4)
+            return
+        canvas.text(head, Box(290, 150, 490, 150), 42, WHITE, bold=True, lines=3)
+        canvas.text(advice, Box(290, 310, 490, 110), 32, WHITE, lines=3)
+
+    def draw_hint(self, canvas: Canvas, state: HintState) -> None:
+        """Amber, a viewfinder, and what to do."""
+        canvas.fill(AMBER)
+        _viewfinder(canvas, (150, 240), 95, INK)
+        canvas.text(state.message, Box(290, 110, 490, 180), 64, INK, bold=True, lines=2)
+        if state.detail:
+            canvas.text(state.detail, Box(290, 300, 490, 80), 34, INK, lines=2)
+
+    def draw_fault(self, canvas: Canvas, state: FaultState) -> None:
+        """A red title band, what is wrong, and what staff should do."""
+        canvas.fill(SLATE)
+        canvas.band(RED, 0, 110)
+        canvas.text("⚠  " + self.labels["fault"], Box(20, 0, 760, 110, "centre"), 50, WHITE, bold=True)
+        canvas.text(state.problem, Box(40, 135, 720, 140), 44, WHITE, bold=True, lines=2)
+        canvas.text(self.labels["staff"], Box(40, 290, 720, 44), 28, YELLOW)
+        canvas.text(state.action, Box(40, 334, 720, 120), 34, YELLOW, bold=True, lines=3)
+
+
+DRAWERS: dict[type, Callable[[Painter, Canvas, ScreenState], None]] = {
+    IdleState: Painter.draw_idle,  # type: ignore[dict-item]
+    PassState: Painter.draw_pass,  # type: ignore[dict-item]
+    FailState: Painter.draw_fail,  # type: ignore[dict-item]
+    HintState: Painter.draw_hint,  # type: ignore[dict-item]
+    FaultState: Painter.draw_fault,  # type: ignore[dict-item]
+}
+
+
+def _viewfinder(canvas: Canvas, centre: tuple[float, float], half: float, colour: RGB) -> None:
+    """Four corner brackets around three QR finder patterns: "put your code here"."""
+    cx, cy = centre
+    arm, width = half * 0.45, half * 0.12
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            corner = (cx + sx * half, cy + sy * half)
+            points = [(corner[0], corner[1] - sy * arm), corner, (corner[0] - sx * arm, corner[1])]
+            canvas.polyline(colour, points, width)
+    module = half * 0.11
+    for fx, fy in ((-1, -1), (1, -1), (-1, 1)):
+        _finder(canvas, (cx + fx * half * 0.42, cy + fy * half * 0.42), module, colour)
+
+
+def _finder(canvas: Canvas, centre: tuple[float, float], module: float, colour: RGB) -> None:
+    x, y = centre[0] - 3.5 * module, centre[1] - 3.5 * module
+    canvas.frame(colour, Box(x, y, 7 * module, 7 * module), module)
+    canvas.fill(colour, Box(x + 2 * module, y + 2 * module, 3 * module, 3 * module))
+
+
+ScreenMode = Literal["window", "fullscreen", "offscreen"]
+
+
+def resolve_mode(configured: str, environ: dict[str, str] | None = None) -> ScreenMode:
+    """What `screen = "auto"` means here: a window on a desktop, full screen on a bare Pi."""
+    env = os.environ if environ is None else environ
+    if configured != "auto":
+        return configured  # type: ignore[return-value]
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("SDL_VIDEODRIVER") == "dummy":
+        return "window"
+    if env.get("SDL_VIDEODRIVER") or any(Path("/dev/dri").glob("card*")):
+        return "fullscreen"
+    return "offscreen"
+
+
+class Screen:
+    """The status screen; call `show` and `pump` from the main thread only."""
+
+    def __init__(
+        self,
+        config: FeedbackConfig,
+        *,
+        lang: Lang = "vi",
+        now: Callable[[], datetime] = datetime.now,
+        mode: ScreenMode | None = None,
+    ) -> None:
+        self.mode = mode or resolve_mode(config.screen)
+        self._display = self.mode != "offscreen"
+        self.surface = _open_surface(self.mode, (config.screen_width, config.screen_height))
+        self.painter = Painter(self.surface.get_size(), lang=lang)
+        self._now = now
+        self._state: ScreenState = IdleState()
+        self._drawn: tuple[ScreenState, str] | None = None
+        self._preview: Preview | None = Preview(self.surface.get_size()) if config.preview else None
+        self._closed = False
+
+    @property
+    def state(self) -> ScreenState:
+        """The state shown (or about to be, at the next pump)."""
+        return self._state
+
+    def show(self, state: ScreenState) -> None:
+        """Show `state` from the next `pump()`; cheap, never draws."""
+        self._state = state
+
+    def preview(self, frame: np.ndarray, outline: Sequence[tuple[float, float]] | None = None) -> None:
+        """Hand the latest camera frame (gray) and a found code's corners to the preview, if enabled."""
+        if self._preview is not None:
+            self._preview.update(frame, outline)
+
+    def pump(self) -> bool:
+        """Handle window events and redraw if needed; False once the window was closed or Esc pressed."""
+        running = self._events()
+        now = self._now()
+        stamp = now.strftime("%H:%M") if isinstance(self._state, IdleState) else ""
+        fresh = self._preview is not None and self._preview.fresh
+        if (self._state, stamp) != self._drawn or fresh:
+            self.redraw(now)
+            self._drawn = (self._state, stamp)
+        return running
+
+    def redraw(self, now: datetime | None = None) -> None:
+        """Draw the current state now."""
+        self.painter.paint(self.surface, self._state, now or self._now())
+        if self._preview is not None and isinstance(self._state, IdleState | HintState):
+            self._preview.draw(self.surface)
+        if self._display:
+            pygame.display.flip()
+
+    def _events(self) -> bool:
+        if not self._display:
+            return True
+        running = True
+        for event in pygame.event.get():
+            if _is_quit(event):
+                running = False
+            elif event.type in (pygame.WINDOWEXPOSED, pygame.VIDEOEXPOSE):
+                self._drawn = None
+        return running
+
+    def save(self, path: Path) -> None:
+        """Write what the screen shows to a PNG file."""
+        save_png(self.surface, path)
+
+    def close(self) -> None:
+        """Close the display (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._display:
+            pygame.display.quit()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_quit(event: pygame.event.Event) -> bool:
+    """The window was closed, or Esc / q pressed on an attached keyboard."""
+    return event.type == pygame.QUIT or (
+        event.type == pygame.KEYDOWN and event.key in (pygame.K_ESCAPE, pygame.K_q)
+    )
+
+
+def _open_surface(mode: ScreenMode, size: tuple[int, int]) -> pygame.Surface:
+    if mode == "offscreen":
+        return pygame.Surface(size)
+    if mode == "fullscreen" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "kmsdrm")  # a Pi without a desktop
+    try:
+        pygame.display.init()
+        if mode == "fullscreen":
+            surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+        else:
+            surface = pygame.display.set_mode(size)
+    except pygame.error as e:
+        pygame.display.quit()
+        raise FeedbackError(
+            f"cannot open the screen ({mode}: {e}): is the display connected and the kiosk user in "
+            'the video and render groups? set feedback.screen = "offscreen" to run without one'
+        ) from e
+    pygame.display.set_caption("kiosk")
+    pygame.mouse.set_visible(mode != "fullscreen")
+    return surface
+
+
+class Preview:
+    """A small live camera picture in the corner, with a found code outlined."""
+
+    def __init__(self, screen_size: tuple[int, int], *, fraction: float = 0.25) -> None:
+        self._width = max(40, round(screen_size[0] * fraction))
+        self._place = (screen_size[0] - self._width - 8, 8)
+        self._image: pygame.Surface | None = None
+        self.fresh = False
+
+    def update(self, frame: np.ndarray, outline: Sequence[tuple[float, float]] | None) -> None:
+        """Keep a scaled-down copy of `frame` (gray uint8, H x W) with `outline` drawn on it."""
+        import numpy as np
+
+        step = max(1, frame.shape[1] // self._width)  # plain decimation: cheap on the main loop
+        small = np.ascontiguousarray(frame[::step, ::step])
+        rgb = np.repeat(small[:, :, None], 3, axis=2)
+        image = pygame.image.frombuffer(rgb.tobytes(), (rgb.shape[1], rgb.shape[0]), "RGB").copy()
+        if outline:
+            corners = [(x / step, y / step) for x, y in outline]
+            pygame.draw.polygon(image, ONLINE, corners, 3)
+        self._image = image
+        self.fresh = True
+
+    def draw(self, surface: pygame.Surface) -> None:
+        """Blit the latest picture, framed."""
+        if self._image is None:
+            return
+        surface.blit(self._image, self._place)
+        pygame.draw.rect(surface, WHITE, self._image.get_rect(topleft=self._place), 2)
+        self.fresh = False
+
+
+STATE_KINDS = ("idle", "pass", "fail", "hint", "fault")
+EXAMPLE_TIME = datetime(2026, 11, 29, 14, 32, 5)
+
+
+def example_state(kind: str, lang: Lang = "vi") -> ScreenState:
+    """A plausible state of each kind, for screenshots, tests and benchmarks."""
+    from kiosk.reasons import Reason, message
+
+    examples: dict[str, Callable[[], ScreenState]] = {
+        "idle": lambda: IdleState("Chợ Bến Thành – Cổng 1", count_in=128, count_out=97, backlog=3),
+        "pass": lambda: PassState("Nguyễn Văn An", "in", EXAMPLE_TIME),
+        "fail": lambda: FailState(message(Reason.OLD_VENUE_QR, lang)),
+        "hint": lambda: HintState.named("closer", lang),
+        "fault": lambda: FaultState.named("camera", lang),
+    }
+    return examples[kind]()
+
+
+def render(
+    state: ScreenState, size: tuple[int, int], *, lang: Lang = "vi", now: datetime = EXAMPLE_TIME
+) -> pygame.Surface:
+    """`state` drawn on a new off-screen surface (no display needed)."""
+    surface = pygame.Surface(size)
+    Painter(size, lang=lang).paint(surface, state, now)
+    return surface
+
+
+def save_png(surface: pygame.Surface, path: Path) -> None:
+    """Write `surface` to a PNG file; raise FeedbackError when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(surface, str(path))
+    except (OSError, pygame.error) as e:
+        raise FeedbackError(f"cannot write {path}: {e}; check the folder exists and is writable") from e

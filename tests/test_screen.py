@@ -1,0 +1,401 @@
+"""The status screen: states, layout pixels, golden images, fonts, the display lifecycle.
+
+Golden images live in tests/golden/. After a deliberate change of the layout,
+regenerate them and look at them before committing:
+
+    KIOSK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_screen.py -k golden
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+
+from kiosk.cli import main
+from kiosk.config import FeedbackConfig
+from kiosk.errors import FeedbackError
+from kiosk.reasons import Reason, message, template
+from kiosk.screen import (
+    AMBER,
+    FAULTS,
+    GREEN,
+    HINTS,
+    INK,
+    LABELS,
+    NAVY,
+    NAVY_BAR,
+    ONLINE,
+    RED,
+    SLATE,
+    STATE_KINDS,
+    WHITE,
+    FailState,
+    FaultState,
+    HintState,
+    IdleState,
+    PassState,
+    Screen,
+    example_state,
+    find_font,
+    mask_name,
+    missing_glyphs,
+    render,
+    resolve_mode,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+NOON = datetime(2026, 11, 29, 12, 0, 0)
+# Golden comparison: a pixel counts as different beyond this per-channel difference,
+# and at most this fraction of pixels may differ (antialiasing across FreeType builds).
+PIXEL_TOLERANCE = 24
+DIFFERENT_FRACTION = 0.002
+
+
+def pixels(surface: pygame.Surface) -> np.ndarray:
+    """The surface as an H x W x 3 array."""
+    return pygame.surfarray.array3d(surface).transpose(1, 0, 2)
+
+
+def colour_at(surface: pygame.Surface, x: int, y: int) -> tuple[int, int, int]:
+    """The RGB colour of one pixel."""
+    return tuple(surface.get_at((x, y)))[:3]  # type: ignore[return-value]
+
+
+def region(surface: pygame.Surface, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """A rectangle of pixels, H x W x 3."""
+    return pixels(surface)[y : y + h, x : x + w]
+
+
+def has_text(surface: pygame.Surface, box: tuple[int, int, int, int], ink: tuple[int, int, int]) -> bool:
+    """Something is drawn in `box`: it is not uniform and holds pixels of the text colour."""
+    area = region(surface, *box).reshape(-1, 3)
+    drawn = np.all(np.abs(area.astype(int) - ink) < 8, axis=1)
+    return len(np.unique(area, axis=0)) > 2 and 0.01 < drawn.mean() < 0.8
+
+
+@pytest.fixture(scope="module")
+def shots() -> dict[str, pygame.Surface]:
+    return {kind: render(example_state(kind), (800, 480)) for kind in STATE_KINDS}
+
+
+# --- states ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: FailState(" "),
+        lambda: HintState(""),
+        lambda: FaultState("camera", ""),
+        lambda: IdleState(count_in=-1),
+        lambda: PassState("A", "sideways", NOON),  # type: ignore[arg-type]
+    ],
+)
+def test_states_are_validated_when_built(build: object) -> None:
+    with pytest.raises(ValueError):
+        build()  # type: ignore[operator]
+
+
+def test_states_are_frozen_values() -> None:
+    state = IdleState("Chợ", count_in=1)
+    assert state == IdleState("Chợ", count_in=1) and hash(state) == hash(IdleState("Chợ", count_in=1))
+    with pytest.raises(AttributeError):
+        state.count_in = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("Nguyễn Văn An", "N. V. An"),
+        ("NGUYEN VAN A", "N. V. A"),
+        ("N. V. An", "N. V. An"),
+        ("Nguye\u0302\u0303n Thị Bích Ngọc", "N. T. B. Ngọc"),
+        ("Lan", "Lan"),
+        ("  ", ""),
+    ],
+)
+def test_names_are_masked(name: str, masked: str) -> None:
+    assert mask_name(name) == masked
+
+
+def test_named_hints_and_faults_follow_the_language() -> None:
+    assert HintState.named("closer", "vi") == HintState(*HINTS["closer"])
+    assert HintState.named("closer", "en").message == "Bring the code closer"
+    assert FaultState.named("broker", "en").problem.startswith("Server unreachable")
+
+
+# --- layout: colours in the right regions, text present -------------------------------------
+
+
+def test_idle_layout(shots: dict[str, pygame.Surface]) -> None:
+    idle = shots["idle"]
+    assert colour_at(idle, 5, 100) == NAVY
+    assert colour_at(idle, 5, 470) == NAVY_BAR
+    assert colour_at(idle, 432, 448) == ONLINE
+    assert has_text(idle, (24, 8, 560, 56), WHITE), "venue name"
+    assert has_text(idle, (620, 8, 160, 56), WHITE), "clock"
+    assert has_text(idle, (20, 280, 760, 64), WHITE), "prompt"
+    assert has_text(idle, (24, 420, 400, 56), WHITE), "today's counts"
+
+
+def test_idle_offline_shows_an_amber_indicator() -> None:
+    offline = render(IdleState("Chợ", online=False, backlog=12), (800, 480))
+    assert colour_at(offline, 432, 448) == AMBER
+    assert has_text(offline, (450, 420, 330, 56), AMBER)
+
+
+def test_idle_clock_follows_the_time() -> None:
+    state = IdleState("Chợ")
+    noon = region(render(state, (800, 480), now=NOON), 620, 8, 160, 56)
+    later = region(render(state, (800, 480), now=NOON.replace(hour=17, minute=45)), 620, 8, 160, 56)
+    assert not np.array_equal(noon, later)
+
+
+def test_pass_layout(shots: dict[str, pygame.Surface]) -> None:
+    passed = shots["pass"]
+    for corner in ((2, 2), (797, 2), (2, 477), (797, 477)):
+        assert colour_at(passed, *corner) == GREEN
+    assert colour_at(passed, 150, 130 + 6) == WHITE, "the tick's circle"
+    assert has_text(passed, (290, 80, 490, 110), WHITE), "welcome"
+    assert has_text(passed, (290, 200, 490, 90), WHITE), "masked name"
+    assert has_text(passed, (290, 310, 490, 60), WHITE), "direction and time"
+
+
+def test_pass_never_shows_the_full_name() -> None:
+    full = render(PassState("Nguyễn Văn An", "in", NOON), (800, 480))
+    masked = render(PassState("N. V. An", "in", NOON), (800, 480))
+    assert np.array_equal(pixels(full), pixels(masked))
+
+
+def test_fail_layout(shots: dict[str, pygame.Surface]) -> None:
+    failed = shots["fail"]
+    assert colour_at(failed, 2, 2) == RED and colour_at(failed, 797, 477) == RED
+    assert colour_at(failed, 150, 240) == WHITE, "the cross"
+    assert has_text(failed, (290, 50, 490, 90), WHITE), "refusal"
+    assert has_text(failed, (290, 150, 490, 150), WHITE), "what is wrong"
+    assert has_text(failed, (290, 310, 490, 110), WHITE), "what to do"
+
+
+def test_hint_layout(shots: dict[str, pygame.Surface]) -> None:
+    hint = shots["hint"]
+    assert colour_at(hint, 2, 2) == AMBER and colour_at(hint, 797, 477) == AMBER
+    assert has_text(hint, (290, 110, 490, 180), INK)
+    assert has_text(hint, (290, 300, 490, 80), INK)
+
+
+def test_fault_layout(shots: dict[str, pygame.Surface]) -> None:
+    fault = shots["fault"]
+    assert colour_at(fault, 2, 2) == RED and colour_at(fault, 2, 200) == SLATE
+    assert has_text(fault, (20, 0, 760, 110), WHITE), "title"
+    assert has_text(fault, (40, 135, 720, 140), WHITE), "problem"
+    assert has_text(fault, (40, 334, 720, 120), (255, 214, 90)), "what staff should do"
+
+
+def test_layout_scales_to_a_full_hd_monitor() -> None:
+    small = render(example_state("pass"), (800, 480))
+    big = render(example_state("pass"), (1920, 1080))
+    assert colour_at(big, 5, 5) == GREEN and colour_at(big, 1915, 1075) == GREEN
+    # The design is scaled by 2.25 and centred: the name box lands where it should.
+    scale, left = 1080 / 480, (1920 - 800 * 1080 / 480) / 2
+    box = (round(left + 290 * scale), round(200 * scale), round(490 * scale), round(90 * scale))
+    assert has_text(big, box, WHITE)
+    ink_small = np.all(pixels(small) == WHITE, axis=2).mean()
+    ink_big = np.all(pixels(big) == WHITE, axis=2).mean()
+    assert ink_big == pytest.approx(ink_small, rel=0.25), "white covers the same share of the screen"
+
+
+def test_long_messages_shrink_and_wrap_inside_their_box() -> None:
+    long = "Không được vào (quarantine). " + "Vui lòng gặp nhân viên để được hướng dẫn thêm " * 4
+    shot = render(FailState(long), (800, 480))
+    assert colour_at(shot, 795, 240) == RED, "nothing spills past the right edge"
+    assert np.all(region(shot, 0, 440, 800, 40) == RED), "nor below the bottom box"
+
+
+# --- golden images --------------------------------------------------------------------------
+
+
+GOLDEN_CASES = [(kind, "vi", (800, 480)) for kind in STATE_KINDS] + [
+    ("idle", "en", (1920, 1080)),
+    ("fail", "en", (1920, 1080)),
+]
+
+
+@pytest.mark.parametrize(("kind", "lang", "size"), GOLDEN_CASES)
+def test_golden(kind: str, lang: str, size: tuple[int, int]) -> None:
+    shot = render(example_state(kind, lang), size, lang=lang)  # type: ignore[arg-type]
+    path = GOLDEN / f"{kind}-{lang}-{size[0]}x{size[1]}.png"
+    if os.environ.get("KIOSK_UPDATE_GOLDEN"):
+        pygame.image.save(shot, str(path))
+    golden = pixels(pygame.image.load(str(path)))
+    assert golden.shape == pixels(shot).shape
+    differs = np.any(np.abs(golden.astype(int) - pixels(shot)) > PIXEL_TOLERANCE, axis=2)
+    assert differs.mean() <= DIFFERENT_FRACTION, f"{differs.sum()} pixels differ from {path.name}"
+
+
+# --- fonts ----------------------------------------------------------------------------------
+
+
+def screen_texts() -> list[str]:
+    """Every text the screen can show: labels, hints, faults, every reason message."""
+    texts = [text for labels in LABELS.values() for text in labels.values()]
+    texts += [text for pair in HINTS.values() for text in pair]
+    texts += [text for langs in FAULTS.values() for pair in langs for text in pair]
+    for reason in Reason:
+        for lang in ("vi", "en"):
+            texts += [template(reason, lang), message(reason, lang)]  # type: ignore[arg-type]
+    return texts
+
+
+@pytest.mark.parametrize("bold", [False, True])
+def test_font_has_every_character_of_every_message(bold: bool) -> None:
+    assert missing_glyphs("".join(screen_texts()) + "⚠·–", bold=bold) == ""
+
+
+def test_missing_glyphs_are_found() -> None:
+    assert missing_glyphs("Xin chào 你好") == "你好"
+
+
+def test_font_found_by_fontconfig_when_not_in_known_folders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiosk.screen.FONT_DIRS", ())
+    assert find_font(bold=True).name == "DejaVuSans-Bold.ttf"
+
+
+def test_missing_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("kiosk.screen.FONT_DIRS", (tmp_path,))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FeedbackError, match="fonts-dejavu-core"):
+        find_font()
+
+
+# --- the display ----------------------------------------------------------------------------
+
+
+class Now:
+    """A wall clock the test sets."""
+
+    def __init__(self, value: datetime) -> None:
+        self.value = value
+
+    def __call__(self) -> datetime:
+        return self.value
+
+
+@pytest.fixture
+def window() -> Iterator[Screen]:
+    with Screen(FeedbackConfig(screen="window"), now=Now(NOON)) as screen:
+        yield screen
+    assert not pygame.display.get_init()
+
+
+def test_window_on_the_dummy_driver(window: Screen) -> None:
+    assert window.mode == "window" and pygame.display.get_init()
+    assert window.surface.get_size() == (800, 480)
+    window.show(example_state("fail"))
+    assert colour_at(window.surface, 2, 2) == (0, 0, 0), "show() does not draw"
+    assert window.pump()
+    assert colour_at(window.surface, 2, 2) == RED
+
+
+def test_pump_redraws_only_when_something_changed(window: Screen) -> None:
+    window.show(IdleState("Chợ"))
+    window.pump()
+    window.surface.set_at((5, 100), (255, 0, 255))
+    window.pump()
+    assert colour_at(window.surface, 5, 100) == (255, 0, 255), "nothing changed: no redraw"
+    window._now.value = NOON.replace(minute=1)  # type: ignore[attr-defined]
+    window.pump()
+    assert colour_at(window.surface, 5, 100) == NAVY, "the clock's minute changed"
+    window.surface.set_at((5, 100), (255, 0, 255))
+    window.show(IdleState("Chợ", count_in=1))
+    window.pump()
+    assert colour_at(window.surface, 5, 100) == NAVY, "new state"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pygame.event.Event(pygame.QUIT),
+        pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode="", scancode=41),
+    ],
+)
+def test_closing_the_window_or_escape_asks_to_quit(window: Screen, event: pygame.event.Event) -> None:
+    assert window.pump()
+    pygame.event.post(event)
+    assert not window.pump()
+
+
+def test_offscreen_needs_no_display() -> None:
+    screen = Screen(FeedbackConfig(screen="offscreen", screen_width=1024, screen_height=600))
+    assert not pygame.display.get_init()
+    screen.show(example_state("hint"))
+    assert screen.pump()
+    assert colour_at(screen.surface, 2, 2) == AMBER
+    screen.close()
+    screen.close()
+
+
+def test_preview_shows_the_frame_and_the_outlined_code() -> None:
+    screen = Screen(FeedbackConfig(screen="offscreen", preview=True), now=Now(NOON))
+    frame = np.full((480, 640), 40, np.uint8)
+    frame[100:300, 200:400] = 230
+    screen.preview(frame, [(200, 100), (400, 100), (400, 300), (200, 300)])
+    screen.pump()
+    corner = region(screen.surface, 592, 8, 200, 150).reshape(-1, 3)
+    assert np.any(np.all(corner == ONLINE, axis=1)), "outline drawn"
+    assert np.any(np.all(corner == (230, 230, 230), axis=1)), "bright code area shown"
+    screen.close()
+
+
+def test_preview_is_off_by_default() -> None:
+    screen = Screen(FeedbackConfig(screen="offscreen"), now=Now(NOON))
+    screen.preview(np.full((480, 640), 230, np.uint8))
+    screen.pump()
+    assert colour_at(screen.surface, 700, 80) == NAVY
+    screen.close()
+
+
+@pytest.mark.parametrize(
+    ("environ", "mode"),
+    [
+        ({"DISPLAY": ":0"}, "window"),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "window"),
+        ({"SDL_VIDEODRIVER": "dummy"}, "window"),
+        ({"SDL_VIDEODRIVER": "kmsdrm"}, "fullscreen"),
+    ],
+)
+def test_auto_mode(environ: dict[str, str], mode: str) -> None:
+    assert resolve_mode("auto", environ) == mode
+    assert resolve_mode("offscreen", environ) == "offscreen"
+
+
+def test_unusable_display_is_a_feedback_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
+    with pytest.raises(FeedbackError, match='screen = "offscreen"'):
+        Screen(FeedbackConfig(screen="window"))
+    assert not pygame.display.get_init()
+
+
+# --- the screenshot command -----------------------------------------------------------------
+
+
+def test_screenshot_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "shots" / "fail.png"
+    assert (
+        main(["screenshot", "--state", "fail", "--size", "1024x600", "--lang", "en", "--out", str(out)]) == 0
+    )
+    saved = pygame.image.load(str(out))
+    assert saved.get_size() == (1024, 600)
+    assert colour_at(saved, 2, 2) == RED
+    assert str(out) in capsys.readouterr().out
+
+
+def test_screenshot_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["screenshot", "--size", "big", "--out", "x.png"])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
