@@ -21,7 +21,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kiosk import __version__, jws
+from kiosk import __version__, jws, keys
 from kiosk.config import ID_PATTERN
 from kiosk.errors import EventError, SignatureError
 
@@ -144,14 +144,14 @@ def sign_event(event: ScanEvent, key: Ed25519PrivateKey) -> bytes:
     return jws.sign(event.to_json(), key, kid=event.device, typ=EVENT_TYP)
 
 
-def verify_event(token: bytes | str, keys: jws.KeyLookup | Ed25519PublicKey) -> ScanEvent:
+def verify_event(token: bytes | str, public_keys: jws.KeyLookup | Ed25519PublicKey) -> ScanEvent:
     """Check a token's signature, then parse its payload as a schema-v1 event.
 
-    `keys` is the device's public key or a function from device id to key.
+    `public_keys` is the device's public key or a function from device id to key.
     Raises SignatureError (bad token or signature) or EventError (a signed
     payload that is not a valid event, or whose device is not the signer).
     """
-    verified = jws.verify(token, keys)
+    verified = jws.verify(token, public_keys)
     if verified.header.get("typ") != EVENT_TYP:
         raise SignatureError(f"token typ must be {EVENT_TYP!r}, not {verified.header.get('typ')!r}")
     event = parse_event(verified.payload)
@@ -169,3 +169,54 @@ def parse_event(payload: bytes) -> ScanEvent:
             f"{'.'.join(map(str, err['loc'])) or 'payload'}: {err['msg']}" for err in e.errors()
         )
         raise EventError(f"signed payload is not a valid schema-v1 event: {problems}") from e
+
+
+ACK_TYP = "kiosk-ack"
+MAX_RESEND_RANGES = 1000
+
+
+class Ack(BaseModel):
+    """Central's receipt for one device: per epoch, the highest seq up to which it stores every event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Literal[1] = Field(SCHEMA_VERSION, description="Schema version.")
+    device: str = Field(pattern=ID_PATTERN, description="The device this ack is for.")
+    epochs: dict[str, int] = Field(
+        description='"<epoch>" -> highest seq such that every seq <= it is stored.'
+    )
+    resend: list[tuple[int, int, int]] = Field(
+        default_factory=list,
+        max_length=MAX_RESEND_RANGES,
+        description="[epoch, first_seq, last_seq] ranges central asks to be sent again.",
+    )
+    ts: int = Field(ge=0, description="When central wrote the ack, UTC ms.")
+
+    def acked(self) -> dict[int, int]:
+        """The epochs as integers; raises EventError on a key that is not one."""
+        try:
+            return {int(epoch): seq for epoch, seq in self.epochs.items()}
+        except ValueError as e:
+            raise EventError(f"ack epochs must be integers: {e}") from e
+
+    def to_json(self) -> bytes:
+        """The exact payload bytes that are signed (compact JSON)."""
+        return json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode()
+
+
+def sign_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
+    """The ack as a compact JWS signed by an authority key (kid = the key's thumbprint)."""
+    return jws.sign(ack.to_json(), key, kid=keys.thumbprint(key.public_key()), typ=ACK_TYP)
+
+
+def verify_ack(token: bytes | str, authority_keys: jws.KeyLookup | Ed25519PublicKey) -> Ack:
+    """Check an ack's signature (authority keys), then parse it; raise SignatureError/EventError."""
+    verified = jws.verify(token, authority_keys)
+    if verified.header.get("typ") != ACK_TYP:
+        raise SignatureError(f"token typ must be {ACK_TYP!r}, not {verified.header.get('typ')!r}")
+    try:
+        ack = Ack.model_validate_json(verified.payload)
+    except ValidationError as e:
+        raise EventError(f"signed payload is not a valid ack: {e.error_count()} problem(s): {e}") from e
+    ack.acked()
+    return ack

@@ -175,3 +175,35 @@ def test_any_event_round_trips(seq: int, ts: int, decode_ms: float, card: str, v
         plain_identity=seq % 2 == 0,
     )
     assert verify_event(sign_event(event, KEY), KEY.public_key()) == event
+
+
+AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def test_ack_round_trip_with_authority_key() -> None:
+    from kiosk.events import Ack, sign_ack, verify_ack
+    from kiosk.keys import thumbprint
+
+    ack = Ack(device="kiosk-1", epochs={"42": 17}, resend=[(42, 3, 5)], ts=1)
+    token = sign_ack(ack, AUTHORITY)
+    authority_keys = {thumbprint(AUTHORITY.public_key()): AUTHORITY.public_key()}
+    parsed = verify_ack(token, authority_keys.get)
+    assert parsed == ack and parsed.acked() == {42: 17}
+    with pytest.raises(SignatureError, match="unknown key id"):
+        verify_ack(sign_ack(ack, KEY), authority_keys.get)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"v":1,"device":"kiosk-1","epochs":{"x":1},"ts":1}',
+        b'{"v":1,"device":"kiosk-1","epochs":[],"ts":1}',
+        b"[]",
+    ],
+)
+def test_bad_acks_are_refused(payload: bytes) -> None:
+    from kiosk.events import verify_ack
+
+    token = jws.sign(payload, AUTHORITY, kid="a", typ="kiosk-ack")
+    with pytest.raises(EventError):
+        verify_ack(token, AUTHORITY.public_key())
