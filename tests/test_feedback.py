@@ -1,17 +1,24 @@
-"""GPIO feedback on gpiozero's MockFactory: pin states and their timing, non-blocking calls."""
+"""Feedback: GPIO patterns on gpiozero's MockFactory (states and timing), the facade, sound."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
+import numpy as np
+import pygame
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
-from kiosk.feedback import Signals, make_pin_factory
+from kiosk.feedback import Feedback, Signals, make_pin_factory
+from kiosk.reasons import Reason, message
+from kiosk.screen import GREEN as GREEN_RGB
+from kiosk.screen import FailState, FaultState, HintState, IdleState, PassState
+from kiosk.sound import TUNES, Sound
 
 # Timing tolerance: gpiozero's threads on a shared, busy 2-core machine.
 TOL = 0.04
@@ -253,3 +260,187 @@ def test_native_without_a_gpio_library_is_a_feedback_error(monkeypatch: pytest.M
     monkeypatch.setattr(Device, "pin_factory", None)
     with pytest.raises(FeedbackError, match='gpio = "mock"'):
         Signals(FeedbackConfig(gpio="native"))
+
+
+# --- the Feedback facade: pins, screen and speaker together ---------------------------------
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+NOON = datetime(2026, 11, 29, 12, 0, 0)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def feedback(factory: MockFactory, clock: Clock) -> Iterator[Feedback]:
+    config = FeedbackConfig(**FAST, screen="offscreen")
+    signals = Signals(config, pin_factory=factory)
+    with Feedback(config, signals=signals, clock=clock, now=lambda: NOON) as fb:
+        yield fb
+
+
+def test_pass_shows_then_returns_to_idle(feedback: Feedback, factory: MockFactory, clock: Clock) -> None:
+    feedback.idle(IdleState("Chợ", count_in=3))
+    assert feedback.state == IdleState("Chợ", count_in=3)
+    assert timed(lambda: feedback.passed("Nguyễn Văn An", "out")) < 0.03
+    assert feedback.state == PassState("Nguyễn Văn An", "out", NOON)
+    assert factory.pin(GREEN).state
+    feedback.pump()
+    assert feedback.screen is not None and feedback.screen.surface.get_at((2, 2))[:3] == GREEN_RGB
+    clock.advance(0.29)
+    feedback.pump()
+    assert isinstance(feedback.state, PassState)
+    clock.advance(0.02)
+    feedback.pump()
+    assert feedback.state == IdleState("Chợ", count_in=3)
+
+
+def test_fail_shows_the_reason_message(feedback: Feedback, factory: MockFactory) -> None:
+    feedback.failed(Reason.STATUS_BLOCKED, status="F1")
+    assert feedback.state == FailState(message(Reason.STATUS_BLOCKED, "vi", status="F1"))
+    assert factory.pin(RED).state
+    feedback.failed("Thẻ hết hạn")
+    assert feedback.state == FailState("Thẻ hết hạn")
+
+
+def test_hint_waits_for_a_result_to_end(feedback: Feedback, clock: Clock) -> None:
+    feedback.passed("An")
+    assert not feedback.hint("closer")
+    assert isinstance(feedback.state, PassState)
+    clock.advance(0.31)
+    assert feedback.hint("closer")
+    assert feedback.state == HintState.named("closer", "vi")
+    assert feedback.hint("Giữ yên", "Hold still")
+    assert feedback.state == HintState("Giữ yên", "Hold still")
+    clock.advance(1.2)
+    feedback.pump()
+    assert feedback.state == IdleState()
+
+
+def test_fault_blinks_red_at_rest_and_survives_results(
+    feedback: Feedback, factory: MockFactory, clock: Clock
+) -> None:
+    start(factory, RED)
+    feedback.fault("camera")
+    assert feedback.state == FaultState.named("camera", "vi")
+    time.sleep(0.1)
+    feedback.fault("camera")  # the daemon repeating itself must not restart the blink
+    time.sleep(0.4)
+    assert_timeline(factory.pin(RED), [(0, 1), (0.4, 0)])
+    feedback.passed("An")
+    assert isinstance(feedback.state, PassState)
+    clock.advance(0.31)
+    feedback.pump()
+    assert feedback.state == FaultState.named("camera", "vi")
+    assert factory.pin(RED).state, "the slow blink starts again"
+    feedback.clear_fault()
+    assert feedback.state == IdleState()
+    time.sleep(0.05)
+    assert not factory.pin(RED).state
+
+
+def test_fault_during_a_result_waits_for_it(feedback: Feedback, factory: MockFactory, clock: Clock) -> None:
+    feedback.passed("An")
+    feedback.fault("Mất mạng", "Kiểm tra cáp mạng")
+    assert isinstance(feedback.state, PassState)
+    assert factory.pin(GREEN).state and not factory.pin(RED).state
+    clock.advance(0.31)
+    feedback.pump()
+    assert feedback.state == FaultState("Mất mạng", "Kiểm tra cáp mạng")
+
+
+def test_english_and_no_screen(factory: MockFactory, clock: Clock) -> None:
+    config = FeedbackConfig(**FAST, screen="none")
+    signals = Signals(config, pin_factory=factory)
+    with Feedback(config, lang="en", signals=signals, clock=clock) as fb:
+        assert fb.screen is None
+        fb.failed(Reason.OLD_VENUE_QR)
+        assert fb.state == FailState(message(Reason.OLD_VENUE_QR, "en"))
+        fb.fault("spool")
+        assert fb.pump()
+    fb.close()
+
+
+def test_feedback_owns_and_closes_everything(factory: MockFactory) -> None:
+    config = FeedbackConfig(**FAST, screen="window")
+    fb = Feedback(config, signals=Signals(config, pin_factory=factory))
+    assert pygame.display.get_init()
+    fb.close()
+    fb.close()
+    assert not pygame.display.get_init()
+    assert factory.pin(GREEN).function == "input"
+
+
+def test_a_screen_that_cannot_open_releases_the_pins(
+    factory: MockFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
+    config = FeedbackConfig(**FAST, screen="window")
+    with pytest.raises(FeedbackError):
+        Feedback(config, signals=Signals(config, pin_factory=factory))
+    assert factory.pin(GREEN).function == "input"
+
+
+# --- sound ----------------------------------------------------------------------------------
+
+
+def dominant_hz(sound: pygame.mixer.Sound, rate: int) -> float:
+    """The strongest frequency in a tune's first 100 ms."""
+    samples = pygame.sndarray.array(sound).astype(float)
+    mono = samples if samples.ndim == 1 else samples[:, 0]
+    head = mono[: rate // 10]
+    spectrum = np.abs(np.fft.rfft(head))
+    return float(np.fft.rfftfreq(len(head), 1 / rate)[spectrum.argmax()])
+
+
+def test_tunes_have_their_length_and_pitch() -> None:
+    with Sound() as sound:
+        assert sound.available
+        rate = pygame.mixer.get_init()[0]
+        for name, notes in TUNES.items():
+            tune = sound.tune(name)
+            assert tune is not None
+            assert tune.get_length() == pytest.approx(sum(s for _, s in notes), abs=0.002)
+            assert dominant_hz(tune, rate) == pytest.approx(notes[0][0], abs=15)
+        assert sound.play("fail")
+        assert pygame.mixer.get_busy()
+    assert not pygame.mixer.get_init()
+
+
+def test_no_audio_device_is_a_warning_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SDL_AUDIODRIVER", "nosuchdriver")
+    with Sound() as sound:
+        assert not sound.available
+        assert not sound.play("pass")
+    assert "no audio device" in caplog.text
+
+
+def test_sound_disabled_plays_nothing() -> None:
+    with Sound(enabled=False) as sound:
+        assert not sound.play("pass")
+        assert not pygame.mixer.get_init()
+
+
+def test_feedback_plays_tunes_when_sound_is_on(factory: MockFactory, clock: Clock) -> None:
+    config = FeedbackConfig(**FAST, screen="none", sound=True)
+    with Feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
+        assert fb.sound.available
+        fb.passed("An")
+        assert pygame.mixer.get_busy()
