@@ -345,6 +345,8 @@ def test_test_without_time_zone_or_device_is_a_schema_violation(es256: cm.DccSig
         {4: "soon"},
         {6: None},
         {4: 10**30},
+        {4: True},
+        {4: float("nan")},
     ],
 )
 def test_bad_claims_are_schema_violations(es256: cm.DccSigner, claims: dict) -> None:

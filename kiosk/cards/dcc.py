@@ -168,7 +168,7 @@ def _schema_error(e: ValidationError) -> Invalid:
 
 def _timestamp(claims: Mapping[Any, Any], key: int, name: str) -> datetime:
     value = claims.get(key)
-    if type(value) not in (int, float):
+    if not isinstance(value, int | float) or isinstance(value, bool):
         raise Invalid(Reason.DCC_SCHEMA_VIOLATION, f"claim {name} missing or not a number")
     try:
         return datetime.fromtimestamp(value, UTC)

@@ -168,4 +168,4 @@ class HealthCertificate(_Entry):
     @property
     def entry(self) -> Vaccination | DiagnosticTest | Recovery:
         """The one entry."""
-        return (self.vaccinations or self.tests or self.recoveries or ())[0]
+        return next(entries[0] for entries in (self.vaccinations, self.tests, self.recoveries) if entries)
