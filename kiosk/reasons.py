@@ -155,8 +155,8 @@ _MESSAGES: dict[Reason, tuple[str, str]] = {
         "Last dose too recent[: {days} more days]",
     ),
     Reason.DCC_TEST_TOO_OLD: (
-        "Kết quả xét nghiệm đã quá hạn[ (quá {hours} giờ)]",
-        "Test result too old[ (over {hours} hours)]",
+        "Kết quả xét nghiệm đã quá hạn[ (lấy mẫu {hours} giờ trước)]",
+        "Test result too old[ (sampled {hours} hours ago)]",
     ),
     Reason.DCC_TEST_POSITIVE: (
         "Kết quả xét nghiệm dương tính. Vui lòng gặp nhân viên",
