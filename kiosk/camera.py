@@ -341,7 +341,6 @@ AF_MODE_MANUAL, AF_MODE_CONTINUOUS = 0, 2
 AF_RANGE_MACRO = 1
 AE_METERING = {"centre": 0, "spot": 1, "matrix": 2}
 AE_CONSTRAINT_NORMAL, AE_CONSTRAINT_HIGHLIGHT = 0, 1
-AE_EXPOSURE_SHORT = 1
 
 
 def picamera2_controls(config: CameraConfig) -> dict[str, Any]:
@@ -353,7 +352,6 @@ def picamera2_controls(config: CameraConfig) -> dict[str, Any]:
         "AeMeteringMode": AE_METERING[config.metering],
         # Spot metering is for phone screens: expose for the bright screen, not the room.
         "AeConstraintMode": AE_CONSTRAINT_HIGHLIGHT if config.metering == "spot" else AE_CONSTRAINT_NORMAL,
-        "AeExposureMode": AE_EXPOSURE_SHORT,
     }
     if config.autofocus == "continuous":
         controls |= {"AfMode": AF_MODE_CONTINUOUS, "AfRange": AF_RANGE_MACRO}
@@ -379,7 +377,7 @@ class Picamera2Source(FrameSource):
         self._size = (config.width, config.height)
         self._held: tuple[Any, Any] | None = None
         self._last_sensor_ns: int | None = None
-        self._camera = _open_picamera2(module)
+        self._camera = _open_picamera2(module, config)
         try:
             self._start()
         except Exception as e:
@@ -458,9 +456,30 @@ def _import_picamera2() -> Any:
     return picamera2
 
 
-def _open_picamera2(module: Any) -> Any:
+def capped_tuning(picamera2_class: Any, max_exposure_us: int) -> dict[str, Any] | None:
+    """The sensor's tuning with every auto-exposure mode's shutter limited; None if it is not found.
+
+    libcamera has no control for an exposure cap under auto-exposure: its AGC walks the
+    tuning file's shutter/gain stages, so capping the shutter stages makes it raise gain
+    instead of exposing longer (less motion blur, more noise).
+    """
     try:
-        return module.Picamera2()
+        model = picamera2_class.global_camera_info()[0]["Model"]
+        tuning = picamera2_class.load_tuning_file(f"{model}.json")
+        agc = picamera2_class.find_tuning_algo(tuning, "rpi.agc")
+    except (IndexError, KeyError, RuntimeError, OSError, StopIteration) as e:
+        log.warning("camera tuning not found (%s): exposure is not capped at %d us", e, max_exposure_us)
+        return None
+    for channel in agc.get("channels", [agc]):
+        for mode in channel.get("exposure_modes", {}).values():
+            mode["shutter"] = [min(shutter, max_exposure_us) for shutter in mode["shutter"]]
+    return tuning
+
+
+def _open_picamera2(module: Any, config: CameraConfig) -> Any:
+    tuning = capped_tuning(module.Picamera2, config.max_exposure_us)
+    try:
+        return module.Picamera2(tuning=tuning)
     except (RuntimeError, IndexError, OSError) as e:
         raise CameraError(
             f"Pi camera not found ({e}): is the ribbon cable seated and the camera enabled? {SELFTEST_HINT}"

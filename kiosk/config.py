@@ -147,7 +147,7 @@ class CameraConfig(Section):
         8000,
         ge=100,
         le=1_000_000,
-        description="picamera2: exposure-time cap against motion blur, microseconds.",
+        description="picamera2: longest exposure auto-exposure may choose (gain rises instead), against motion blur, microseconds.",
     )
     metering: Literal["centre", "spot", "matrix"] = Field(
         "spot", description="picamera2: AE metering; spot favours a bright phone screen in the middle."

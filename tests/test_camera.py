@@ -206,6 +206,25 @@ def test_picamera2_configuration_and_controls_follow_config() -> None:
     assert "AfMode" not in picamera2_controls(pi_config(autofocus="none"))
 
 
+def test_picamera2_caps_exposure_through_the_sensor_tuning() -> None:
+    fake = FakePicamera2Module(pi_frame)
+    with open_camera(pi_config(max_exposure_us=8000), picamera2=fake):
+        tuning = fake.cameras[0].tuning
+    assert tuning is not None
+    modes = tuning["algorithms"][1]["rpi.agc"]["channels"][0]["exposure_modes"]
+    assert modes["normal"]["shutter"] == [100, 8000, 8000, 8000, 8000]
+    assert modes["short"]["shutter"] == [100, 5000, 8000, 8000, 8000]
+    assert modes["normal"]["gain"] == [1, 2, 4, 6, 8]
+
+
+def test_picamera2_without_a_tuning_file_runs_uncapped(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakePicamera2Module(pi_frame, model="imx999")
+    with open_camera(pi_config(), picamera2=fake) as source:
+        source.read()
+    assert fake.cameras[0].tuning is None
+    assert "exposure is not capped" in caplog.text
+
+
 def test_picamera2_counts_dropped_frames_from_sensor_timestamps() -> None:
     fake = FakePicamera2Module(pi_frame, skip=[2, 3, 7])
     with open_camera(pi_config(), picamera2=fake) as source:

@@ -8,6 +8,7 @@ released; mapped arrays must be unmapped before their request is released.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -89,6 +90,7 @@ class FakeCamera:
         self.sensor_frame = 0
         self.stalled = threading.Event()
         self.started = False
+        self.tuning: dict[str, Any] | None = None
 
     def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
         """Fill in the strides libcamera would choose."""
@@ -148,8 +150,59 @@ class FakeCamera:
         self.calls.append("close")
 
 
+# The shape of a Raspberry Pi camera tuning file, as far as kiosk reads it.
+TUNING: dict[str, Any] = {
+    "version": 2.0,
+    "algorithms": [
+        {"rpi.black_level": {"black_level": 4096}},
+        {
+            "rpi.agc": {
+                "channels": [
+                    {
+                        "exposure_modes": {
+                            "normal": {"shutter": [100, 10000, 30000, 60000, 66666], "gain": [1, 2, 4, 6, 8]},
+                            "short": {"shutter": [100, 5000, 10000, 20000, 60000], "gain": [1, 2, 4, 6, 8]},
+                        }
+                    }
+                ]
+            }
+        },
+    ],
+}
+
+
+class FakePicamera2Class:
+    """Stands in for the Picamera2 class: calling it opens a camera; static helpers read tuning."""
+
+    def __init__(self, module: FakePicamera2Module) -> None:
+        self.module = module
+
+    def __call__(self, camera_num: int = 0, tuning: dict[str, Any] | None = None) -> FakeCamera:
+        """Open a camera, or fail as picamera2 does when none is connected."""
+        if self.module.missing:
+            raise RuntimeError("Camera __init__ sequence did not complete.")
+        camera = self.module.make_camera()
+        camera.tuning = tuning
+        self.module.cameras.append(camera)
+        return camera
+
+    def global_camera_info(self) -> list[dict[str, Any]]:
+        """The attached cameras."""
+        return [] if self.module.missing else [{"Model": self.module.model, "Id": "/base/fake@1a"}]
+
+    def load_tuning_file(self, tuning_file: str, dir: str | None = None) -> dict[str, Any]:
+        """A fresh copy of the sensor's tuning, if the file name is the sensor's."""
+        if tuning_file != "imx708.json":
+            raise RuntimeError("Tuning file not found")
+        return copy.deepcopy(TUNING)
+
+    def find_tuning_algo(self, tuning: dict[str, Any], name: str) -> dict[str, Any]:
+        """One algorithm's parameters from a version 2 tuning."""
+        return next(algo for algo in tuning["algorithms"] if name in algo)[name]
+
+
 class FakePicamera2Module:
-    """Stands in for the `picamera2` module: `Picamera2()` and `MappedArray`."""
+    """Stands in for the `picamera2` module: `Picamera2` and `MappedArray`."""
 
     MappedArray = MappedArray
 
@@ -160,15 +213,10 @@ class FakePicamera2Module:
         fps: float = 30.0,
         skip: Sequence[int] = (),
         missing: bool = False,
+        model: str = "imx708",
     ) -> None:
         self.missing = missing
+        self.model = model
         self.cameras: list[FakeCamera] = []
-        self._make = lambda: FakeCamera(frames, frame_ns=int(1e9 / fps), skip=skip)
-
-    def Picamera2(self, camera_num: int = 0) -> FakeCamera:  # noqa: N802 - picamera2's own name
-        """Open a camera, or fail as picamera2 does when none is connected."""
-        if self.missing:
-            raise RuntimeError("Camera __init__ sequence did not complete.")
-        camera = self._make()
-        self.cameras.append(camera)
-        return camera
+        self.make_camera = lambda: FakeCamera(frames, frame_ns=int(1e9 / fps), skip=skip)
+        self.Picamera2 = FakePicamera2Class(self)
