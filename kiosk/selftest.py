@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import stat
 import subprocess
@@ -369,15 +370,17 @@ def check_broker(settings: Settings, probes: Probes) -> CheckResult:
 
 def publish_test_message(settings: Settings, topic: str, *, timeout_s: float) -> None:
     """Connect, publish one non-retained QoS 1 message, wait for its PUBACK; raise UplinkError."""
+    url = urlsplit(settings.uplink.broker)
+    host, port = url.hostname or "", url.port or (8883 if url.scheme == "mqtts" else 1883)
+    if url.scheme == "mqtts":
+        check_tls(settings, host, port, timeout_s=timeout_s)
     client = _mqtt_client(settings)
     acked = _Outcome()
     connected = _Outcome()
     client.on_connect = lambda _c, _u, _f, reason, _p: connected.set(reason)
     client.on_publish = lambda _c, _u, _mid, reason, _p: acked.set(reason)
-    url = urlsplit(settings.uplink.broker)
-    default_port = 8883 if url.scheme == "mqtts" else 1883
     try:
-        client.connect(url.hostname or "", url.port or default_port, keepalive=settings.uplink.keepalive_s)
+        client.connect(host, port, keepalive=settings.uplink.keepalive_s)
     except (OSError, ssl.SSLError) as e:
         raise UplinkError(
             f"cannot reach {settings.uplink.broker}: {e}: check the network, host and port"
@@ -391,6 +394,23 @@ def publish_test_message(settings: Settings, topic: str, *, timeout_s: float) ->
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def check_tls(settings: Settings, host: str, port: int, *, timeout_s: float) -> None:
+    """Complete a TLS handshake with the broker, so certificate problems are named as such."""
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout_s)
+        with raw, _tls_context(settings).wrap_socket(raw, server_hostname=host):
+            pass
+    except ssl.SSLCertVerificationError as e:
+        raise UplinkError(
+            f"{settings.uplink.broker}: the broker's certificate is not trusted ({e.verify_message}): "
+            "uplink.tls.ca_file must be the CA that signed it, and the URL the name it was issued for"
+        ) from e
+    except (OSError, ssl.SSLError) as e:
+        raise UplinkError(
+            f"cannot reach {settings.uplink.broker} over TLS: {e}: check the network, host and port"
+        ) from e
 
 
 class _Outcome:
