@@ -122,6 +122,7 @@ class Processor:
         self._rejects: list[RejectRow] = []
         self._states: list[StateRow] = []
         self._open_gaps: set[tuple[str, int]] = set()
+        self._recent: set[tuple[str, int]] = set()
         self._swept_ms = clock()
         self.stats = Stats()
 
@@ -210,9 +211,10 @@ class Processor:
             self._store.add_rejects(self._rejects)
             for state in self._states:
                 self._store.put_state(state)
-            touched = {(row.device, row.epoch) for row in batch} | self._due_gaps()
-            resend = {pair: self._advance(*pair) for pair in touched}
+            arrived = {(row.device, row.epoch) for row in batch}
+            resend = {pair: self._advance(*pair) for pair in arrived | self._due_sweep()}
             self._store.commit()
+            self._recent |= arrived
         except BaseException:
             self._store.rollback()
             raise
@@ -228,19 +230,24 @@ class Processor:
 
     @property
     def sweep_due(self) -> bool:
-        """Whether known gaps should be looked at again (they may now be old enough to ask for)."""
-        return bool(self._open_gaps) and self._clock() - self._swept_ms >= self._resend_after_ms
+        """Whether gaps and recent acks should be looked at again (see `_due_sweep`)."""
+        return (
+            bool(self._open_gaps or self._recent) and self._clock() - self._swept_ms >= self._resend_after_ms
+        )
 
     @property
     def _resend_after_ms(self) -> int:
         return int(self.options.resend_after_s * 1000)
 
-    def _due_gaps(self) -> set[tuple[str, int]]:
-        # A gap too young to ask for at its own flush is walked again on a later one.
+    def _due_sweep(self) -> set[tuple[str, int]]:
+        # A gap too young to ask for at its own flush is walked again on a later one. Recently
+        # acked devices are acked once more: with several instances, an older ack published
+        # late may have overwritten the retained newest one.
         if self._clock() - self._swept_ms < self._resend_after_ms:
             return set()
         self._swept_ms = self._clock()
-        return set(self._open_gaps)
+        due, self._recent = self._open_gaps | self._recent, set()
+        return due
 
     def _advance(self, device: str, epoch: int) -> tuple[tuple[int, int], ...]:
         mark = self._store.progress(device).get(epoch, 0)
@@ -354,14 +361,16 @@ class Ingest:
         self._batch_size = batch_size
         self._wait_s = wait_s
 
-    def run(self, stop: threading.Event) -> None:
-        """Ingest until `stop` is set; raises UplinkError when the broker refuses us."""
+    def run(self, stop: threading.Event, *, ready: threading.Event | None = None) -> None:
+        """Ingest until `stop` is set (`ready` is set once subscribed); UplinkError when refused."""
         messages = MessageQueue()
         topics = self._processor.topics
         client = mqtt.connect(
             self._broker, on_message=messages.put, subscriptions=(topics.events, topics.states)
         )
         log.info("ingesting %s and %s from %s", topics.events, topics.states, self._broker.url)
+        if ready is not None:
+            ready.set()
         try:
             run_loop(
                 self._processor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -50,7 +51,9 @@ class BrokerSettings:
 
 
 def _client(settings: BrokerSettings, *, manual_ack: bool) -> paho.Client:
-    client_id = settings.client_id or f"kiosk-central-{socket.gethostname()}-{os.getpid()}"
+    client_id = (
+        settings.client_id or f"kiosk-central-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack
     )
@@ -82,26 +85,44 @@ def connect(
 ) -> paho.Client:
     """A connected client with its network thread running, subscribed (again on every reconnect)."""
     client = _client(settings, manual_ack=on_message is not None)
-    connected = threading.Event()
+    ready = threading.Event()
     refused: list[str] = []
 
     def on_connect(c: paho.Client, _u: object, _f: object, reason: paho.ReasonCode, _p: object) -> None:
         if reason.is_failure:
             refused.append(str(reason))
+            ready.set()
+        elif subscriptions:
+            c.subscribe([(topic, 1) for topic in subscriptions])
         else:
-            for topic in subscriptions:
-                c.subscribe(topic, qos=1)
-        connected.set()
+            ready.set()
 
-    client.on_connect = on_connect
+    def on_subscribe(
+        _c: paho.Client, _u: object, _m: int, reasons: list[paho.ReasonCode], _p: object
+    ) -> None:
+        refused.extend(f"subscription refused: {r}" for r in reasons if r.is_failure)
+        ready.set()
+
+    client.on_connect, client.on_subscribe = on_connect, on_subscribe
     if on_message is not None:
         client.on_message = lambda _c, _u, m: on_message(m.topic, m.payload, m.mid, m.qos)
     _start(client, settings, receive_maximum)
-    if not connected.wait(timeout_s) or refused:
-        close(client)
-        why = refused[0] if refused else f"no answer within {timeout_s}s"
-        raise UplinkError(f"broker {settings.url} refused central ({why}): check the URL, user and password")
+    _wait_ready(client, settings, ready, refused, timeout_s)
     return client
+
+
+def _wait_ready(
+    client: paho.Client,
+    settings: BrokerSettings,
+    ready: threading.Event,
+    refused: list[str],
+    timeout_s: float,
+) -> None:
+    if ready.wait(timeout_s) and not refused:
+        return
+    close(client)
+    why = refused[0] if refused else f"no answer within {timeout_s}s"
+    raise UplinkError(f"broker {settings.url} refused central ({why}): check the URL, user, password and ACL")
 
 
 def _start(client: paho.Client, settings: BrokerSettings, receive_maximum: int) -> None:
