@@ -155,6 +155,8 @@ def _check_key_usage(signer: x509.Certificate, kind: str) -> None:
         usage = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return
+    except ValueError as e:  # a malformed extension cannot grant a usage
+        raise Invalid(Reason.DCC_KEY_USAGE_MISMATCH, "signer key usage unreadable") from e
     oids = {oid.dotted_string for oid in usage}
     # A signer without any DCC usage OID may sign every type, as the specification says.
     if oids & ALL_KEY_USAGE_OIDS and not oids & KEY_USAGE_OIDS[kind]:
