@@ -405,6 +405,8 @@ class Picamera2Source(FrameSource):
                 f"Pi camera delivered no frame for {self._config.stall_timeout_s:g} s: "
                 f"is the ribbon cable seated? {SELFTEST_HINT}"
             ) from e
+        except RuntimeError as e:
+            raise CameraError(f"Pi camera failed: {e}; {SELFTEST_HINT}") from e
         mapped = self._mapped_array(request, "lores", write=False)
         try:
             array = mapped.__enter__().array

@@ -250,6 +250,16 @@ def test_picamera2_stall_raises_within_the_timeout() -> None:
     assert fake.cameras[0].outstanding == set()
 
 
+def test_picamera2_failure_is_a_camera_error() -> None:
+    fake = FakePicamera2Module(pi_frame)
+    with open_camera(pi_config(), picamera2=fake) as source:
+        source.read()
+        fake.cameras[0].failure = "Camera frontend has timed out!"
+        with pytest.raises(CameraError, match=r"Pi camera failed: Camera frontend.*selftest"):
+            source.read()
+    assert fake.cameras[0].outstanding == set()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed")
 def test_picamera2_without_the_library_says_how_to_install_it() -> None:
     with pytest.raises(CameraError, match="python3-picamera2"):

@@ -66,6 +66,13 @@ def test_broken_files_are_reported_after_the_others(
     assert "missing.png: no such file" in lines[2]
 
 
+def test_empty_folder_is_reported(capsys: pytest.CaptureFixture[str], shots: Path, tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()
+    code, records, err = run(capsys, str(tmp_path / "nothing"), str(shots / "b-cccd.png"))
+    assert code == 2 and len(records) == 1
+    assert "nothing: a folder with no images" in err
+
+
 def test_config_chooses_the_backend(capsys: pytest.CaptureFixture[str], shots: Path, tmp_path: Path) -> None:
     config = tmp_path / "kiosk.toml"
     config.write_text('[decoder]\nbackend = "pyzbar"\ninverted = "never"\n')

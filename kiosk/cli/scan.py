@@ -85,6 +85,8 @@ def load_gray_image(path: Path) -> np.ndarray:
             return np.asarray(image.convert("L"))
     except FileNotFoundError as e:
         raise ImageError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise ImageError(f"{path}: a folder with no images ({', '.join(sorted(IMAGE_SUFFIXES))})") from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{path}: not an image file kiosk can read (png, jpg, webp, ...)") from e
     except (OSError, SyntaxError, ValueError) as e:
@@ -92,9 +94,11 @@ def load_gray_image(path: Path) -> np.ndarray:
 
 
 def _expand(paths: list[Path]) -> Iterator[Path]:
-    """Files as given; folders as their images, sorted by name."""
+    """Files as given; folders as their images, sorted by name (an empty folder as itself)."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
+        images = _images_in(path) if path.is_dir() else []
+        yield from images or [path]
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

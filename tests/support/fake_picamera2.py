@@ -91,6 +91,7 @@ class FakeCamera:
         self.stalled = threading.Event()
         self.started = False
         self.tuning: dict[str, Any] | None = None
+        self.failure: str | None = None  # set to make capture_request fail as libcamera can
 
     def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
         """Fill in the strides libcamera would choose."""
@@ -124,6 +125,8 @@ class FakeCamera:
         if self.stalled.is_set():
             threading.Event().wait(wait)
             raise TimeoutError("fake camera stalled")
+        if self.failure is not None:
+            raise RuntimeError(self.failure)
         while self.sensor_frame in self.skip:
             self.sensor_frame += 1
         request = FakeRequest(self, self._buffer(self.frames(self.issued)), self.sensor_frame * self.frame_ns)
