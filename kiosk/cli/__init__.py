@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kiosk.cli.statuslist",
     "kiosk.cli.card",
     "kiosk.cli.screenshot",
+    "kiosk.cli.run",
 )
 
 

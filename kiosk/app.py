@@ -1,0 +1,162 @@
+"""The application: open every part in a visible order, run the loop, close in reverse.
+
+Start-up: keys → spool → trust list → status list → policy → feedback (GPIO and
+screen) → uplink → camera (opened by the loop, which tells systemd READY at the
+first frame). Shutdown, after the loop stops: camera → uplink (sends what it can
+within the grace period, publishes `stopped`) → feedback → spool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from kiosk import __version__
+from kiosk.camera import open_camera
+from kiosk.clock import ClockWatch
+from kiosk.config import Settings
+from kiosk.daemon import Kiosk, LoopCounters, Parts
+from kiosk.decoder import open_decoder
+from kiosk.errors import StatusListError
+from kiosk.feedback import Feedback
+from kiosk.keys import load_identity_key, load_private_key
+from kiosk.notify import Notifier
+from kiosk.policy import Policy
+from kiosk.screen import IdleState
+from kiosk.spool import Spool, SpoolLimits
+from kiosk.statuslist import StatusListStore
+from kiosk.trustlist import TrustList
+
+log = logging.getLogger("kiosk.app")
+
+SHUTDOWN_GRACE_S = 2.0
+
+
+@contextlib.contextmanager
+def assemble(
+    settings: Settings,
+    *,
+    frames: Sequence[np.ndarray] | None = None,
+    feedback: Feedback | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Kiosk]:
+    """Open every part of the kiosk and yield the loop; close everything on the way out."""
+    notifier = Notifier()
+    with contextlib.ExitStack() as stack:
+        stack.callback(notifier.close)
+        stack.callback(notifier.stopping)  # runs first on the way out: systemd sees "stopping"
+        spool = stack.enter_context(open_spool(settings))
+        trust = TrustList.load(settings.policy.trust_list) if settings.policy.trust_list else None
+        statuslist = StatusListStore.from_config(
+            settings.policy.authority_keys, settings.paths.statuslist_file
+        )
+        policy = Policy(settings.policy, settings.destination, statuslist=statuslist)
+        feedback = feedback or Feedback(settings.feedback, lang=settings.destination.language)
+        stack.callback(feedback.close)
+        counters = LoopCounters()
+        uplink = open_uplink(settings, spool=spool, statuslist=statuslist, counters=counters, stack=stack)
+        parts = Parts(
+            open_camera=partial(open_camera, settings.camera, frames=frames),
+            decoder=open_decoder(settings.decoder),
+            policy=policy,
+            spool=spool,
+            feedback=feedback,
+            uplink=uplink,
+            trust=trust,
+            notifier=notifier,
+            clock=ClockWatch(),
+            reload=partial(reload_lists, trust=trust, statuslist=statuslist, settings=settings),
+            idle=partial(idle_state, settings, spool=spool, uplink=uplink),
+        )
+        yield Kiosk(parts, stop=stop, counters=counters)
+
+
+def open_spool(settings: Settings) -> Spool:
+    """The event spool, with the device's signing and identity keys."""
+    limits = SpoolLimits(
+        retention_days=settings.spool.retention_days,
+        disk_budget_bytes=settings.spool.disk_budget_mb * 1024 * 1024,
+        alarm_fraction=settings.spool.alarm_fraction,
+    )
+    return Spool.open(
+        settings.paths.spool_file,
+        device_id=settings.device.id,
+        destination_id=settings.destination.id,
+        signing_key=load_private_key(settings.paths.key_file),
+        identity_key=load_identity_key(settings.paths.identity_key_file),
+        plain_identity=settings.uplink.plain_identity,
+        limits=limits,
+    )
+
+
+def open_uplink(
+    settings: Settings,
+    *,
+    spool: Spool,
+    statuslist: StatusListStore,
+    counters: LoopCounters,
+    stack: contextlib.ExitStack,
+) -> Any:
+    """Start the MQTT uplink (its own threads), or None when publishing is disabled."""
+    if not settings.uplink.enabled:
+        return None
+    from kiosk.uplink import Uplink
+
+    uplink = Uplink.from_settings(
+        settings,
+        spool=spool,
+        health=partial(health, spool=spool, counters=counters),
+        on_statuslist=partial(offer_statuslist, statuslist),
+    )
+    uplink.start()
+    stack.callback(uplink.close, SHUTDOWN_GRACE_S)
+    return uplink
+
+
+def offer_statuslist(store: StatusListStore, token: bytes) -> None:
+    """Hand a status list from the broker to the store, which verifies it; refusals are logged."""
+    try:
+        store.offer(token)
+    except StatusListError as e:
+        log.warning("status list refused: %s", e)
+
+
+def reload_lists(*, trust: TrustList | None, statuslist: StatusListStore, settings: Settings) -> None:
+    """SIGHUP: re-read the trust list; the status list store re-reads its saved file."""
+    if trust is not None:
+        trust.reload()
+    saved = settings.paths.statuslist_file
+    if saved.exists():
+        with contextlib.suppress(StatusListError):
+            statuslist.offer(saved.read_bytes())
+
+
+def health(*, spool: Spool, counters: LoopCounters) -> dict[str, Any]:
+    """The health part of the retained state message (called from the uplink's thread)."""
+    return {
+        "version": __version__,
+        "spool_depth": spool.depth(),
+        "unsent": spool.unsent_count(),
+        "counts_today": spool.counts_today(),
+        "fps": round(counters.fps, 1),
+        "clock_synced": counters.clock_synced,
+        "alarms": spool.alarms(),
+    }
+
+
+def idle_state(settings: Settings, *, spool: Spool, uplink: Any) -> IdleState:
+    """What the idle screen shows: venue, today's counts, connection and backlog."""
+    counts = spool.counts_today()
+    return IdleState(
+        venue=settings.destination.venue_name,
+        count_in=counts.get("in", 0),
+        count_out=counts.get("out", 0),
+        online=bool(uplink and uplink.connected),
+        backlog=spool.unsent_count(),
+    )

@@ -1,0 +1,342 @@
+"""The scan loop: capture → decode → decide → record → feedback.
+
+The main thread runs this loop and drives the screen (pygame wants the main
+thread). The uplink's drain and paho's network loop run in their own threads;
+gpiozero runs its own blink and beep threads. One stop Event is shared; SIGTERM
+and SIGINT set it, SIGHUP asks for a reload. Nothing slow sits on the loop: the
+only disk write there is the one event's commit, made BEFORE the feedback, so a
+person who was let in always has a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Protocol
+
+from kiosk.camera import Frame, FrameSource
+from kiosk.cards import parse_card
+from kiosk.clock import ClockWatch
+from kiosk.decoder import Decoder, Symbol
+from kiosk.errors import CameraEnded, CameraError
+from kiosk.events import EventDraft
+from kiosk.feedback import Feedback
+from kiosk.notify import Notifier, watchdog_interval_s
+from kiosk.policy import Decision, Policy
+from kiosk.screen import IdleState
+from kiosk.spool import Spool
+from kiosk.trustlist import TrustList
+
+log = logging.getLogger("kiosk.daemon")
+decisions_log = logging.getLogger("kiosk.decision")
+
+CAMERA_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+STATUS_INTERVAL_S = 5.0
+IDLE_INTERVAL_S = 2.0
+BROKER_FAULT_AFTER_S = 120.0
+
+
+class UplinkPort(Protocol):
+    """What the loop needs from the MQTT uplink (the pipeline never imports paho)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+        ...
+
+    def wake(self) -> None:
+        """A new event is in the spool: drain soon (never blocks)."""
+        ...
+
+
+@dataclass
+class LoopCounters:
+    """What the loop has done since start; read by the state topic and the demo summary."""
+
+    frames: int = 0
+    decoded: int = 0
+    decisions: int = 0
+    repeats: int = 0
+    hints: int = 0
+    errors: int = 0
+    camera_restarts: int = 0
+    fps: float = 0.0
+    clock_synced: bool = False
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The collaborators of the loop, each already open."""
+
+    open_camera: Callable[[], FrameSource]
+    decoder: Decoder
+    policy: Policy
+    spool: Spool
+    feedback: Feedback
+    uplink: UplinkPort | None = None
+    trust: TrustList | None = None
+    notifier: Notifier = field(default_factory=Notifier)
+    clock: ClockWatch = field(default_factory=ClockWatch)
+    reload: Callable[[], None] | None = None
+    idle: Callable[[], IdleState] | None = None
+
+
+class Kiosk:
+    """The scan loop. `run()` returns when the stop event is set or a replay ends."""
+
+    def __init__(
+        self,
+        parts: Parts,
+        *,
+        stop: threading.Event | None = None,
+        counters: LoopCounters | None = None,
+        end_on_replay_end: bool = True,
+    ) -> None:
+        self.parts = parts
+        self.stop = stop or threading.Event()
+        self.counters = counters or LoopCounters()
+        self.end_on_replay_end = end_on_replay_end
+        self._reload_requested = threading.Event()
+        self._camera: FrameSource | None = None
+        self._camera_failures = 0
+        self._ready = False
+        self._fault: str | None = None
+        self._offline_since: float | None = None
+        self._watchdog_s = watchdog_interval_s() or 2.0
+        self._last_frame_at = time.monotonic()
+        self._due = {"watchdog": 0.0, "status": 0.0, "idle": 0.0}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Loop until the stop event is set (or a replay ends); systemd hears READY at the first frame."""
+        try:
+            while not self.stop.is_set():
+                self.turn()
+        except CameraEnded:
+            log.info("replay finished")
+        finally:
+            self._close_camera()
+        return 0
+
+    def request_reload(self) -> None:
+        """Ask the loop to reload the trust list, status list and config at its next turn."""
+        self._reload_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the loop cleanly; SIGHUP reloads."""
+
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    def _close_camera(self) -> None:
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+
+    # -- one turn --------------------------------------------------------------------
+
+    def turn(self) -> None:
+        """Read one frame (reopening a lost camera), handle it, and do what is due."""
+        try:
+            frame = self._read_or_reopen()
+        except CameraEnded:
+            if self.end_on_replay_end:
+                raise
+            frame = None
+            self.stop.wait(0.1)
+        if frame is not None:
+            self._handle_frame(frame)
+        self._housekeeping()
+
+    def _read_or_reopen(self) -> Frame | None:
+        try:
+            if self._camera is None:
+                self._camera = self.parts.open_camera()
+            frame = self._camera.read()
+        except CameraEnded:
+            raise
+        except CameraError as e:
+            self._camera_lost(e)
+            return None
+        self._frame_arrived()
+        return frame
+
+    def _frame_arrived(self) -> None:
+        self.counters.frames += 1
+        self._last_frame_at = time.monotonic()
+        self._camera_failures = 0
+        if not self._ready:
+            self._ready = True
+            self.parts.notifier.ready(self.summary())
+        if self._fault == "camera":
+            self._set_fault(None)
+
+    def _camera_lost(self, error: CameraError) -> None:
+        """Say so on the screen and LEDs, close the camera, and wait (with backoff) before reopening."""
+        self._camera_failures += 1
+        self.counters.camera_restarts += 1
+        self.counters.errors += 1
+        log.error("camera: %s", error)
+        self._set_fault("camera")
+        self._close_camera()
+        delay = CAMERA_BACKOFF_S[min(self._camera_failures, len(CAMERA_BACKOFF_S)) - 1]
+        self._wait_pumping(delay)
+
+    def _wait_pumping(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self._pump()
+            self.stop.wait(0.05)
+
+    def _handle_frame(self, frame: Frame) -> None:
+        started = time.perf_counter()
+        result = self.parts.decoder.decode(frame.pixels)
+        decode_ms = (time.perf_counter() - started) * 1000
+        for symbol in result.symbols:
+            self.counters.decoded += 1
+            self.handle_symbol(symbol, decode_ms)
+        if result.undecoded and self.parts.feedback.hint("still"):
+            self.counters.hints += 1
+        self._pump()
+
+    def handle_symbol(self, symbol: Symbol, decode_ms: float) -> Decision:
+        """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
+        now = datetime.now(UTC)
+        synced = self.parts.clock.synced()
+        card = parse_card(symbol.raw, trust=self.parts.trust, now=now)
+        decision = self.parts.policy.decide(card, now=now, clock_synced=synced, payload=symbol.raw)
+        if decision.repeat:
+            self.counters.repeats += 1
+            return decision
+        spooled = self.parts.spool.record(draft_for(decision, decode_ms))
+        show_decision(self.parts.feedback, decision)
+        if self.parts.uplink is not None:
+            self.parts.uplink.wake()
+        self.counters.decisions += 1
+        self.counters.by_reason[str(decision.reason)] += 1
+        log_decision(decision, seq=spooled.seq, decode_ms=decode_ms)
+        return decision
+
+    def _pump(self) -> None:
+        if not self.parts.feedback.pump():
+            log.info("the screen was closed: stopping")
+            self.stop.set()
+
+    # -- what is due now and then ------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._reload_requested.is_set():
+            self._reload()
+        if self._is_due("watchdog", now, self._watchdog_s) and self._healthy(now):
+            self.parts.notifier.watchdog()
+        if self._is_due("idle", now, IDLE_INTERVAL_S):
+            self._refresh_idle(now)
+        if self._is_due("status", now, STATUS_INTERVAL_S):
+            self.parts.notifier.status(self.summary())
+
+    def _is_due(self, what: str, now: float, interval: float) -> bool:
+        if now < self._due[what]:
+            return False
+        self._due[what] = now + interval
+        return True
+
+    def _healthy(self, now: float) -> bool:
+        """Frames keep arriving: the watchdog is petted only while this holds."""
+        return self._camera is not None and now - self._last_frame_at < self._watchdog_s * 2
+
+    def _refresh_idle(self, now: float) -> None:
+        self.counters.fps = self._camera.fps if self._camera is not None else 0.0
+        self.counters.clock_synced = self.parts.clock.synced()
+        if self.parts.idle is not None:
+            self.parts.feedback.idle(self.parts.idle())
+        if self._fault != "camera":
+            self._set_fault(self._standing_fault(now))
+
+    def _standing_fault(self, now: float) -> str | None:
+        """A full spool outranks a long-lost broker; the camera fault is set by the reader."""
+        if self.parts.spool.alarms():
+            return "spool"
+        uplink = self.parts.uplink
+        if uplink is None or uplink.connected:
+            self._offline_since = None
+            return None
+        self._offline_since = self._offline_since or now
+        return "broker" if now - self._offline_since >= BROKER_FAULT_AFTER_S else None
+
+    def _reload(self) -> None:
+        self._reload_requested.clear()
+        try:
+            if self.parts.reload is not None:
+                self.parts.reload()
+            log.info("reloaded the trust list and the status list")
+        except Exception as e:  # a bad new file must never stop the kiosk: keep the old state
+            self.counters.errors += 1
+            log.error("reload failed, keeping the previous state: %s", e)
+
+    def _set_fault(self, problem: str | None) -> None:
+        if problem == self._fault:
+            return
+        self._fault = problem
+        if problem is None:
+            self.parts.feedback.clear_fault()
+        else:
+            self.parts.feedback.fault(problem)
+
+    def summary(self) -> str:
+        """One line for `systemctl status`: frame rate, decisions, backlog, fault."""
+        fps = self._camera.fps if self._camera is not None else 0.0
+        fault = f", fault: {self._fault}" if self._fault else ""
+        backlog = self.parts.spool.unsent_count()
+        return f"{fps:.0f} fps, {self.counters.decisions} decisions, backlog {backlog}{fault}"
+
+
+def show_decision(feedback: Feedback, decision: Decision) -> None:
+    """Green and the masked name for a pass; red and the reason's message for a fail."""
+    if decision.passed:
+        feedback.passed(decision.masked_name, decision.direction or "in", at=decision.at)
+    else:
+        feedback.failed(decision.reason, **decision.details)
+
+
+def draft_for(decision: Decision, decode_ms: float) -> EventDraft:
+    """The event draft that records a decision (the spool adds seq, identity hash and signature)."""
+    return EventDraft(
+        verdict=decision.verdict,
+        reason=str(decision.reason),
+        format=decision.format,
+        direction=decision.direction,
+        card_identity=decision.identity,
+        ts=int(decision.at.timestamp() * 1000),
+        clock_synced=decision.clock_synced,
+        decode_ms=round(decode_ms, 3),
+    )
+
+
+def log_decision(decision: Decision, *, seq: int, decode_ms: float) -> None:
+    """One structured line per decision; the masked name is the only personal datum."""
+    decisions_log.info(
+        "decision verdict=%s reason=%s format=%s direction=%s seq=%d decode_ms=%.1f clock_synced=%s name=%r",
+        decision.verdict,
+        decision.reason,
+        decision.format,
+        decision.direction or "-",
+        seq,
+        decode_ms,
+        decision.clock_synced,
+        decision.masked_name,
+    )
