@@ -6,8 +6,11 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.cards import MAX_ALPHANUMERIC, MAX_BYTES, Card, Rejection, parse_card
+from kiosk.cards.masking import mask_id, mask_name
 from kiosk.reasons import Reason, message
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
@@ -96,3 +99,32 @@ def test_message_details_fill_optional_parts_only_when_given() -> None:
     assert message(Reason.CAPACITY_FULL, "en", occupancy=50) == "Venue full. Please wait"
     assert message(Reason.OK, "vi", name="NGUYEN V** A") == "Mời vào NGUYEN V** A"
     assert message(Reason.OK, "en", unused="x") == "Welcome"
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("NGUYEN VAN A", "NGUYEN V** A"),
+        ("Nguyễn Thị Minh Khai", "Nguyễn T** M** Khai"),
+        ("LE HOA", "L** HOA"),
+        ("A", "A**"),
+        ("  TRAN   VAN   B ", "TRAN V** B"),
+        ("", ""),
+    ],
+)
+def test_name_masking_rule(name: str, masked: str) -> None:
+    assert mask_name(name) == masked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(categories=["L"]), min_size=1, max_size=8), min_size=1, max_size=5))
+def test_a_masked_name_always_hides_a_word(words: list[str]) -> None:
+    masked = mask_name(" ".join(words)).split()
+    assert len(masked) == len(words)
+    assert any(m.endswith("**") for m in masked)
+    assert all(m in (w, w[0] + "**") for m, w in zip(masked, words, strict=True))
+
+
+def test_id_masking_keeps_only_the_tail() -> None:
+    assert mask_id("001093029317") == "*********317"
+    assert mask_id("12") == "**" and mask_id("") == ""

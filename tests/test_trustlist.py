@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,3 +107,31 @@ def test_an_in_memory_list_cannot_reload(signers: list[DccSigner]) -> None:
     assert len(trust) == 3
     with pytest.raises(TrustListError, match="not loaded from a file"):
         trust.reload()
+
+
+def test_readers_see_the_whole_old_or_the_whole_new_list_during_reloads(
+    tmp_path: Path, signers: list[DccSigner]
+) -> None:
+    path = tmp_path / "dsc.pem"
+    contents = [pem(signers[0]), pem(signers[1]) + pem(signers[2])]
+    path.write_bytes(contents[0])
+    trust = TrustList.load(path)
+    seen: set[frozenset] = set()
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.add(frozenset(trust))
+
+    reader = threading.Thread(target=read, name="trust-reader")
+    reader.start()
+    try:
+        for i in range(40):
+            path.write_bytes(contents[i % 2])
+            trust.reload()
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+    assert not reader.is_alive()
+    old, new = frozenset([signers[0].certificate]), frozenset(s.certificate for s in signers[1:])
+    assert seen and seen <= {old, new}
