@@ -256,7 +256,8 @@ def open_replay(config: CameraConfig, frames: Sequence[np.ndarray] | None = None
     if not config.source:
         from kiosk import scenes
 
-        return ReplaySource.from_frames(scenes.demo_frames(list(DEMO_PAYLOADS)), **options)
+        demo = scenes.demo_frames(list(DEMO_PAYLOADS), width=config.width, height=config.height)
+        return ReplaySource.from_frames(demo, **options)
     path = Path(config.source).expanduser()
     if path.suffix.lower() in VIDEO_SUFFIXES:
         if not path.is_file():

@@ -138,9 +138,11 @@ def test_corrupt_image_in_replay_names_the_file(tmp_path: Path) -> None:
 
 
 def test_default_replay_is_the_demo_scene() -> None:
-    with open_camera(fast(replay_loop=True)) as source:
-        frame = source.read()
-    assert frame.pixels.shape == (480, 640)
+    with open_camera(fast(width=320, height=240)) as source:
+        frames = [source.read() for _ in range(30)]
+        with pytest.raises(CameraEnded):
+            source.read()
+    assert all(f.pixels.shape == (240, 320) for f in frames)
 
 
 def test_close_is_idempotent_and_read_after_close_fails() -> None:

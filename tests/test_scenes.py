@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kiosk.config import DecoderConfig
+from kiosk.decoder import open_decoder
 from kiosk.scenes import INK, PAPER, Scene, demo_frames, empty_frame, qr_modules, render
 
 PAYLOAD = "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
@@ -91,5 +93,8 @@ def test_bytes_payload_and_micro_qr() -> None:
 
 
 def test_demo_frames_alternate_empty_and_code() -> None:
-    frames = demo_frames([PAYLOAD], width=320, height=240)
-    assert len(frames) == 15 and all(f.shape == (240, 320) for f in frames)
+    frames = demo_frames([PAYLOAD, "second"], width=320, height=240)
+    assert len(frames) == 30 and all(f.shape == (240, 320) for f in frames)
+    decoder = open_decoder(DecoderConfig())
+    texts = [[s.text for s in decoder.decode(f).symbols] for f in frames]
+    assert texts == ([[]] * 10 + [[PAYLOAD]] * 5 + [[]] * 10 + [["second"]] * 5)
