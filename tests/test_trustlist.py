@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kiosk.cardmaker import DccSigner, make_dcc_signer
 from kiosk.errors import TrustListError
-from kiosk.trustlist import TrustList, kid_of
+from kiosk.trustlist import TrustList, kid_of, read_certificates
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -135,3 +135,10 @@ def test_readers_see_the_whole_old_or_the_whole_new_list_during_reloads(
     assert not reader.is_alive()
     old, new = frozenset([signers[0].certificate]), frozenset(s.certificate for s in signers[1:])
     assert seen and seen <= {old, new}
+
+
+def test_a_file_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
+    folder_as_file = tmp_path / "dsc.pem"
+    folder_as_file.mkdir()
+    with pytest.raises(TrustListError, match=r"dsc\.pem.*cannot be read"):
+        read_certificates(folder_as_file)
