@@ -174,34 +174,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, one repeat: a smoke run")
     args = parser.parse_args()
-    seeds, repeat, empties = (1, 1, 4) if args.quick else (5, 3, 30)
-    print(
-        f"# {pin_to_one_core()}; {platform.machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-    )
+    effort = (1, 1, 4) if args.quick else (5, 3, 30)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"# {pin_to_one_core()}; {platform.machine()}; {when}")
     contenders = decoders()
-    ratios: list[str] = []
-    for width, height in RESOLUTIONS:
-        kiosk_s = raw_s = 0.0
-        print(f"\n### {width}×{height}: decode rate, median ms, p95 ms\n")
-        print("| condition | " + " | ".join(contenders) + " |")
-        print("|---|" + "---|" * len(contenders))
-        for condition, changes in CONDITIONS.items():
-            tallies = measure(contenders, frames_for(width, height, changes, seeds), repeat)
-            print(_row(condition, tallies))
-            kiosk_s += sum(tallies["kiosk zxingcpp"].times)
-            raw_s += sum(tallies["raw zxing-cpp"].times)
-        empty = [
-            (empty_frame(Scene(width=width, height=height, seed=s, noise_sigma=3)), b"")
-            for s in range(empties)
-        ]
-        tallies = measure(contenders, empty, repeat)
-        print(_row("no code (rate = no false positive)", tallies))
-        empty_ratio = tallies["kiosk zxingcpp"].median_ms() / tallies["raw zxing-cpp"].median_ms()
-        ratios.append(
-            f"{width}×{height}: kiosk/raw time, frames with codes {kiosk_s / raw_s:.3f}×, "
-            f"empty frames (median) {empty_ratio:.3f}×"
-        )
+    ratios = [resolution_table(contenders, width, height, *effort) for width, height in RESOLUTIONS]
     print("\n" + "\n".join(ratios))
+
+
+def resolution_table(
+    contenders: dict[str, Decode], width: int, height: int, seeds: int, repeat: int, empties: int
+) -> str:
+    """Print one resolution's table; return its kiosk/raw ratios as a line of text."""
+    print(f"\n### {width}×{height}: decode rate, median ms, p95 ms\n")
+    print("| condition | " + " | ".join(contenders) + " |")
+    print("|---|" + "---|" * len(contenders))
+    kiosk_s = raw_s = 0.0
+    for condition, changes in CONDITIONS.items():
+        tallies = measure(contenders, frames_for(width, height, changes, seeds), repeat)
+        print(_row(condition, tallies))
+        kiosk_s += sum(tallies["kiosk zxingcpp"].times)
+        raw_s += sum(tallies["raw zxing-cpp"].times)
+    scenes = [Scene(width=width, height=height, seed=seed, noise_sigma=3) for seed in range(empties)]
+    tallies = measure(contenders, [(empty_frame(scene), b"") for scene in scenes], repeat)
+    print(_row("no code (rate = no false positive)", tallies))
+    empty_ratio = tallies["kiosk zxingcpp"].median_ms() / tallies["raw zxing-cpp"].median_ms()
+    return (
+        f"{width}×{height}: kiosk/raw time, frames with codes {kiosk_s / raw_s:.3f}×, "
+        f"empty frames (median) {empty_ratio:.3f}×"
+    )
 
 
 def _row(condition: str, tallies: dict[str, Tally]) -> str:

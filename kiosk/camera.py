@@ -399,15 +399,7 @@ class Picamera2Source(FrameSource):
 
     def _next_pixels(self) -> np.ndarray:
         self._release_held()
-        try:
-            request = self._camera.capture_request(wait=self._config.stall_timeout_s)
-        except TimeoutError as e:
-            raise CameraError(
-                f"Pi camera delivered no frame for {self._config.stall_timeout_s:g} s: "
-                f"is the ribbon cable seated? {SELFTEST_HINT}"
-            ) from e
-        except RuntimeError as e:
-            raise CameraError(f"Pi camera failed: {e}; {SELFTEST_HINT}") from e
+        request = self._capture()
         mapped = self._mapped_array(request, "lores", write=False)
         try:
             array = mapped.__enter__().array
@@ -419,6 +411,17 @@ class Picamera2Source(FrameSource):
         width, height = self._size
         # The YUV420 buffer is (height * 3/2) rows of `stride` bytes: Y plane first, then U, V.
         return array[:height, :width]
+
+    def _capture(self) -> Any:
+        try:
+            return self._camera.capture_request(wait=self._config.stall_timeout_s)
+        except TimeoutError as e:
+            raise CameraError(
+                f"Pi camera delivered no frame for {self._config.stall_timeout_s:g} s: "
+                f"is the ribbon cable seated? {SELFTEST_HINT}"
+            ) from e
+        except RuntimeError as e:
+            raise CameraError(f"Pi camera failed: {e}; {SELFTEST_HINT}") from e
 
     def _count_gap(self, request: Any) -> None:
         sensor_ns = request.get_metadata().get("SensorTimestamp")
