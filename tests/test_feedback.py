@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -444,3 +445,19 @@ def test_feedback_plays_tunes_when_sound_is_on(factory: MockFactory, clock: Cloc
         assert fb.sound.available
         fb.passed("An")
         assert pygame.mixer.get_busy()
+
+
+# --- docs/wiring.md follows the config ------------------------------------------------------
+
+# BCM number -> physical pin on the 40-pin header, for the pins the kiosk uses by default.
+PHYSICAL = {17: 11, 27: 13, 22: 15, 23: 16, 24: 18}
+
+
+def test_wiring_doc_matches_the_config_defaults() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "wiring.md").read_text()
+    rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ")}
+    fields = FeedbackConfig.model_fields
+    for key in ("green_pin", "red_pin", "buzzer_pin", "relay_pin", "blue_pin"):
+        pin = fields[key].default if fields[key].default is not None else fields[key].examples[0]
+        row = rows[key]
+        assert f"| GPIO{pin} | {PHYSICAL[pin]} |" in row, f"{key}: {row}"
