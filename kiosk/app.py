@@ -45,6 +45,7 @@ def assemble(
     frames: Sequence[np.ndarray] | None = None,
     feedback: Feedback | None = None,
     stop: threading.Event | None = None,
+    end_on_replay_end: bool = True,
 ) -> Iterator[Kiosk]:
     """Open every part of the kiosk and yield the loop; close everything on the way out."""
     notifier = Notifier()
@@ -74,7 +75,7 @@ def assemble(
             reload=partial(reload_lists, trust=trust, statuslist=statuslist, settings=settings),
             idle=partial(idle_state, settings, spool=spool, uplink=uplink),
         )
-        yield Kiosk(parts, stop=stop, counters=counters)
+        yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
 
 
 def open_spool(settings: Settings) -> Spool:

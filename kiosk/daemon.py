@@ -87,6 +87,7 @@ class Parts:
     clock: ClockWatch = field(default_factory=ClockWatch)
     reload: Callable[[], None] | None = None
     idle: Callable[[], IdleState] | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 class Kiosk:
@@ -215,7 +216,7 @@ class Kiosk:
 
     def handle_symbol(self, symbol: Symbol, decode_ms: float) -> Decision:
         """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
-        now = datetime.now(UTC)
+        now = self.parts.now()
         synced = self.parts.clock.synced()
         card = parse_card(symbol.raw, trust=self.parts.trust, now=now)
         decision = self.parts.policy.decide(card, now=now, clock_synced=synced, payload=symbol.raw)

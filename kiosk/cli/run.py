@@ -27,7 +27,8 @@ def run_kiosk(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(verbose=args.verbose)
     log.info("kiosk %s starting: device %s at %s", __version__, settings.device.id, settings.destination.id)
-    with assemble(settings) as kiosk:
+    # A replay that ends leaves the kiosk idle, as a camera with nothing in view would.
+    with assemble(settings, end_on_replay_end=False) as kiosk:
         kiosk.install_signal_handlers()
         code = kiosk.run()
     log.info("kiosk stopped cleanly")

@@ -1,0 +1,279 @@
+"""The scan loop in-process: real decoder, policy, spool, feedback (MockFactory, dummy screen)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gpiozero import Device
+
+from kiosk import cardmaker, keys, scenes
+from kiosk.app import assemble
+from kiosk.camera import ReplaySource
+from kiosk.config import Settings, parse_config
+from kiosk.daemon import Kiosk, Parts
+from kiosk.errors import CameraError
+from kiosk.events import verify_event
+from kiosk.feedback import Feedback
+from kiosk.screen import FaultState
+
+NATIONAL = cardmaker.national_payload()
+CCCD = cardmaker.cccd_payload()
+POSTER = "https://checkin.example.vn/venue/12345"
+GARBAGE = "hello there"
+
+
+@pytest.fixture(autouse=True)
+def _release_pins() -> Iterator[None]:
+    yield
+    if Device.pin_factory is not None:
+        Device.pin_factory.close()
+    Device.pin_factory = None
+
+
+def make_settings(state: Path, **sections: dict[str, Any]) -> Settings:
+    """A provisioned laptop kiosk in `state`: keys made, uplink off, screen off-screen, fast replay."""
+    if not (state / "device.key").exists():
+        keys.generate_device_key(state / "device.key")
+        keys.generate_identity_key(state / "identity.key")
+    data: dict[str, dict[str, Any]] = {
+        "paths": {"state_dir": str(state)},
+        "uplink": {"enabled": False},
+        "feedback": {"screen": "offscreen", "result_hold_s": 0.2},
+        "camera": {"replay_realtime": False},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data)
+
+
+def frames_for(*payloads: str) -> list[np.ndarray]:
+    """Each payload held up for a few frames, with empty frames between (as the demo shows them)."""
+    return scenes.demo_frames(list(payloads))
+
+
+def run_loop(settings: Settings, frames: list[np.ndarray], **options: Any) -> Kiosk:
+    """Assemble the kiosk, run it over the frames to the end of the replay, and return it."""
+    with assemble(settings, frames=frames, **options) as kiosk:
+        kiosk.run()
+    return kiosk
+
+
+def spooled_events(settings: Settings) -> list[Any]:
+    """Every event in the spool, verified with the device's public key, in seq order."""
+    import sqlite3
+
+    public = keys.load_private_key(settings.paths.key_file).public_key()
+    with sqlite3.connect(settings.paths.spool_file) as db:
+        tokens = [row[0] for row in db.execute("SELECT token FROM events ORDER BY seq")]
+    return [verify_event(token, public) for token in tokens]
+
+
+def test_each_card_gives_its_decision_and_a_signed_event(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    kiosk = run_loop(settings, frames_for(NATIONAL, CCCD, POSTER, GARBAGE))
+    events = spooled_events(settings)
+    assert [(e.verdict, e.reason, e.format) for e in events] == [
+        ("pass", "ok", "national"),
+        ("pass", "ok", "cccd"),
+        ("fail", "old_venue_qr", "poster"),
+        ("fail", "unrecognised", "unknown"),
+    ]
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert all(e.identity is None or e.identity.startswith("hmac:") for e in events)
+    assert kiosk.counters.decisions == 4
+    assert kiosk.counters.repeats > 0, "a code held up for several frames is one scan"
+
+
+class RecordingFeedback(Feedback):
+    """The real facade, noting how many events the spool held when each result was signalled."""
+
+    spool_depth_seen: list[int]
+    spool: Any = None
+
+    def passed(self, name: str, direction: Any = "in", *, at: datetime | None = None) -> None:
+        self.spool_depth_seen.append(self.spool.depth())
+        super().passed(name, direction, at=at)
+
+
+def test_the_decision_is_durable_before_the_feedback(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    feedback = RecordingFeedback(settings.feedback)
+    feedback.spool_depth_seen = []
+    with assemble(settings, frames=frames_for(NATIONAL, CCCD), feedback=feedback) as kiosk:
+        feedback.spool = kiosk.parts.spool
+        kiosk.run()
+    assert feedback.spool_depth_seen == [1, 2]
+
+
+def test_auto_direction_toggles_per_person(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, destination={"direction": "auto"}, policy={"repeat_window_s": 5})
+    clock = iter(datetime(2026, 11, 29, 8, 0, tzinfo=UTC) + timedelta(seconds=2 * i) for i in range(10_000))
+    with assemble(settings, frames=frames_for(NATIONAL, CCCD, NATIONAL)) as kiosk:
+        kiosk.parts = replace_parts(kiosk.parts, now=lambda: next(clock))
+        kiosk.run()
+    events = spooled_events(settings)
+    assert [(e.format, e.direction) for e in events] == [
+        ("national", "in"),
+        ("cccd", "in"),
+        ("national", "out"),
+    ]
+    assert kiosk.parts.policy.occupancy == 1
+
+
+def replace_parts(parts: Parts, **changes: Any) -> Parts:
+    """A copy of the frozen Parts with some collaborators swapped."""
+    from dataclasses import replace
+
+    return replace(parts, **changes)
+
+
+class FlakyCamera:
+    """Opens fail `failures` times (a loose ribbon cable), then a replay of `frames` starts."""
+
+    def __init__(self, frames: list[np.ndarray], failures: int) -> None:
+        self.frames = frames
+        self.failures = failures
+        self.opens = 0
+
+    def __call__(self) -> ReplaySource:
+        self.opens += 1
+        if self.opens <= self.failures:
+            raise CameraError("camera not found: is the ribbon cable seated? run `kiosk selftest`")
+        return ReplaySource.from_frames(self.frames)
+
+
+def test_a_lost_camera_is_reported_and_reopened(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    camera = FlakyCamera(frames_for(NATIONAL), failures=2)
+    shown: list[object] = []
+    with assemble(settings) as kiosk:
+        kiosk.parts = replace_parts(kiosk.parts, open_camera=camera)
+        original_fault = kiosk.parts.feedback.fault
+        kiosk.parts.feedback.fault = lambda problem, action="": (
+            shown.append(problem),
+            original_fault(problem),
+        )  # type: ignore[method-assign]
+        started = time.monotonic()
+        kiosk.run()
+    assert camera.opens == 3
+    assert shown == ["camera"]
+    assert kiosk.counters.camera_restarts == 2
+    assert 1.4 <= time.monotonic() - started < 10, "backoff of 0.5 s then 1 s"
+    assert [e.reason for e in spooled_events(settings)] == ["ok"]
+    assert not isinstance(kiosk.parts.feedback.state, FaultState), "the fault clears when frames flow"
+
+
+class NotifySocket:
+    """A real unix datagram socket standing in for systemd's: a thread notes each message as it lands."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, name="test-notify", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def close(self) -> list[tuple[float, str]]:
+        """Stop listening and return what was received, with arrival times."""
+        time.sleep(0.1)
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+        return self.messages
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NotifySocket]:
+    path = tmp_path / "notify.sock"
+    sock = NotifySocket(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # petted every 0.1 s while healthy
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    yield sock
+    sock.close()
+
+
+class StallingCamera:
+    """Delivers `frames` at 30 fps, then stalls: reads block until the stall timeout, then fail."""
+
+    def __init__(self, frames: list[np.ndarray], stall_s: float) -> None:
+        self.source = ReplaySource.from_frames(frames, fps=30.0)
+        self.stall_s = stall_s
+        self.stalled_at: float | None = None
+
+    def __call__(self) -> StallingCamera:
+        return self
+
+    def read(self) -> Any:
+        try:
+            return self.source.read()
+        except CameraError:
+            self.stalled_at = self.stalled_at or time.monotonic()
+            time.sleep(self.stall_s)
+            raise CameraError("no frame for 0.3 s: the camera stalled") from None
+
+    @property
+    def fps(self) -> float:
+        return self.source.fps
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def test_systemd_hears_ready_then_watchdog_only_while_frames_arrive(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    settings = make_settings(tmp_path)
+    camera = StallingCamera(frames_for(NATIONAL)[:24], stall_s=0.3)
+    stop = threading.Event()
+    with assemble(settings, stop=stop) as kiosk:
+        kiosk.parts = replace_parts(kiosk.parts, open_camera=camera)
+        threading.Timer(2.5, stop.set).start()
+        kiosk.run()
+    messages = notify_socket.close()
+    texts = [text for _, text in messages]
+    assert texts[0].startswith("READY=1\nSTATUS=")
+    pets = [at for at, text in messages if text == "WATCHDOG=1"]
+    assert camera.stalled_at is not None
+    healthy = [at for at in pets if at < camera.stalled_at]
+    assert len(healthy) >= 3, "the watchdog is petted while frames arrive"
+    # Allow one pet for the turn that was under way when the frames stopped.
+    assert len([at for at in pets if at > camera.stalled_at + 0.25]) == 0, (
+        "no watchdog once the camera stalls"
+    )
+    assert texts[-1] == "STOPPING=1"
+
+
+def test_a_bad_reload_keeps_the_old_trust_list(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    signer = cardmaker.make_dcc_signer(
+        "ES256", not_before=now - timedelta(days=1), not_after=now + timedelta(days=1)
+    )
+    trust = tmp_path / "trust.pem"
+    cardmaker.save_signer(signer, tmp_path / "signer.key", trust)
+    settings = make_settings(tmp_path, policy={"trust_list": str(trust)})
+    with assemble(settings, frames=frames_for(NATIONAL)) as kiosk:
+        trust.write_text("not a certificate")
+        kiosk.request_reload()
+        kiosk.run()
+        assert kiosk.parts.trust is not None and len(kiosk.parts.trust) == 1
+    assert kiosk.counters.errors == 1
