@@ -344,6 +344,11 @@ class Spool:
         """Events not yet covered by central's ack."""
         return int(self._conn().execute("SELECT count(*) FROM events WHERE state < 2").fetchone()[0])
 
+    def last_seq(self) -> int:
+        """The last seq allocated in the current epoch (0 before the first event)."""
+        row = self._conn().execute("SELECT last_seq FROM epochs WHERE epoch=?", (self.epoch,)).fetchone()
+        return int(row[0])
+
     def unsent_count(self) -> int:
         """Events not yet accepted by the broker."""
         return int(self._conn().execute("SELECT count(*) FROM events WHERE state = 0").fetchone()[0])

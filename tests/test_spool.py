@@ -243,3 +243,10 @@ def test_seq_survives_kill_9(tmp_path: Path) -> None:
         assert set(reported) <= set(stored)  # everything reported as recorded was committed
         assert spool.record(_draft()).seq == len(stored) + 1
     time.sleep(0)
+
+
+def test_last_seq(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        assert spool.last_seq() == 0
+        spool.record(_draft())
+        assert spool.last_seq() == 1

@@ -1,0 +1,609 @@
+"""The MQTT uplink: drains the spool to the broker, listens for central's acks and the status list.
+
+The only module that imports paho. Two named threads:
+
+- `uplink-mqtt` owns the paho client's network loop and the reconnects: full-jitter
+  exponential backoff (thousands of kiosks must not reconnect in step after a
+  broker restart); a refused connection (credentials, TLS) is logged as an error
+  naming what to check, and counted.
+- `uplink-drain` publishes unsent events in (epoch, seq) order with a bounded
+  in-flight window, marks them sent on PUBACK, applies central's signed acks,
+  re-sends what central asks for or never got, hands status lists to the daemon
+  and keeps the retained state topic fresh.
+
+The capture loop only calls `spool.record()` and the non-blocking `wake()`.
+Messages from the broker that are malformed, forged or oversized are dropped,
+logged and counted in `stats().rejected`; nothing the broker sends can crash us.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from kiosk import __version__, keys
+from kiosk.config import Settings, UplinkConfig
+from kiosk.errors import DeviceKeyError, KioskError, SignatureError, UplinkError
+from kiosk.events import verify_ack
+from kiosk.spool import EventKey, Spool
+from kiosk.topics import DeviceTopics, statuslist_topic
+
+log = logging.getLogger(__name__)
+
+MAX_ACK_BYTES = 256 * 1024
+CONNECT_TIMEOUT_S = 10.0
+TICK_S = 0.2
+PRUNE_INTERVAL_S = 3600.0
+AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
+
+
+class FullJitterBackoff:
+    """Reconnect delays: uniform in [0, min(cap, base * 2**attempt)] ("full jitter")."""
+
+    def __init__(self, base_s: float, cap_s: float, *, rng: random.Random | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self._rng = rng or random.Random()
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call doubles the ceiling up to the cap."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 32))
+        self.attempt += 1
+        return self._rng.uniform(0, ceiling)
+
+    def reset(self) -> None:
+        """Start again from the shortest ceiling (after a successful connection)."""
+        self.attempt = 0
+
+
+@dataclass(frozen=True)
+class UplinkStats:
+    """A snapshot of the uplink's counters."""
+
+    connected: bool
+    published: int
+    broker_acked: int
+    broker_refused: int
+    acks_applied: int
+    resent: int
+    connect_attempts: int
+    connect_failures: int
+    rejected: Mapping[str, int]
+    last_error: str | None
+
+
+@dataclass
+class _Counters:
+    published: int = 0
+    broker_acked: int = 0
+    broker_refused: int = 0
+    acks_applied: int = 0
+    resent: int = 0
+    connect_attempts: int = 0
+    connect_failures: int = 0
+    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    last_error: str | None = None
+
+
+@dataclass
+class _InFlight:
+    key: EventKey
+    since: float
+
+
+class Uplink:
+    """The MQTT client of one kiosk for the process lifetime; a context manager."""
+
+    def __init__(
+        self,
+        settings: UplinkConfig,
+        *,
+        spool: Spool,
+        authority_keys: AuthorityKeys | None = None,
+        health: Callable[[], Mapping[str, Any]] = dict,
+        on_statuslist: Callable[[bytes], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.topics = DeviceTopics(settings.topic_prefix, spool.destination_id, spool.device_id)
+        self._statuslist_topic = statuslist_topic(settings.topic_prefix)
+        self._authority = _lookup(authority_keys)
+        self._health = health
+        self._on_statuslist = on_statuslist
+        self._backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
+        self._refusal_backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
+        self.host, self.port, self.tls = _parse_broker(settings.broker)
+        self._counters = _Counters()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closing = threading.Event()
+        self._connected = threading.Event()
+        self._state_due = False
+        self._pubacks: collections.deque[tuple[int, ReasonCode]] = collections.deque()
+        self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._inflight: dict[int, _InFlight] = {}
+        self._inflight_keys: set[EventKey] = set()
+        self._paused_until = self._next_state = self._next_prune = 0.0
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._client = self._build_client()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        spool: Spool,
+        health: Callable[[], Mapping[str, Any]] = dict,
+        on_statuslist: Callable[[bytes], None] | None = None,
+    ) -> Uplink:
+        """An uplink for the whole configuration: loads `policy.authority_keys` for the acks."""
+        path = settings.policy.authority_keys
+        authority = keys.load_public_keys(path) if path is not None else {}
+        if not authority:
+            log.warning("no policy.authority_keys: central's acks cannot be verified, events are kept")
+        return cls(
+            settings.uplink, spool=spool, authority_keys=authority, health=health, on_statuslist=on_statuslist
+        )
+
+    # -- the client --------------------------------------------------------------------
+
+    def _build_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.spool.device_id, protocol=mqtt.MQTTv5
+        )
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        client.max_inflight_messages_set(self.settings.inflight)
+        client.max_queued_messages_set(0)
+        self._set_credentials(client)
+        if self.tls:
+            self._set_tls(client)
+        offline = {"status": "offline", "device": self.topics.device, "destination": self.topics.destination}
+        client.will_set(self.topics.state, _json(offline), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        # With a write-register callback, publish() from the drain thread only queues the
+        # packet and wakes our network loop, so one thread alone writes the socket.
+        client.on_socket_register_write = lambda *_: None
+        return client
+
+    def _set_credentials(self, client: mqtt.Client) -> None:
+        username = self.settings.username
+        password = None
+        if self.settings.password_file is not None:
+            try:
+                password = keys.read_secret(self.settings.password_file).decode().strip()
+            except DeviceKeyError as e:
+                raise UplinkError(f"broker password: {e}") from e
+            username = username or self.spool.device_id
+        if username:
+            client.username_pw_set(username, password)
+        self.username = username
+
+    def _set_tls(self, client: mqtt.Client) -> None:
+        tls = self.settings.tls
+        try:
+            client.tls_set(
+                ca_certs=_str(tls.ca_file),
+                certfile=_str(tls.cert_file),
+                keyfile=_str(tls.key_file),
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise UplinkError(
+                f"cannot load the TLS files (uplink.tls: ca_file={tls.ca_file}, cert_file={tls.cert_file},"
+                f" key_file={tls.key_file}): {e}; check they exist, are PEM, and the key fits the certificate"
+            ) from e
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the network and drain threads; returns at once (the broker may be down)."""
+        if self._threads or not self.settings.enabled:
+            if not self.settings.enabled:
+                log.info("uplink disabled: events are spooled, not published")
+            return
+        for name, target in (("uplink-mqtt", self._supervise), ("uplink-drain", self._drain_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self) -> None:
+        """Tell the drain thread a new event is in the spool (never blocks)."""
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted our connection and it is up."""
+        return self._connected.is_set()
+
+    def stats(self) -> UplinkStats:
+        """A snapshot of the counters (published, acked, refused, rejected messages, ...)."""
+        with self._lock:
+            c = self._counters
+            return UplinkStats(
+                connected=self.connected,
+                published=c.published,
+                broker_acked=c.broker_acked,
+                broker_refused=c.broker_refused,
+                acks_applied=c.acks_applied,
+                resent=c.resent,
+                connect_attempts=c.connect_attempts,
+                connect_failures=c.connect_failures,
+                rejected=dict(c.rejected),
+                last_error=c.last_error,
+            )
+
+    def close(self, grace_s: float = 2.0) -> None:
+        """Flush for up to `grace_s`, publish the `stopped` state, disconnect, join threads; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._threads:
+            self._flush(time.monotonic() + grace_s)
+            self._closing.set()
+            self._wake.set()
+            self._threads[1].join(grace_s + 5)
+        self._stop.set()
+        self._client.disconnect()
+        for thread in self._threads:
+            thread.join(CONNECT_TIMEOUT_S + 5)
+
+    def _flush(self, deadline: float) -> None:
+        while self.connected and time.monotonic() < deadline:
+            if not self._inflight and self.spool.unsent_count() == 0:
+                return
+            self._wake.set()
+            time.sleep(0.02)
+
+    def __enter__(self) -> Uplink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- thread uplink-mqtt: connection and network loop ---------------------------
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            if self._connect_once():
+                self._run_network()
+            if self._stop.is_set():
+                break
+            delay = self._backoff.next_delay()
+            log.debug("reconnecting to %s:%s in %.2fs", self.host, self.port, delay)
+            self._stop.wait(delay)
+
+    def _connect_once(self) -> bool:
+        self._count("connect_attempts")
+        properties = Properties(PacketTypes.CONNECT)
+        properties.MaximumPacketSize = int(self.settings.max_statuslist_mb * 1024 * 1024) + 4096
+        try:
+            self._client.connect(self.host, self.port, self.settings.keepalive_s, properties=properties)
+            return True
+        except (OSError, ValueError) as e:
+            self._connect_failed(self._explain(e), transient=not isinstance(e, ssl.SSLError))
+            return False
+
+    def _run_network(self) -> None:
+        while not self._stop.is_set():
+            if self._client.loop(timeout=TICK_S) != mqtt.MQTT_ERR_SUCCESS:
+                break
+        self._connected.clear()
+
+    def _explain(self, e: BaseException) -> str:
+        where = f"{self.host}:{self.port}"
+        ca = self.settings.tls.ca_file or "the system's CA certificates"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return (
+                f"TLS: the broker at {where} presented a certificate that does not verify against {ca}"
+                f" ({e.verify_message}); check uplink.tls.ca_file and the broker's host name"
+            )
+        if isinstance(e, ssl.SSLError):
+            return (
+                f"TLS handshake with {where} failed ({e.reason or e}); check uplink.tls (ca_file {ca},"
+                f" cert_file, key_file) and that the broker's TLS listener accepts this device's certificate"
+            )
+        if isinstance(e, ConnectionRefusedError):
+            return f"nothing accepts connections at {where}: is the broker running? (retrying)"
+        if isinstance(e, socket.timeout | TimeoutError):
+            return f"no answer from {where} within {CONNECT_TIMEOUT_S}s: check the network (retrying)"
+        return f"cannot connect to {where}: {e} (retrying)"
+
+    def _connect_failed(self, message: str, *, transient: bool) -> None:
+        with self._lock:
+            self._counters.connect_failures += 1
+            repeated = self._counters.last_error == message
+            self._counters.last_error = message
+        if not transient:
+            log.error("uplink: %s", message)
+        elif not repeated:
+            log.warning("uplink: %s", message)
+
+    # paho callbacks run on uplink-mqtt; they only record and wake the drain thread.
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            hint = "check uplink.username and uplink.password_file, and the broker's password file and ACL"
+            if self.tls:
+                hint += ", or the client certificate (uplink.tls.cert_file)"
+            self._connect_failed(f"the broker refused the connection: {reason}; {hint}", transient=False)
+            return
+        log.info("uplink: connected to %s:%s", self.host, self.port)
+        self._backoff.reset()
+        options = SubscribeOptions(qos=1)
+        client.subscribe([(self.topics.ack, options), (self._statuslist_topic, options)])
+        with self._lock:
+            self._counters.last_error = None
+            self._state_due = True
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        was_connected = self.connected
+        self._connected.clear()
+        if was_connected and not self._closing.is_set():
+            log.warning("uplink: disconnected from %s:%s (%s); will reconnect", self.host, self.port, reason)
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        self._pubacks.append((mid, reason))
+        self._wake.set()
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        for topic, reason in zip((self.topics.ack, self._statuslist_topic), reasons, strict=False):
+            if reason.is_failure:
+                log.error(
+                    "uplink: the broker refused our subscription to %s (%s): check its ACL", topic, reason
+                )
+                self._reject("subscription_refused")
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        limit = {self.topics.ack: MAX_ACK_BYTES, self._statuslist_topic: self._statuslist_limit()}
+        if message.topic not in limit:
+            self._reject("unexpected_topic", f"a message on {message.topic!r}, which we never subscribed to")
+        elif len(message.payload) > limit[message.topic]:
+            self._reject("oversized", f"{len(message.payload)} bytes on {message.topic}")
+        else:
+            self._inbox.append((message.topic, bytes(message.payload)))
+            self._wake.set()
+
+    def _statuslist_limit(self) -> int:
+        return int(self.settings.max_statuslist_mb * 1024 * 1024)
+
+    # -- thread uplink-drain -----------------------------------------------------------
+
+    def _drain_loop(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            try:
+                self._periodic(time.monotonic())
+                self._drain_once()
+            except KioskError as e:  # e.g. the disk is full: say so, keep trying
+                log.error("uplink: %s", e)
+                self._closing.wait(1.0)
+        self._say_stopped()
+
+    def _periodic(self, now: float) -> None:
+        if now >= self._next_state:
+            self._next_state = now + self.settings.state_interval_s
+            with self._lock:
+                self._state_due = True
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_S
+            self.spool.prune()
+
+    def _drain_once(self) -> None:
+        self._settle_pubacks()
+        self._handle_inbox()
+        if not self.connected:
+            return
+        with self._lock:
+            state_due, self._state_due = self._state_due, False
+        if state_due:
+            self._publish_state("online")
+        self._forget_stuck()
+        self._publish_more()
+
+    def _publish_more(self) -> None:
+        room = self.settings.inflight - len(self._inflight)
+        if room <= 0 or time.monotonic() < self._paused_until:
+            return
+        for spooled in self.spool.unsent(limit=len(self._inflight) + room):
+            if spooled.key in self._inflight_keys:
+                continue
+            info = self._client.publish(
+                _event_topic(self.topics.prefix, spooled.destination, spooled.device), spooled.token, qos=1
+            )
+            # paho keeps a QoS 1 message it could not send and sends it after the reconnect.
+            self._inflight[info.mid] = _InFlight(spooled.key, time.monotonic())
+            self._inflight_keys.add(spooled.key)
+            self._count("published")
+            room -= 1
+            if room == 0 or info.rc == mqtt.MQTT_ERR_NO_CONN:
+                return
+
+    def _settle_pubacks(self) -> None:
+        done: list[EventKey] = []
+        while self._pubacks:
+            mid, reason = self._pubacks.popleft()
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # a state message, or an event we stopped waiting for
+            self._inflight_keys.discard(entry.key)
+            if reason.is_failure:
+                self._broker_refused(entry.key, reason)
+            else:
+                done.append(entry.key)
+        if done:
+            self.spool.mark_sent(done)
+            self._refusal_backoff.reset()
+            self._count("broker_acked", len(done))
+
+    def _broker_refused(self, key: EventKey, reason: ReasonCode) -> None:
+        self._count("broker_refused")
+        delay = self._refusal_backoff.next_delay()
+        self._paused_until = time.monotonic() + delay
+        log.error(
+            "uplink: the broker refused event %s (%s); check that its ACL lets user %r write %s;"
+            " retrying in %.1fs",
+            key,
+            reason,
+            self.username,
+            self.topics.event,
+            delay,
+        )
+
+    def _forget_stuck(self) -> None:
+        # paho re-sends unacknowledged messages after a reconnect; one still waiting after
+        # this long while connected is lost to us, so it is published again from the spool.
+        limit = time.monotonic() - max(30.0, 2.0 * self.settings.keepalive_s)
+        for mid in [mid for mid, entry in self._inflight.items() if entry.since < limit]:
+            self._inflight_keys.discard(self._inflight.pop(mid).key)
+
+    def _handle_inbox(self) -> None:
+        while self._inbox:
+            topic, payload = self._inbox.popleft()
+            if topic == self.topics.ack:
+                self._handle_ack(payload)
+            else:
+                self._handle_statuslist(payload)
+
+    def _handle_ack(self, payload: bytes) -> None:
+        if self._authority is None:
+            self._reject("ack_unverifiable", "no authority keys are configured (policy.authority_keys)")
+            return
+        try:
+            ack = verify_ack(payload, self._authority)
+        except SignatureError as e:
+            self._reject("ack_invalid", f"ack on {self.topics.ack}: {e}")
+            return
+        if ack.device != self.spool.device_id:
+            self._reject("ack_wrong_device", f"ack for {ack.device!r} on our topic")
+            return
+        self._apply_ack(ack.acked(), ack.resend)
+
+    def _apply_ack(self, epochs: dict[int, int], resend: list[tuple[int, int, int]]) -> None:
+        device = self.spool.device_id
+        acked = self.spool.apply_ack(device, epochs)
+        asked = self.spool.requeue(device, resend)
+        # A fresh ack that still does not cover what the broker accepted long ago: lost, send again.
+        cutoff = int((time.time() - self.settings.resend_unacked_s) * 1000)
+        stale = self.spool.requeue_stale(device, cutoff)
+        self._count("acks_applied")
+        self._count("resent", asked + stale)
+        log.debug("uplink: ack covers %d new events; resending %d asked, %d unconfirmed", acked, asked, stale)
+
+    def _handle_statuslist(self, payload: bytes) -> None:
+        if self._on_statuslist is None:
+            return
+        try:
+            self._on_statuslist(payload)
+        except Exception as e:  # a bad list must never stop the uplink; the store explains why
+            self._reject("statuslist_refused", f"status list not taken: {e}")
+
+    def _publish_state(self, status: str) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(self.topics.state, _json(self._state(status)), qos=1, retain=True)
+
+    def _state(self, status: str) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "status": status,
+            "device": self.topics.device,
+            "destination": self.topics.destination,
+            "ts": int(time.time() * 1000),
+        }
+        if status != "online":
+            return state
+        state |= {
+            "version": __version__,
+            "spool_depth": self.spool.depth(),
+            "unsent": self.spool.unsent_count(),
+            "counts_today": self.spool.counts_today(),
+            "fps": None,
+            "clock_synced": None,
+        }
+        extra = dict(self._safe_health())
+        alarms = self.spool.alarms() + list(extra.pop("alarms", []))
+        return state | extra | {"alarms": alarms}
+
+    def _safe_health(self) -> Mapping[str, Any]:
+        try:
+            return self._health()
+        except Exception:  # the health report is best effort; the state must still go out
+            log.exception("uplink: the health callback failed")
+            return {}
+
+    def _say_stopped(self) -> None:
+        if not self.connected:
+            return
+        info = self._publish_state("stopped")
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and self.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    # -- counters ----------------------------------------------------------------------
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self._counters, name, getattr(self._counters, name) + n)
+
+    def _reject(self, reason: str, detail: str = "") -> None:
+        with self._lock:
+            self._counters.rejected[reason] += 1
+        log.warning("uplink: ignored a message from the broker (%s): %s", reason, detail)
+
+
+@lru_cache(maxsize=64)
+def _event_topic(prefix: str, destination: str, device: str) -> str:
+    return DeviceTopics(prefix, destination, device).event
+
+
+def _lookup(authority_keys: AuthorityKeys | None) -> Callable[[str], Ed25519PublicKey | None] | None:
+    if authority_keys is None:
+        return None
+    if isinstance(authority_keys, Mapping):
+        if not authority_keys:
+            return None
+        return authority_keys.get
+    return authority_keys
+
+
+def _parse_broker(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    tls = parts.scheme == "mqtts"
+    if parts.hostname is None:
+        raise UplinkError(f"uplink.broker {url!r} names no host")
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def _str(path: object) -> str | None:
+    return None if path is None else str(path)
+
+
+def _json(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
