@@ -1,0 +1,187 @@
+"""The daily report as text for people (table, HTML with inline SVG charts) and for programs (CSV, JSON).
+
+The HTML page is one self-contained file: styles and charts are inline, nothing is
+fetched, so it can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from kiosk.central.reports import DestinationReport, DeviceReport, Report
+
+FORMATS = ("table", "csv", "json", "html")
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in one of FORMATS."""
+    renderers: dict[str, Callable[[Report], str]] = {
+        "table": as_table,
+        "csv": as_csv,
+        "json": as_json,
+        "html": as_html,
+    }
+    return renderers[fmt](report)
+
+
+def as_json(report: Report) -> str:
+    """Every figure, as JSON."""
+    return json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def _clock(ms: int | None, zone: ZoneInfo) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, zone).strftime("%H:%M")
+
+
+def _rows(d: DestinationReport, zone: ZoneInfo) -> Iterator[tuple[str, str, object]]:
+    """(section, key, value) of every figure of a destination."""
+    yield from (
+        ("summary", key, getattr(d, key)) for key in ("scans", "people", "old_poster", "usual", "peers")
+    )
+    yield from (("direction", key, n) for key, n in d.directions.items())
+    yield from (("kind", key, n) for key, n in d.kinds.items())
+    for verdict, reasons in d.verdicts.items():
+        yield from ((verdict, reason, n) for reason, n in reasons.items())
+    yield from (("hour", f"{hour:02d}", n) for hour, n in enumerate(d.hourly))
+    for dev in d.devices:
+        yield from _device_rows(dev, zone)
+    yield from (("silence", _clock(a, zone), _clock(b, zone)) for a, b in d.silences)
+    yield from (("flag", flag.code, flag.message) for flag in d.flags)
+
+
+def _device_rows(dev: DeviceReport, zone: ZoneInfo) -> Iterator[tuple[str, str, object]]:
+    yield (f"device:{dev.device}", "status", dev.status)
+    yield (f"device:{dev.device}", "state", dev.state)
+    yield (f"device:{dev.device}", "events", dev.events)
+    yield (f"device:{dev.device}", "uptime", round(dev.uptime, 4))
+    yield (f"device:{dev.device}", "offline_minutes", round(dev.offline_minutes, 1))
+    yield (f"device:{dev.device}", "missing_seqs", dev.missing_seqs)
+    yield (f"device:{dev.device}", "last_event", _clock(dev.last_event_ms, zone))
+
+
+def as_csv(report: Report) -> str:
+    """One row per figure: day, destination, section, key, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["day", "destination", "section", "key", "value"])
+    zone = ZoneInfo(report.timezone)
+    for d in report.destinations:
+        for section, key, value in _rows(d, zone):
+            writer.writerow([report.day, d.destination, section, key, "" if value is None else value])
+    return out.getvalue()
+
+
+def as_table(report: Report) -> str:
+    """A plain-text report for a terminal."""
+    zone = ZoneInfo(report.timezone)
+    lines = [f"Report for {report.day} ({report.timezone})"]
+    for d in report.destinations:
+        lines += ["", _title(d), *_summary_lines(d)]
+        lines += [f"  hourly: {' '.join(str(n) for n in d.hourly)}"]
+        for dev in d.devices:
+            lines.append(
+                f"  device {dev.device} [{dev.status}, {dev.state}]: {dev.events} events,"
+                f" uptime {dev.uptime:.0%}, offline {dev.offline_minutes:.0f} min,"
+                f" {dev.missing_seqs} missing, last {_clock(dev.last_event_ms, zone)}"
+            )
+        lines += [f"  FLAG {flag.code}: {flag.message}" for flag in d.flags] or ["  no flags"]
+    return "\n".join(lines) + "\n"
+
+
+def _title(d: DestinationReport) -> str:
+    extra = ", ".join(part for part in (d.name, d.group and f"group {d.group}") if part)
+    return f"{d.destination}" + (f" ({extra})" if extra else "") + f", open {d.opening_hours}"
+
+
+def _summary_lines(d: DestinationReport) -> list[str]:
+    def reasons(verdict: str) -> str:
+        return ", ".join(f"{reason} {n}" for reason, n in d.verdicts[verdict].items()) or "-"
+
+    return [
+        f"  scans {d.scans} (in {d.directions['in']}, out {d.directions['out']}), people {d.people},"
+        f" old posters {d.old_poster}",
+        f"  pass {sum(d.verdicts['pass'].values())}: {reasons('pass')}",
+        f"  fail {sum(d.verdicts['fail'].values())}: {reasons('fail')}",
+    ]
+
+
+STYLE = """
+body{font-family:sans-serif;margin:2em;color:#222}
+section{border-top:1px solid #ccc;padding:1em 0}
+table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
+.flag{color:#a00;font-weight:bold}.ok{color:#070}
+"""
+
+
+def as_html(report: Report) -> str:
+    """One self-contained HTML page with inline SVG charts."""
+    zone = ZoneInfo(report.timezone)
+    body = "".join(_html_destination(d, zone) for d in report.destinations)
+    title = f"Scan report {escape(report.day)}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
+        f"<p>Times in {escape(report.timezone)}.</p>{body}</body></html>\n"
+    )
+
+
+def _html_destination(d: DestinationReport, zone: ZoneInfo) -> str:
+    flags = "".join(f'<li class="flag">{escape(f.code)}: {escape(f.message)}</li>' for f in d.flags)
+    summary = "".join(f"<p>{escape(line.strip())}</p>" for line in _summary_lines(d))
+    return (
+        f"<section><h2>{escape(_title(d))}</h2>{summary}"
+        f"<ul>{flags or '<li class=ok>no flags</li>'}</ul>"
+        f"<h3>Scans per hour</h3>{hourly_svg(d.hourly)}"
+        f"<h3>Devices</h3>{_device_table(d.devices, zone)}</section>"
+    )
+
+
+def _device_table(devices: list[DeviceReport], zone: ZoneInfo) -> str:
+    head = (
+        "<tr><th>device</th><th>status</th><th>events</th><th>uptime</th><th>missing</th><th>last</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{escape(dev.device)}</td><td>{escape(dev.status)}, {escape(dev.state)}</td>"
+        f"<td>{dev.events}</td><td>{uptime_svg(dev.uptime)} {dev.uptime:.0%}</td>"
+        f"<td>{dev.missing_seqs}</td><td>{_clock(dev.last_event_ms, zone)}</td></tr>"
+        for dev in devices
+    )
+    return f"<table>{head}{rows}</table>" if devices else "<p class=flag>no device</p>"
+
+
+def hourly_svg(hourly: list[int], *, width: int = 480, height: int = 120) -> str:
+    """A bar chart of 24 hourly counts as an inline SVG element."""
+    top = max(hourly) or 1
+    bar = width / len(hourly)
+    plot = height - 16  # room for the hour labels
+    bars = []
+    for hour, n in enumerate(hourly):
+        h = plot * n / top
+        bars.append(
+            f'<rect x="{hour * bar + 1:.1f}" y="{plot - h:.1f}" width="{bar - 2:.1f}" height="{h:.1f}"'
+            f' fill="#2b7bb9"><title>{hour:02d}:00 {n}</title></rect>'
+        )
+        if hour % 3 == 0:
+            bars.append(f'<text x="{hour * bar:.1f}" y="{height - 3}" font-size="10">{hour:02d}</text>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
+        f' aria-label="scans per hour">{"".join(bars)}</svg>'
+    )
+
+
+def uptime_svg(fraction: float, *, width: int = 100, height: int = 10) -> str:
+    """A small horizontal bar showing an uptime fraction."""
+    filled = width * max(0.0, min(1.0, fraction))
+    colour = "#2a2" if fraction >= 0.95 else "#d80" if fraction >= 0.5 else "#c22"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<rect width="{width}" height="{height}" fill="#eee"/>'
+        f'<rect width="{filled:.1f}" height="{height}" fill="{colour}"/></svg>'
+    )

@@ -1,0 +1,348 @@
+"""Inspectors' daily report: per destination, what was scanned, by which devices, and what looks wrong.
+
+Days, hours and opening hours are local time (default Asia/Ho_Chi_Minh). The
+destinations central knows are those of registered devices plus those listed in
+an optional destinations file (TOML, see docs/central.md), which also gives each
+one a name, a peer group and its own opening hours; a listed destination without
+an active device is flagged "no device installed".
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kiosk.central import acks
+from kiosk.central.registry import ACTIVE
+from kiosk.central.store import DeviceRow, EventRow, Store
+from kiosk.config import ID_PATTERN
+from kiosk.errors import ConfigError
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+OLD_POSTER = "old_venue_qr"
+
+
+def _hours(value: str) -> str:
+    try:
+        opens, closes = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError as e:
+        raise ValueError('must look like "07:00-21:00"') from e
+    if closes <= opens:
+        raise ValueError("closing time must be after opening time (same day)")
+    return value
+
+
+class DestinationInfo(BaseModel):
+    """One destination the authority expects to see scans from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN, description="Destination id, as in the devices' registrations.")
+    name: str = Field("", max_length=120, description="Name shown in reports.")
+    group: str = Field("", max_length=64, description="Peer group (e.g. market, office); peers are compared.")
+    opening_hours: str | None = Field(None, description='Local opening hours, "HH:MM-HH:MM"; none = default.')
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _check_hours(cls, value: str | None) -> str | None:
+        return value if value is None else _hours(value)
+
+
+class ReportSettings(BaseModel):
+    """How reports judge compliance (the destinations file, all optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="Time zone of days, hours and opening hours.")
+    opening_hours: str = Field("07:00-21:00", description='Default local opening hours, "HH:MM-HH:MM".')
+    low_fraction: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Flag a day's scans below this fraction of the usual or the peers' level.",
+    )
+    history_days: int = Field(14, ge=1, le=365, description="Days before the report's day that make 'usual'.")
+    min_history_days: int = Field(3, ge=1, le=365, description="Days with scans needed to judge 'usual'.")
+    offline_minutes: int = Field(
+        15, ge=1, le=1440, description="Flag a device offline this long in opening hours."
+    )
+    silent_minutes: int = Field(
+        120, ge=1, le=1440, description="Flag opening-hours stretches without a scan."
+    )
+    destinations: list[DestinationInfo] = Field(default_factory=list, description="Known destinations.")
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        return _hours(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError("unknown time zone (use an IANA name like Asia/Ho_Chi_Minh)") from e
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone."""
+        return ZoneInfo(self.timezone)
+
+    def info(self, destination: str) -> DestinationInfo:
+        """What the file says about a destination (defaults when it is not listed)."""
+        found = [d for d in self.destinations if d.id == destination]
+        return found[0] if found else DestinationInfo(id=destination)
+
+
+def load_report_settings(path: Path | None) -> ReportSettings:
+    """Read the destinations file (TOML), or the defaults when there is none."""
+    if path is None:
+        return ReportSettings()
+    try:
+        return ReportSettings.model_validate(tomllib.loads(path.read_text()))
+    except OSError as e:
+        raise ConfigError(f"cannot read destinations file {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except ValidationError as e:
+        problems = [f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{len(problems)} problem(s) in {path}", problems) from e
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A compliance concern: a stable code and a sentence for the inspector."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """One device's day."""
+
+    device: str
+    status: str  # registry status
+    state: str  # last known state (online, stopped, offline, unknown)
+    events: int
+    uptime: float  # fraction of the opening hours (so far) it was online
+    offline_minutes: float
+    missing_seqs: int  # events it sent that central has not got (gaps below its highest seq)
+    last_event_ms: int | None
+
+
+@dataclass(frozen=True)
+class DestinationReport:
+    """One destination's day."""
+
+    destination: str
+    name: str
+    group: str
+    opening_hours: str
+    scans: int
+    kinds: dict[str, int]
+    directions: dict[str, int]  # in, out, none
+    verdicts: dict[str, dict[str, int]]  # pass/fail -> reason -> count
+    people: int
+    hourly: list[int]  # 24 local hours
+    old_poster: int
+    usual: float | None  # median scans of its own earlier days
+    peers: float | None  # median scans of its peers that day
+    silences: list[tuple[int, int]]  # opening-hours stretches (start, end ms) without a scan
+    devices: list[DeviceReport]
+    flags: list[Flag]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The whole report of one day."""
+
+    day: str
+    timezone: str
+    generated_ms: int
+    destinations: list[DestinationReport] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: int
+    end: int
+
+    @property
+    def minutes(self) -> float:
+        return max(0, self.end - self.start) / MINUTE_MS
+
+
+def _local_ms(day: date, at: time, zone: ZoneInfo) -> int:
+    return int(datetime.combine(day, at, tzinfo=zone).timestamp() * 1000)
+
+
+def day_range(day: date, zone: ZoneInfo) -> tuple[int, int]:
+    """UTC ms of local midnight at the start and end of `day`."""
+    return _local_ms(day, time(0), zone), _local_ms(day + timedelta(days=1), time(0), zone)
+
+
+def _opening(day: date, hours: str, zone: ZoneInfo, now_ms: int) -> _Window:
+    opens, closes = (time.fromisoformat(part.strip()) for part in hours.split("-"))
+    # A report on today only judges the hours that have passed.
+    return _Window(_local_ms(day, opens, zone), min(_local_ms(day, closes, zone), now_ms))
+
+
+def build_report(
+    store: Store,
+    *,
+    day: date,
+    settings: ReportSettings,
+    now_ms: int,
+    destination: str | None = None,
+) -> Report:
+    """Compute the report of `day` for every known destination (or one)."""
+    devices = store.devices()
+    known = sorted({d.destination for d in devices} | {d.id for d in settings.destinations})
+    wanted = [d for d in known if destination in (None, d)]
+    context = _Context(store, settings, day, now_ms, devices)
+    reports = [context.destination(dest) for dest in wanted]
+    return Report(day=day.isoformat(), timezone=settings.timezone, generated_ms=now_ms, destinations=reports)
+
+
+class _Context:
+    """What the per-destination computations share: the store, the settings, the day's counts."""
+
+    def __init__(
+        self, store: Store, settings: ReportSettings, day: date, now_ms: int, devices: list[DeviceRow]
+    ):
+        self.store, self.settings, self.day, self.now_ms = store, settings, day, now_ms
+        self.devices = devices
+        self.states = {s.device: s.status for s in store.states()}
+        self.start, self.end = day_range(day, settings.zone)
+        history_start = day_range(day - timedelta(days=settings.history_days), settings.zone)[0]
+        offset = int(settings.zone.utcoffset(datetime.combine(day, time(12))).total_seconds() * 1000)
+        self.daily = store.daily_counts(history_start, self.end, offset_ms=offset)
+        self.day_number = (self.start + offset) // DAY_MS
+
+    def destination(self, dest: str) -> DestinationReport:
+        info = self.settings.info(dest)
+        hours = info.opening_hours or self.settings.opening_hours
+        window = _opening(self.day, hours, self.settings.zone, self.now_ms)
+        events = self.store.events(self.start, self.end, destination=dest)
+        own = [d for d in self.devices if d.destination == dest]
+        device_reports = [self._device(d, events, window) for d in own]
+        silences = _silences([e.ts for e in events], window, self.settings.silent_minutes)
+        usual, peers = self._usual(dest), self._peers(dest, info.group)
+        figures = _figures(events, self.settings.zone)
+        flags = _flags(self.settings, len(events), usual, peers, own, device_reports, silences)
+        return DestinationReport(
+            destination=dest, name=info.name, group=info.group, opening_hours=hours, **figures,
+            usual=usual, peers=peers, silences=silences, devices=device_reports, flags=flags,
+        )  # fmt: skip
+
+    def _device(self, row: DeviceRow, events: Sequence[EventRow], window: _Window) -> DeviceReport:
+        own = [e for e in events if e.device == row.device]
+        online = _online_ms(self.store.state_log(row.device, window.start, window.end), window)
+        return DeviceReport(
+            device=row.device,
+            status=row.status,
+            state=self.states.get(row.device, "unknown"),
+            events=len(own),
+            uptime=online / (window.end - window.start) if window.end > window.start else 1.0,
+            offline_minutes=max(0, window.end - window.start - online) / MINUTE_MS,
+            missing_seqs=_missing(self.store, row.device),
+            last_event_ms=max((e.ts for e in own), default=None),
+        )
+
+    def _usual(self, dest: str) -> float | None:
+        days = [n for (d, day), n in self.daily.items() if d == dest and day < self.day_number]
+        return statistics.median(days) if len(days) >= self.settings.min_history_days else None
+
+    def _peers(self, dest: str, group: str) -> float | None:
+        peers = {d.destination for d in self.devices if d.status == ACTIVE and d.destination != dest}
+        peers = {p for p in peers if self.settings.info(p).group == group}
+        if len(peers) < 2:
+            return None
+        return statistics.median(self.daily.get((p, self.day_number), 0) for p in peers)
+
+
+def _figures(events: Sequence[EventRow], zone: ZoneInfo) -> dict[str, Any]:
+    verdicts: dict[str, Counter[str]] = {"pass": Counter(), "fail": Counter()}
+    hourly = [0] * 24
+    for e in events:
+        verdicts[e.verdict][e.reason] += 1
+        hourly[datetime.fromtimestamp(e.ts / 1000, zone).hour] += 1
+    return {
+        "scans": len(events),
+        "kinds": dict(sorted(Counter(e.kind for e in events).items())),
+        "directions": {
+            d: sum(1 for e in events if (e.direction or "none") == d) for d in ("in", "out", "none")
+        },
+        "verdicts": {v: dict(sorted(c.items())) for v, c in verdicts.items()},
+        "people": len({e.identity for e in events if e.identity is not None}),
+        "hourly": hourly,
+        "old_poster": sum(1 for e in events if e.reason == OLD_POSTER),
+    }
+
+
+def _online_ms(changes: Iterable[tuple[int, str]], window: _Window) -> int:
+    """Time within the window the device was online, from its status changes (earlier one first)."""
+    total, since = 0, None
+    for ts, status in changes:
+        at = min(max(ts, window.start), window.end)
+        if status == "online" and since is None:
+            since = at
+        elif status != "online" and since is not None:
+            total, since = total + at - since, None
+    return total + (window.end - since if since is not None else 0)
+
+
+def _silences(stamps: Sequence[int], window: _Window, minutes: int) -> list[tuple[int, int]]:
+    """Stretches within the window longer than `minutes` without an event."""
+    inside = sorted(ts for ts in stamps if window.start <= ts < window.end)
+    edges = [window.start, *inside, window.end]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b - a > minutes * MINUTE_MS]
+
+
+def _missing(store: Store, device: str) -> int:
+    missing = 0
+    for epoch, mark in store.progress(device).items():
+        stored = store.seqs_after(device, epoch, mark, 1_000_000)
+        missing += acks.walk(mark, stored, older_than_ms=0).missing
+    return missing
+
+
+def _flags(
+    settings: ReportSettings,
+    scans: int,
+    usual: float | None,
+    peers: float | None,
+    devices: Sequence[DeviceRow],
+    reports: Sequence[DeviceReport],
+    silences: Sequence[tuple[int, int]],
+) -> list[Flag]:
+    flags = []
+    if not any(d.status == ACTIVE for d in devices):
+        flags.append(Flag("no_device", "no active kiosk is installed"))
+    for r in reports:
+        if r.status == ACTIVE and r.offline_minutes >= settings.offline_minutes:
+            flags.append(
+                Flag("device_offline", f"{r.device} offline {r.offline_minutes:.0f} min in opening hours")
+            )
+    if usual is not None and scans < settings.low_fraction * usual:
+        flags.append(Flag("below_usual", f"{scans} scans, usually {usual:g}"))
+    if peers is not None and scans < settings.low_fraction * peers:
+        flags.append(Flag("below_peers", f"{scans} scans, peers {peers:g}"))
+    if silences and any(d.status == ACTIVE for d in devices):
+        longest = max(b - a for a, b in silences) / MINUTE_MS
+        flags.append(Flag("silent", f"{len(silences)} stretch(es) without scans, longest {longest:.0f} min"))
+    return flags
