@@ -21,7 +21,9 @@ atomically, and answers `lookup(identity)` in O(1) from the bucket offsets.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import hashlib
 import json
 import logging
@@ -249,21 +251,22 @@ def parse_until(text: str, *, line: int | None = None) -> datetime:
 
 def parse_payload(payload: bytes) -> StatusList:
     """Parse and check a payload (whose signature was already verified)."""
-    head, newline, body = payload.partition(b"\n")
-    if not newline:
+    newline = payload.find(b"\n")
+    if newline < 0:
         raise StatusListError("status list payload has no metadata line")
     try:
-        meta = _Meta.model_validate_json(head)
+        meta = _Meta.model_validate_json(payload[:newline])
     except ValidationError as e:
         raise StatusListError(f"status list metadata is invalid: {_first_error(e)}") from e
     groups = tuple(Status(g.status, g.until.astimezone(UTC) if g.until else None) for g in meta.groups)
+    body = memoryview(payload)[newline + 1 :]  # a view: a 1,000,000-entry body is not copied
     lows, offsets, group_of = _decode_body(body, meta.count, len(groups))
     salt = jws.b64url_decode(meta.salt)
     issued = meta.issued.astimezone(UTC)
     return StatusList(meta.version, issued, salt, groups, lows, offsets, group_of)
 
 
-def _decode_body(body: bytes, count: int, group_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decode_body(body: memoryview, count: int, group_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bits = bucket_bits(count)
     unary_bytes = (count + (1 << bits) + 7) // 8
     if len(body) < 4 * count + unary_bytes:
@@ -276,17 +279,16 @@ def _decode_body(body: bytes, count: int, group_count: int) -> tuple[np.ndarray,
 
 
 def _bucket_offsets(unary: np.ndarray, count: int, bits: int) -> np.ndarray:
-    ones = np.flatnonzero(np.unpackbits(unary)[: count + (1 << bits)])
-    if ones.shape[0] != count:
+    vector = np.unpackbits(unary)[: count + (1 << bits)]
+    # Bucket b ends where the b-th 0 bit stands; the 1 bits before it are the entries up to there.
+    # uint32 sums keep the temporaries small (a few MB at 1,000,000 entries).
+    ends = np.cumsum(vector, dtype=np.uint32)[vector == 0]
+    if ends.shape[0] != 1 << bits or int(ends[-1]) != count:
         raise StatusListError("status list bucket counts do not match its entry count")
-    highs = ones - np.arange(count, dtype=ones.dtype)
-    if count and highs[-1] >= (1 << bits):
-        raise StatusListError("status list bucket counts run past the last bucket")
-    sizes = np.bincount(highs, minlength=1 << bits)
-    return np.concatenate(([0], np.cumsum(sizes))).astype(np.uint32)
+    return np.concatenate((np.zeros(1, dtype=np.uint32), ends))
 
 
-def _group_indexes(data: bytes, count: int, group_count: int) -> np.ndarray:
+def _group_indexes(data: memoryview, count: int, group_count: int) -> np.ndarray:
     inflate = zlib.decompressobj()
     try:
         raw = inflate.decompress(data, count + 1)
@@ -377,6 +379,7 @@ class StatusListStore:
             self._persist(token)
             self._list, self._token = candidate, token
             self.applied += 1
+        release_free_memory()
         log.info("status list version %d applied (%d entries)", candidate.version, candidate.count)
         return True
 
@@ -409,6 +412,14 @@ class StatusListStore:
             self._list, self._token = verify_token(token, self._keys), token
         except StatusListError as e:
             log.warning("saved status list %s ignored: %s", path, e)
+
+
+def release_free_memory() -> None:
+    """Hand the megabytes freed after a parse back to the OS (glibc keeps them otherwise)."""
+    # Decoding a 1,000,000-entry list frees ~25 MB of buffers that glibc would keep mapped,
+    # about doubling the list's RSS cost; elsewhere than glibc this is a no-op.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
