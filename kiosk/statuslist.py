@@ -162,6 +162,8 @@ def build_payload(
     rows = list(entries)
     if len(rows) > MAX_ENTRIES:
         raise StatusListError(f"{len(rows)} entries is more than a list can hold ({MAX_ENTRIES})")
+    if len({row.identity for row in rows}) != len(rows):
+        raise StatusListError("an identity is listed twice: give each identity one status")
     groups = sorted(
         {row.status for row in rows}, key=lambda s: (s.code, s.until or datetime.min.replace(tzinfo=UTC))
     )
@@ -212,12 +214,19 @@ def sign_payload(payload: bytes, key: Ed25519PrivateKey) -> bytes:
 def read_csv(lines: Iterable[str]) -> list[Entry]:
     """Entries from CSV rows `identity,status[,until]`; `#` comments and a header row are skipped."""
     entries: list[Entry] = []
+    first_seen: dict[str, int] = {}
     for number, row in enumerate(csv.reader(lines), 1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if number == 1 and row[0].strip().lower() == "identity":
             continue
-        entries.append(_csv_entry(row, number))
+        entry = _csv_entry(row, number)
+        if entry.identity in first_seen:
+            raise StatusListError(
+                f"line {number}: {entry.identity} is already listed on line {first_seen[entry.identity]}"
+            )
+        first_seen[entry.identity] = number
+        entries.append(entry)
     return entries
 
 

@@ -204,6 +204,7 @@ def test_csv_rows_become_entries() -> None:
         ("001093029317,F0,tomorrow", "not YYYY-MM-DD"),
         ("001093029317,F0,2021-09-15T10:00:00", "needs a time zone"),
         ("001093029317,F0,x,y", "expected identity,status"),
+        ("001093029318,F1", "already listed on line 1"),
     ],
 )
 def test_bad_csv_rows_name_their_line(row: str, fragment: str) -> None:
@@ -216,6 +217,12 @@ def test_too_many_groups_are_refused() -> None:
     entries = [sl.Entry(str(i), sl.Status(f"S{i}")) for i in range(sl.MAX_GROUPS + 1)]
     with pytest.raises(StatusListError, match="round the until dates"):
         sl.build_payload(entries, version=1, issued=ISSUED)
+
+
+def test_an_identity_listed_twice_is_refused() -> None:
+    twice = [sl.Entry("001093029317", sl.Status("F0")), sl.Entry("001093029317", sl.Status("F1"))]
+    with pytest.raises(StatusListError, match="listed twice"):
+        sl.build_payload(twice, version=1, issued=ISSUED)
 
 
 def test_bad_metadata_is_refused() -> None:
