@@ -270,3 +270,26 @@ def test_root_hands_the_keys_to_the_kiosk_user(site: Path) -> None:
     uid = pwd.getpwnam("nobody").pw_uid
     for path in (site / "state", result.settings.paths.key_file, result.settings.paths.identity_key_file):
         assert path.stat().st_uid == uid
+
+
+def test_authority_accepts_the_record(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kiosk.central.registry import parse_registration
+
+    code, out, _ = run(site, capsys=capsys)
+    assert code == 0
+    record = parse_registration(out)
+    assert record.destination == "cho-ben-thanh"
+
+
+def test_force_starts_a_new_spool_epoch(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kiosk.app import open_spool
+
+    same_id = ("--device-id", "kiosk-0001")
+    assert run(site, *same_id, capsys=capsys)[0] == 0
+    with open_spool(load_config(site / "etc" / "kiosk.toml")) as spool:
+        first = spool.epoch
+    with open_spool(load_config(site / "etc" / "kiosk.toml")) as spool:
+        assert spool.epoch == first  # same key, same epoch
+    assert run(site, *same_id, "--force", capsys=capsys)[0] == 0
+    with open_spool(load_config(site / "etc" / "kiosk.toml")) as spool:
+        assert spool.epoch > first

@@ -1,0 +1,256 @@
+"""provisioning/: install.sh (dry run, and a real run into a temporary root), the test CA
+script, and the authority's example broker configuration run by a real mosquitto."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import load_config, parse_config
+from kiosk.errors import UplinkError
+from kiosk.selftest import publish_test_message
+from tests.support.broker import HOST, MOSQUITTO, MOSQUITTO_PASSWD, free_port, port_accepts
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVISIONING = ROOT / "provisioning"
+INSTALL = PROVISIONING / "install.sh"
+
+
+def sh(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a script, capturing its output."""
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_scripts_pass_shellcheck() -> None:
+    scripts = sorted(PROVISIONING.glob("*.sh"))
+    assert len(scripts) >= 2
+    done = sh("shellcheck", *scripts)
+    assert done.returncode == 0, done.stdout
+
+
+def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
+    done = sh("bash", INSTALL, "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for expected in (
+        "apt-get install -y -q --no-install-recommends python3-picamera2 python3-venv",
+        "libzbar0",
+        "fonts-dejavu-core",
+        "python3-lgpio",
+        "mosquitto-clients",
+        "python3 -m venv --system-site-packages /opt/kiosk/venv",
+        "/opt/kiosk/venv/bin/python -m pip install -q --upgrade",
+        "\\[pi\\]",
+        "install -m 0644 " + str(ROOT / "systemd" / "kiosk.service") + " /etc/systemd/system/kiosk.service",
+        "systemctl enable kiosk.service",
+        "chmod 0750 /etc/kiosk",
+        "chmod 0700 /var/lib/kiosk",
+    ):
+        assert expected in out, f"{expected!r} missing from the dry run:\n{out}"
+    if shutil.which("useradd") and subprocess.run(["id", "kiosk"], capture_output=True).returncode != 0:
+        assert "useradd --system --user-group" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_under_a_root_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "root"
+    done = sh("bash", INSTALL, "--dry-run", "--root", target)
+    assert done.returncode == 0, done.stderr
+    assert "skipped under --root: apt" in done.stdout
+    assert f"python3 -m venv --system-site-packages {target}/opt/kiosk/venv" in done.stdout
+    assert list(target.iterdir()) == []
+
+
+def test_unknown_option_exits_2() -> None:
+    done = sh("bash", INSTALL, "--frobnicate")
+    assert done.returncode == 2
+    assert "unknown argument --frobnicate" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real install into a temporary root: venv, package (without its dependencies), files."""
+    target = tmp_path_factory.mktemp("root")
+    done = sh("bash", INSTALL, "--root", target, "--no-deps", cwd=target)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return target
+
+
+@pytest.mark.slow
+def test_install_makes_a_venv_seeing_system_packages(installed: Path) -> None:
+    venv = installed / "opt" / "kiosk" / "venv"
+    assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    found = sh(venv / "bin" / "python", "-c", "import kiosk; print(kiosk.__file__)", cwd=installed)
+    assert found.stdout.startswith(str(venv)), found
+    assert os.readlink(installed / "usr" / "local" / "bin" / "kiosk") == str(venv / "bin" / "kiosk")
+    assert (installed / "opt" / "kiosk" / "docs" / "deployment.md").is_file()
+
+
+@pytest.mark.slow
+def test_install_writes_config_state_and_unit(installed: Path) -> None:
+    unit = installed / "etc" / "systemd" / "system" / "kiosk.service"
+    assert unit.read_text() == (ROOT / "systemd" / "kiosk.service").read_text()
+    etc = installed / "etc" / "kiosk"
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o750
+    assert stat.S_IMODE((installed / "var" / "lib" / "kiosk").stat().st_mode) == 0o700
+    settings = load_config(etc / "kiosk.toml")
+    assert settings.camera.backend == "picamera2"
+    assert settings.feedback.gpio == "native"
+    assert settings.paths.state_dir == Path("/var/lib/kiosk")
+    assert (etc / "kiosk.toml.example").read_text() == (PROVISIONING / "kiosk.toml.example").read_text()
+
+
+@pytest.mark.slow
+def test_running_again_keeps_the_config(installed: Path) -> None:
+    config = installed / "etc" / "kiosk" / "kiosk.toml"
+    config.write_text(config.read_text() + '\n[destination]\nid = "cho-ben-thanh"\n')
+    edited = config.read_text()
+    done = sh("bash", INSTALL, "--root", installed, "--no-deps", cwd=installed)
+    assert done.returncode == 0, done.stderr
+    assert "keeping the existing" in done.stdout
+    assert config.read_text() == edited
+
+
+# --- the test CA ------------------------------------------------------------------------------
+
+
+def test_test_ca_chain_verifies(tmp_path: Path) -> None:
+    done = sh("bash", PROVISIONING / "make-test-ca.sh", "--out", tmp_path, "kiosk-0001")
+    assert done.returncode == 0, done.stderr
+    certs = [tmp_path / "server.crt", tmp_path / "kiosk-0001.crt"]
+    verified = sh("openssl", "verify", "-CAfile", tmp_path / "ca.crt", *certs)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    subject = sh("openssl", "x509", "-in", tmp_path / "kiosk-0001.crt", "-noout", "-subject").stdout
+    assert "CN = kiosk-0001" in subject
+    san = sh("openssl", "x509", "-in", tmp_path / "server.crt", "-noout", "-ext", "subjectAltName").stdout
+    assert "IP Address:127.0.0.1" in san
+    assert stat.S_IMODE((tmp_path / "kiosk-0001.key").stat().st_mode) == 0o600
+
+
+def test_test_ca_is_reused_for_more_devices(tmp_path: Path) -> None:
+    sh("bash", PROVISIONING / "make-test-ca.sh", "--out", tmp_path)
+    ca = (tmp_path / "ca.crt").read_bytes()
+    assert sh("bash", PROVISIONING / "make-test-ca.sh", "--out", tmp_path, "kiosk-0002").returncode == 0
+    assert (tmp_path / "ca.crt").read_bytes() == ca
+    assert (
+        sh("openssl", "verify", "-CAfile", tmp_path / "ca.crt", tmp_path / "kiosk-0002.crt").returncode == 0
+    )
+
+
+def test_test_ca_refuses_a_bad_device_id(tmp_path: Path) -> None:
+    done = sh("bash", PROVISIONING / "make-test-ca.sh", "--out", tmp_path, "Kiosk One")
+    assert done.returncode == 2
+    assert "not a device id" in done.stderr
+
+
+# --- the example broker configuration --------------------------------------------------------
+
+
+@pytest.fixture
+def example_broker(tmp_path: Path) -> Iterator[dict[str, object]]:
+    """mosquitto running provisioning/mosquitto.conf and acl.example, on loopback ports."""
+    ca = tmp_path / "ca"
+    assert sh("bash", PROVISIONING / "make-test-ca.sh", "--out", ca, "kiosk-0002").returncode == 0
+    passwords = tmp_path / "kiosk.passwd"
+    passwords.touch(mode=0o600)
+    for user, password in {"kiosk-0001": "pw1", "central": "pwc"}.items():
+        subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwords), user, password], check=True)
+    ports = {"8883": free_port(), "8884": free_port(), "1883": free_port()}
+    conf = _example_conf(tmp_path, ca, passwords, ports)
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(list(ports.values()), proc)
+        yield {"ca": ca, "ports": ports}
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def _example_conf(tmp_path: Path, ca: Path, passwords: Path, ports: dict[str, int]) -> Path:
+    text = (PROVISIONING / "mosquitto.conf").read_text()
+    for name in ("ca.crt", "server.crt", "server.key"):
+        text = text.replace(f"/etc/mosquitto/certs/{name}", str(ca / name))
+    text = text.replace("/etc/mosquitto/kiosk.passwd", str(passwords))
+    text = text.replace("/etc/mosquitto/kiosk.acl", str(PROVISIONING / "acl.example"))
+    text = text.replace("listener 1883 127.0.0.1", f"listener {ports['1883']} {HOST}")
+    for port in ("8883", "8884"):
+        text = text.replace(f"listener {port}\n", f"listener {ports[port]} {HOST}\n")
+    if os.geteuid() == 0:
+        text = "user root\n" + text  # mosquitto would drop to a user that cannot read tmp files
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(text)
+    return conf
+
+
+def _wait_for(ports: list[int], proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while not all(port_accepts(p) for p in ports):
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "mosquitto exited"
+        assert time.monotonic() < deadline, "mosquitto did not listen"
+        time.sleep(0.05)
+
+
+def _device(broker: dict[str, object], device: str, *, listener: str = "8883", **uplink: object) -> object:
+    ports = broker["ports"]
+    assert isinstance(ports, dict)
+    data = {
+        "device": {"id": device},
+        "destination": {"id": "cho-ben-thanh"},
+        "uplink": {"broker": f"mqtts://{HOST}:{ports[listener]}", **uplink},
+    }
+    return parse_config(data)
+
+
+@pytest.mark.broker
+def test_example_broker_lets_a_device_write_only_its_own_topics(
+    example_broker: dict[str, object], tmp_path: Path
+) -> None:
+    password = tmp_path / "pw"
+    password.write_text("pw1\n")
+    ca = example_broker["ca"]
+    assert isinstance(ca, Path)
+    settings = _device(
+        example_broker, "kiosk-0001", password_file=str(password), tls={"ca_file": str(ca / "ca.crt")}
+    )
+    publish_test_message(settings, "kiosk/v1/cho-ben-thanh/kiosk-0001/event", timeout_s=5)  # type: ignore[arg-type]
+    publish_test_message(settings, "kiosk/v1/cho-ben-thanh/kiosk-0001/state", timeout_s=5)  # type: ignore[arg-type]
+    for topic in (
+        "kiosk/v1/cho-ben-thanh/kiosk-0002/event",
+        "kiosk/v1/statuslist",
+        "kiosk/v1/x/kiosk-0001/ack",
+    ):
+        with pytest.raises(UplinkError, match="not accepted"):
+            publish_test_message(settings, topic, timeout_s=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.broker
+def test_example_broker_takes_client_certificates(example_broker: dict[str, object]) -> None:
+    ca = example_broker["ca"]
+    assert isinstance(ca, Path)
+    tls = {
+        "ca_file": str(ca / "ca.crt"),
+        "cert_file": str(ca / "kiosk-0002.crt"),
+        "key_file": str(ca / "kiosk-0002.key"),
+    }
+    settings = _device(example_broker, "kiosk-0002", listener="8884", tls=tls)
+    publish_test_message(settings, "kiosk/v1/cho-ben-thanh/kiosk-0002/event", timeout_s=5)  # type: ignore[arg-type]
+    with pytest.raises(UplinkError, match="not accepted"):
+        publish_test_message(settings, "kiosk/v1/cho-ben-thanh/kiosk-0001/event", timeout_s=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.broker
+def test_example_broker_refuses_anonymous_devices(example_broker: dict[str, object]) -> None:
+    ca = example_broker["ca"]
+    assert isinstance(ca, Path)
+    settings = _device(example_broker, "kiosk-0001", tls={"ca_file": str(ca / "ca.crt")})
+    with pytest.raises(UplinkError, match="refused"):
+        publish_test_message(settings, "kiosk/v1/cho-ben-thanh/kiosk-0001/event", timeout_s=5)  # type: ignore[arg-type]
