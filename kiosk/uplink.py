@@ -206,18 +206,16 @@ class Uplink:
     def _set_tls(self, client: mqtt.Client) -> None:
         tls = self.settings.tls
         try:
-            client.tls_set(
-                ca_certs=_str(tls.ca_file),
-                certfile=_str(tls.cert_file),
-                keyfile=_str(tls.key_file),
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            context = ssl.create_default_context(cafile=_str(tls.ca_file))
+            if tls.cert_file is not None:
+                context.load_cert_chain(str(tls.cert_file), _str(tls.key_file))
         except (OSError, ssl.SSLError, ValueError) as e:
             raise UplinkError(
                 f"cannot load the TLS files (uplink.tls: ca_file={tls.ca_file}, cert_file={tls.cert_file},"
                 f" key_file={tls.key_file}): {e}; check they exist, are PEM, and the key fits the certificate"
             ) from e
+        context.sslsocket_class = _ClosingSSLSocket
+        client.tls_set_context(context)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -576,6 +574,22 @@ class Uplink:
         with self._lock:
             self._counters.rejected[reason] += 1
         log.warning("uplink: ignored a message from the broker (%s): %s", reason, detail)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when its handshake fails.
+
+    paho drops the socket of a failed handshake without closing it; every
+    reconnect to a broker with the wrong CA would leak a descriptor until GC.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        """Handshake, closing the socket on failure."""
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 @lru_cache(maxsize=64)
