@@ -122,10 +122,13 @@ def memory_since(before: int, load_s: float) -> dict[str, float]:
 
 
 def time_lookups(lookup: Callable[[str], object], queries: list[str]) -> dict[str, float]:
-    """Mean lookup time in microseconds, and how many were found."""
-    start = time.perf_counter()
-    found = sum(lookup(q) is not None for q in queries)
-    return {"lookup_us": (time.perf_counter() - start) / len(queries) * 1e6, "found": found}
+    """Mean lookup time in microseconds (best of 3 passes, against a busy machine), and hits."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        found = sum(lookup(q) is not None for q in queries)
+        best = min(best, time.perf_counter() - start)
+    return {"lookup_us": best / len(queries) * 1e6, "found": found}
 
 
 # ---------------------------------------------------------------- the parent: make files, run children
