@@ -16,6 +16,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -145,6 +146,7 @@ def check_request(request: ProvisionRequest) -> None:
     }
     problems += [_file_problem(flag, path) for flag, path in files.items() if path is not None]
     problems += _identity_key_problems(request.identity_key)
+    problems += _secret_mode_problems("--password-file", request.password_file)
     found = [p for p in problems if p]
     if found:
         raise ProvisionError("; ".join(found))
@@ -180,6 +182,16 @@ def _identity_key_problems(path: Path | None) -> list[str]:
             f"--identity-key {path}: holds {size} bytes, not {keys.IDENTITY_KEY_BYTES}: "
             "use the identity key file the authority issued"
         ]
+    return []
+
+
+def _secret_mode_problems(flag: str, path: Path | None) -> list[str]:
+    # The uplink refuses a password file others can read; say so now, not at the first scan.
+    if path is None or not path.is_file():
+        return []
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return [f"{flag} {path}: readable by others (mode {oct(mode)}): chmod 600 {path}"]
     return []
 
 

@@ -448,7 +448,9 @@ def _mqtt_client(settings: Settings) -> Any:
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"{settings.device.id}-selftest", protocol=mqtt.MQTTv5
     )
     if uplink.password_file is not None:
-        password = uplink.password_file.read_text().strip()
+        from kiosk.keys import read_secret  # refuses a file others can read, as the uplink does
+
+        password = read_secret(uplink.password_file).decode().strip()
         client.username_pw_set(uplink.username or settings.device.id, password)
     elif uplink.username:
         client.username_pw_set(uplink.username)

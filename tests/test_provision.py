@@ -29,6 +29,9 @@ def site(tmp_path: Path) -> Path:
     (tmp_path / "authority-identity.key").write_bytes(bytes(range(32)))
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "broker.password").write_text("s3cret\n")
+    (tmp_path / "broker.password").chmod(0o600)
+    (tmp_path / "open.password").write_text("s3cret\n")
+    (tmp_path / "open.password").chmod(0o644)
     return tmp_path
 
 
@@ -187,6 +190,7 @@ BAD_ARGUMENTS = {
     "broker URL with bad port": (["--broker", "mqtts://broker.example:99999"], "port"),
     "missing CA file": (["--ca", "missing-ca.crt"], "--ca"),
     "missing password file": (["--password-file", "nope"], "--password-file"),
+    "password file others can read": (["--password-file", "open.password"], "chmod 600"),
     "cert without key": (["--cert", "ca.crt"], "--cert and --key go together"),
     "key without cert": (["--key", "ca.crt"], "--cert and --key go together"),
     "cert and username": (["--cert", "ca.crt", "--key", "ca.crt", "--username", "u"], "not both"),
