@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kiosk.cli.card",
     "kiosk.cli.screenshot",
     "kiosk.cli.run",
+    "kiosk.cli.demo",
 )
 
 

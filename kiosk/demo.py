@@ -1,0 +1,308 @@
+"""`kiosk demo`: the whole kiosk on a laptop, on a scene it makes itself.
+
+It provisions a demo device (keys, a vaccine-passport signer and trust list, a
+signed status list with one person in quarantine), renders cards and phones
+entering and leaving the camera's view, and plays them through the real daemon:
+replay camera, gpiozero's MockFactory (shown as a live line in the terminal),
+the screen in a window when there is a display and otherwise saved as PNG files,
+and a local mosquitto when one is installed (spool only when not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from kiosk import cardmaker, keys, scenes
+from kiosk.app import assemble
+from kiosk.config import Settings, parse_config
+from kiosk.daemon import LoopCounters
+from kiosk.feedback import Feedback
+from kiosk.localbroker import LocalBroker, find_mosquitto
+from kiosk.statuslist import Entry, Status, build_payload, sign_payload
+
+FPS = 30
+SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class DemoCard:
+    """One person at the kiosk: what they show, how it looks, and what the kiosk should say."""
+
+    label: str
+    payload: str
+    expected: str
+    look: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_cards(signer: cardmaker.DccSigner, now: datetime) -> list[DemoCard]:
+    """The people of the demo, each showing a different card (some invalid)."""
+    year = timedelta(days=365)
+    dcc = {"signer": signer, "issued_at": now - timedelta(days=30), "expires_at": now + year}
+    return [
+        DemoCard("PC-Covid QR, printed card", cardmaker.national_payload(), "ok", {"tilt": 0.2}),
+        DemoCard("Citizen ID card (CCCD)", cardmaker.cccd_payload(), "ok", {"rotation_deg": -12}),
+        DemoCard(
+            "Vaccine passport, 2 of 2 doses",
+            cardmaker.dcc_payload(cardmaker.dcc_vaccination_complete(), **dcc),
+            "ok",
+            {"phone": True},
+        ),
+        DemoCard(
+            "Vaccine passport, test 5 days old",
+            cardmaker.dcc_payload(cardmaker.dcc_test_negative(sampled_at=now - timedelta(days=5)), **dcc),
+            "dcc_test_too_old",
+            {"phone": True, "glare": 0.4},
+        ),
+        DemoCard("Hue-S QR of a person in quarantine", QUARANTINED, "status_blocked", {"blur_sigma": 0.8}),
+        DemoCard(
+            "CCCD whose number disagrees with the birth year",
+            cardmaker.cccd_payload(id_number="001095012345"),
+            "cccd_inconsistent",
+            {"tilt": 0.3},
+        ),
+        DemoCard("Old venue poster", "https://qr.tokhaiyte.vn/venue/0123456789", "old_venue_qr", {}),
+        DemoCard(
+            "PC-Covid in dark mode: the first person leaves",
+            cardmaker.national_payload(),
+            "ok",
+            {"phone": True, "inverted": True},
+        ),
+    ]
+
+
+QUARANTINED = cardmaker.national_payload(
+    id_number="079201001234", name="TRAN THI B", birth_date="2001-05-20", qid="162979388586179999", phone=""
+)
+QUARANTINED_QID = "162979388586179999"
+
+
+# -- the scene -------------------------------------------------------------------------------
+
+
+def render_show(cards: list[DemoCard], *, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
+    """Cards entering the view (blurred by motion), held still, and leaving, with empty frames between.
+
+    Held frames repeat a few renders, so a 20-second show stays small in memory.
+    """
+    base = scenes.Scene(width=size[0], height=size[1], module_px=min(size) / 75)
+    empties = [scenes.empty_frame(base.with_(seed=900 + i)) for i in range(3)]
+    frames: list[np.ndarray] = []
+    for index, card in enumerate(cards):
+        frames += [empties[i % 3] for i in range(FPS)]
+        frames += _card_frames(card, base.with_(seed=index, **card.look))
+    return frames + [empties[0]] * FPS
+
+
+def _card_frames(card: DemoCard, scene: scenes.Scene) -> list[np.ndarray]:
+    entering = [
+        scenes.render(card.payload, scene.with_(center=(0.5 + 0.12 * s, 0.5), motion_px=int(30 * s)))
+        for s in (3.0, 2.0, 1.2, 0.6)
+    ]
+    held = [scenes.render(card.payload, scene.with_(seed=scene.seed + i, noise_sigma=3.0)) for i in range(3)]
+    leaving = [
+        scenes.render(card.payload, scene.with_(center=(0.5 - 0.15 * s, 0.55), motion_px=25))
+        for s in (1.0, 2.0)
+    ]
+    return entering + [held[i % 3] for i in range(int(FPS * 1.2))] + leaving
+
+
+# -- the demo device -----------------------------------------------------------------------------
+
+
+def provision(out: Path, *, broker_url: str | None, now: datetime) -> tuple[Settings, list[DemoCard]]:
+    """Keys, trust list, status list and config of a demo kiosk, all under `out`."""
+    state = out / "state"
+    for path in (state / "device.key", state / "identity.key", state / "statuslist.json"):
+        path.unlink(missing_ok=True)
+    keys.generate_device_key(state / "device.key")
+    keys.generate_identity_key(state / "identity.key")
+    signer = cardmaker.make_dcc_signer(
+        "ES256", not_before=now - timedelta(days=365), not_after=now + timedelta(days=365)
+    )
+    cardmaker.save_signer(signer, out / "dcc-signer.key", out / "trust.pem")
+    _write_statuslist(out, state, now)
+    settings = parse_config(_config(out, state, broker_url))
+    return settings, demo_cards(signer, now)
+
+
+def _write_statuslist(out: Path, state: Path, now: datetime) -> None:
+    authority = keys.generate_device_key(out / "authority.key", overwrite=True)
+    (out / "authority.pem").write_text(keys.public_pem(authority.public_key()))
+    until = now + timedelta(days=14)
+    payload = build_payload([Entry(QUARANTINED_QID, Status("quarantine", until))], version=1, issued=now)
+    keys.write_secret(state / "statuslist.json", sign_payload(payload, authority), overwrite=True)
+
+
+def _config(out: Path, state: Path, broker_url: str | None) -> dict[str, Any]:
+    windowed = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return {
+        "device": {"id": "demo-kiosk-01"},
+        "destination": {"id": "cho-ben-thanh", "venue_name": "Chợ Bến Thành", "direction": "auto"},
+        "camera": {"fps": FPS, "width": SIZE[0], "height": SIZE[1]},
+        "policy": {
+            "trust_list": str(out / "trust.pem"),
+            "authority_keys": str(out / "authority.pem"),
+            "repeat_window_s": 5,
+        },
+        "feedback": {"screen": "window" if windowed else "offscreen", "result_hold_s": 1.5},
+        "uplink": {"enabled": broker_url is not None, "broker": broker_url or "mqtt://127.0.0.1:1883"},
+        "paths": {"state_dir": str(state)},
+    }
+
+
+# -- what the demo shows besides the screen ----------------------------------------------------
+
+
+class ScreenRecorder(Feedback):
+    """The real feedback, saving a PNG of the screen each time what it shows changes."""
+
+    folder: Path
+    saved: int = 0
+    _last: object = None
+
+    def pump(self) -> bool:
+        """Pump as usual, then save the screen if its state is new."""
+        alive = super().pump()
+        if self.screen is not None and self.state != self._last:
+            self._last = self.state
+            self.saved += 1
+            self.screen.redraw()
+            self.screen.save(self.folder / f"{self.saved:03d}-{type(self.state).__name__[:-5].lower()}.png")
+        return alive
+
+
+class GpioLine:
+    """A live line in the terminal showing the mock LEDs, buzzer and relay."""
+
+    def __init__(self, feedback: Feedback, settings: Settings, *, out: TextIO = sys.stdout) -> None:
+        self._factory = feedback.signals.pin_factory
+        self._pins = {
+            "green": settings.feedback.green_pin,
+            "red": settings.feedback.red_pin,
+            "buzzer": settings.feedback.buzzer_pin,
+            "relay": settings.feedback.relay_pin,
+        }
+        self._out = out
+        self._tty = out.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-gpio-line", daemon=True)
+
+    def _levels(self) -> tuple[bool, ...]:
+        return tuple(bool(pin is not None and self._factory.pin(pin).state) for pin in self._pins.values())
+
+    def _render(self, levels: tuple[bool, ...]) -> str:
+        marks = {"green": ("●", "○"), "red": ("●", "○"), "buzzer": ("♪", "·"), "relay": ("▮", "▯")}
+        parts = [
+            f"{name} {marks[name][0] if on else marks[name][1]}"
+            for name, on in zip(self._pins, levels, strict=True)
+        ]
+        return "  GPIO  " + "   ".join(parts)
+
+    def _watch(self) -> None:
+        last: tuple[bool, ...] = ()
+        while not self._stop.wait(0.02):
+            levels = self._levels()
+            if levels != last and (self._tty or levels[:2] != last[:2]):
+                self._out.write(
+                    ("\r" if self._tty else "") + self._render(levels) + ("" if self._tty else "\n")
+                )
+                self._out.flush()
+            last = levels
+
+    def __enter__(self) -> GpioLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._tty:
+            self._out.write("\n")
+
+
+# -- running it -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def maybe_broker(out: Path, *, wanted: bool) -> Iterator[LocalBroker | None]:
+    """A local mosquitto when one is installed (and wanted); otherwise the kiosk only spools."""
+    if not wanted or find_mosquitto() is None:
+        yield None
+        return
+    with LocalBroker(out / "broker") as broker:
+        yield broker
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What happened: the loop's counters, events published, screens saved."""
+
+    counters: LoopCounters
+    published: int
+    screens: Path
+    saved: int
+
+    def matches(self, cards: list[DemoCard]) -> bool:
+        """Whether every person got the decision the demo expects."""
+        return self.counters.by_reason == Counter(card.expected for card in cards)
+
+
+def run_demo(out: Path, *, use_broker: bool = True) -> int:
+    """Provision, render, run the daemon over the scene, print a summary; 0 if all went as expected."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "state", ignore_errors=True)
+    now = datetime.now(UTC)
+    with maybe_broker(out, wanted=use_broker) as broker:
+        settings, cards = provision(out, broker_url=broker.url if broker else None, now=now)
+        print(
+            f"kiosk demo: {len(cards)} people at {settings.destination.venue_name};"
+            f" broker: {broker.url if broker else 'none (spool only)'}"
+        )
+        for number, card in enumerate(cards, 1):
+            print(f"  {number}. {card.label}")
+        result = _play(settings, render_show(cards), out / "screens")
+    _print_summary(result, cards, out)
+    return 0 if result.matches(cards) else 1
+
+
+def _play(settings: Settings, frames: list[np.ndarray], screens: Path) -> DemoResult:
+    feedback = ScreenRecorder(settings.feedback, lang=settings.destination.language)
+    feedback.folder = screens
+    shutil.rmtree(screens, ignore_errors=True)
+    screens.mkdir()
+    with assemble(settings, frames=frames, feedback=feedback) as kiosk, GpioLine(feedback, settings):
+        kiosk.run()
+        spool = kiosk.parts.spool
+        deadline = time.monotonic() + 5
+        while settings.uplink.enabled and spool.unsent_count() and time.monotonic() < deadline:
+            time.sleep(0.1)  # let the uplink drain before it is closed
+        published = kiosk.counters.decisions - spool.unsent_count()
+    return DemoResult(kiosk.counters, published if settings.uplink.enabled else 0, screens, feedback.saved)
+
+
+def _print_summary(result: DemoResult, cards: list[DemoCard], out: Path) -> None:
+    c = result.counters
+    print(f"\nsummary: {c.frames} frames, {c.decisions} scans ({c.repeats} repeated frames ignored)")
+    for reason, count in sorted(c.by_reason.items()):
+        print(f"  {reason:<22} {count}")
+    print(f"events signed and spooled: {c.decisions}; acknowledged by the broker: {result.published}")
+    print(f"screens: {result.saved} PNG files in {result.screens}")
+    print(
+        "every person got the expected decision"
+        if result.matches(cards)
+        else f"UNEXPECTED: wanted {dict(Counter(card.expected for card in cards))}"
+    )
+    print(f"state (keys, spool, config) in {out / 'state'}")
