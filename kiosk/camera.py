@@ -8,8 +8,8 @@ when opened; one that stops delivering raises CameraError from `read()` within
 `camera.stall_timeout_s`. A replay source that runs out raises CameraEnded (a
 CameraError), so a loop that only handles CameraError still stops cleanly.
 
-`Frame.pixels` may be a view into a camera buffer: it is valid until the next
-`read()` or `close()` of its source; copy it to keep it longer.
+`Frame.pixels` may be a view into a camera buffer (picamera2): it is valid until
+the next `read()` of its source; copy it to keep it longer.
 """
 
 from __future__ import annotations
@@ -443,7 +443,15 @@ class Picamera2Source(FrameSource):
             self._release_held()
             self._camera.stop()
         finally:
+            self._close_camera()
+
+    def _close_camera(self) -> None:
+        try:
             self._camera.close()
+        except BufferError:
+            # A frame the caller still holds keeps its buffer mapped; Python refuses to
+            # unmap it, so that memory is freed when the frame is, or at exit.
+            log.warning("camera closed while a frame was still in use; keep copies, not frames")
 
 
 def _main_size(config: CameraConfig) -> tuple[int, int]:

@@ -192,6 +192,17 @@ def test_picamera2_gives_the_lores_y_plane_cropped_to_width_without_copying() ->
     assert camera.calls == ["configure", "start", "stop", "close"]
 
 
+def test_picamera2_frame_held_across_close_stays_readable(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakePicamera2Module(pi_frame)
+    source = open_camera(pi_config(), picamera2=fake)
+    frame = source.read()
+    source.close()
+    source.close()
+    assert int(frame.pixels[0, 0]) == 0 and PADDING not in frame.pixels
+    assert "frame was still in use" in caplog.text
+    assert fake.cameras[0].calls == ["configure", "start", "stop", "close"]
+
+
 def test_picamera2_configuration_and_controls_follow_config() -> None:
     fake = FakePicamera2Module(pi_frame)
     config = pi_config(fps=25, metering="spot", autofocus="continuous")

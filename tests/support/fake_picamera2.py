@@ -2,13 +2,17 @@
 
 It hands out YUV420 lores buffers laid out like libcamera's: each row is
 `stride` bytes, wider than the image, with the padding filled with a marker
-value so a test can see whether the source cropped it off. Requests must be
-released; mapped arrays must be unmapped before their request is released.
+value so a test can see whether the source cropped it off. The buffers are
+real memory maps, reused round-robin like the camera's DMA buffers: a request
+must be released before its buffer is filled again, mapped arrays must be
+unmapped before their request is released, and closing the camera unmaps them
+(failing, as picamera2 does, while a numpy view of one is still alive).
 """
 
 from __future__ import annotations
 
 import copy
+import mmap
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,10 +26,10 @@ STRIDE_ALIGN = 64  # libcamera aligns the lores Y stride like this on a Pi
 class FakeRequest:
     """A completed request: one lores buffer and its metadata."""
 
-    def __init__(self, camera: FakeCamera, buffer: np.ndarray, sensor_ns: int) -> None:
+    def __init__(self, camera: FakeCamera, buffer: int, sensor_ns: int) -> None:
         self.camera = camera
         self.config = camera.camera_config
-        self.buffer = buffer
+        self.buffer = buffer  # index into the camera's mapped buffers
         self.metadata = {"SensorTimestamp": sensor_ns, "ExposureTime": 8000}
         self.released = False
         self.mapped = 0
@@ -42,8 +46,7 @@ class FakeRequest:
         if self.released:
             raise RuntimeError("request used after release")
         assert name == "lores", f"the fake only has a lores stream, not {name!r}"
-        height = self.config["lores"]["size"][1]
-        return self.buffer.reshape((height * 3 // 2, self.config["lores"]["stride"]))
+        return self.camera.plane_view(self.buffer)
 
     def release(self) -> None:
         """Give the buffer back to the camera."""
@@ -92,6 +95,7 @@ class FakeCamera:
         self.started = False
         self.tuning: dict[str, Any] | None = None
         self.failure: str | None = None  # set to make capture_request fail as libcamera can
+        self.buffers: list[mmap.mmap] = []
 
     def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
         """Fill in the strides libcamera would choose."""
@@ -103,10 +107,12 @@ class FakeCamera:
         return config
 
     def configure(self, config: dict[str, Any]) -> None:
-        """Take the configuration (and its controls)."""
+        """Take the configuration (and its controls); map the buffers, as picamera2's DMA allocator does."""
         self.calls.append("configure")
         self.camera_config = config
         self.controls.update(config.get("controls", {}))
+        height, stride = config["lores"]["size"][1], config["lores"]["stride"]
+        self.buffers = [mmap.mmap(-1, height * 3 // 2 * stride) for _ in range(config["buffer_count"])]
 
     def set_controls(self, controls: dict[str, Any]) -> None:
         """Change controls while running."""
@@ -129,19 +135,28 @@ class FakeCamera:
             raise RuntimeError(self.failure)
         while self.sensor_frame in self.skip:
             self.sensor_frame += 1
-        request = FakeRequest(self, self._buffer(self.frames(self.issued)), self.sensor_frame * self.frame_ns)
+        request = FakeRequest(self, self._fill(self.frames(self.issued)), self.sensor_frame * self.frame_ns)
         self.sensor_frame += 1
         self.issued += 1
         self.outstanding.add(request)
         return request
 
-    def _buffer(self, image: np.ndarray) -> np.ndarray:
-        width, height = self.camera_config["lores"]["size"]
+    def plane_view(self, buffer: int) -> np.ndarray:
+        """The lores buffer as (height * 3/2) rows of stride bytes, sharing the mapped memory."""
+        height = self.camera_config["lores"]["size"][1]
         stride = self.camera_config["lores"]["stride"]
+        return np.frombuffer(self.buffers[buffer], np.uint8).reshape((height * 3 // 2, stride))
+
+    def _fill(self, image: np.ndarray) -> int:
+        """Write the next frame into a free buffer, as the ISP would; return its index."""
+        busy = {request.buffer for request in self.outstanding}
+        buffer = next(i for i in range(len(self.buffers)) if i not in busy)  # none free = a stalled pipeline
+        width, height = self.camera_config["lores"]["size"]
         assert image.shape == (height, width), f"fake frame is {image.shape}, lores is {(height, width)}"
-        planes = np.full((height * 3 // 2, stride), PADDING, np.uint8)
+        planes = self.plane_view(buffer)
+        planes[:] = PADDING
         planes[:height, :width] = image
-        return planes.reshape(-1)
+        return buffer
 
     def stop(self) -> None:
         """Stop streaming (harmless when stopped)."""
@@ -149,8 +164,10 @@ class FakeCamera:
         self.started = False
 
     def close(self) -> None:
-        """Close the camera (harmless when closed)."""
+        """Close the camera and unmap its buffers; BufferError if a view of one is still alive."""
         self.calls.append("close")
+        for buffer in self.buffers:
+            buffer.close()  # raises BufferError while numpy still exports it, as picamera2's does
 
 
 # The shape of a Raspberry Pi camera tuning file, as far as kiosk reads it.
