@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -57,17 +58,31 @@ class PostgresServer:
         server = [str(BIN / "postgres"), "-D", str(self.datadir), "-p", str(self.port), "-h", HOST]
         # Sockets go in our folder, fsync off: a test database need not survive a power cut.
         server += ["-k", str(self.workdir), "-c", "fsync=off", "-c", "synchronous_commit=off"]
+        # Started directly as the server user (not through runuser) so that our signal reaches it.
+        user = SUPERUSER if os.geteuid() == 0 else None
         with self.log_file.open("ab") as log:
-            self._proc = subprocess.Popen(_as_server_user(server), stdout=log, stderr=log)
+            self._proc = subprocess.Popen(server, stdout=log, stderr=log, user=user, group=user)
         self._wait(timeout_s)
 
     def _wait(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while not port_accepts(self.port):
+        while not self._accepts_queries():
             if self._proc is None or self._proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(f"postgres did not start:\n{self.log_text()[-2000:]}")
             time.sleep(0.05)
+
+    def _accepts_queries(self) -> bool:
+        # The port opens before recovery ends ("the database system is starting up").
+        import psycopg
+
+        if not port_accepts(self.port):
+            return False
+        try:
+            with psycopg.connect(self.url(), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
 
     def url(self, database: str = SUPERUSER) -> str:
         """A libpq URL for a database on this server."""
@@ -90,7 +105,7 @@ class PostgresServer:
         """Stop the server (fast shutdown) and delete its folder; safe to call twice."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)  # "fast" shutdown: SIGTERM would wait for clients
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -106,13 +121,19 @@ class PostgresServer:
         self.close()
 
 
+_shared: list[PostgresServer] = []  # every test module imports the fixture; they share one server
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server shared by the whole test session."""
     if not (BIN / "postgres").exists():
         pytest.skip(f"PostgreSQL 15 is not installed ({BIN}/postgres missing; `make test` installs it)")
-    with PostgresServer() as server:
-        yield server
+    if not _shared:
+        _shared.append(PostgresServer())
+        _shared[0].start()
+    yield _shared[0]
+    _shared[0].close()  # idempotent: the first module copy of this fixture to end stops it
 
 
 @pytest.fixture
