@@ -387,7 +387,9 @@ class Picamera2Source(FrameSource):
 
     def _start(self) -> None:
         config = self._camera.create_video_configuration(
-            main={"size": _main_size(self._config), "format": "YUV420"},
+            # The main stream no larger than lores keeps the sensor in a fast binned mode
+            # (a larger one can make libcamera pick a full-resolution mode at a third of the rate).
+            main={"size": self._size, "format": "YUV420"},
             lores={"size": self._size, "format": "YUV420"},
             controls=picamera2_controls(self._config),
             buffer_count=4,
@@ -452,11 +454,6 @@ class Picamera2Source(FrameSource):
             # A frame the caller still holds keeps its buffer mapped; Python refuses to
             # unmap it, so that memory is freed when the frame is, or at exit.
             log.warning("camera closed while a frame was still in use; keep copies, not frames")
-
-
-def _main_size(config: CameraConfig) -> tuple[int, int]:
-    """The main stream: twice the decoding size (a sharper still for the preview), within the sensor."""
-    return (min(config.width * 2, 4608), min(config.height * 2, 2592))
 
 
 def _import_picamera2() -> Any:
