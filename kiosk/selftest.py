@@ -90,6 +90,7 @@ class Probes:
     clock_command: Sequence[str] = ("timedatectl", "show", "-p", "NTPSynchronized", "--value")
     clock_flag: Path = TIMESYNCD_FLAG
     broker_timeout_s: float = 10.0
+    screen_hold_s: float = 1.5  # how long a person gets to look at each test screen
 
 
 Check = Callable[[Settings, Probes], CheckResult]
@@ -348,6 +349,83 @@ def _watch_pins(factory: Any, pins: list[int], *, seconds: float) -> set[int]:
     return active
 
 
+# --- screen ----------------------------------------------------------------------------------
+
+# Colour bars of the test pattern: a missing colour channel or a stuck panel shows at once.
+BARS: tuple[tuple[int, int, int], ...] = (
+    (255, 255, 255),
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (128, 128, 128),
+    (0, 0, 0),
+)
+
+
+def check_screen(settings: Settings, probes: Probes) -> CheckResult:
+    """Show colour bars, then the idle, pass and fail screens; check the font draws Vietnamese."""
+    from kiosk import screen as screens
+
+    if settings.feedback.screen == "none":
+        return CheckResult("screen", "skip", 'feedback.screen = "none"')
+    with screens.Screen(settings.feedback, lang=settings.destination.language) as display:
+        wrong = show_test_pattern(display.surface, flip=display.mode != "offscreen")
+        time.sleep(probes.screen_hold_s)
+        for state in _sample_states(settings):
+            display.show(state)
+            display.redraw()
+            time.sleep(probes.screen_hold_s / 3)
+        display.show(screens.IdleState(venue=settings.destination.venue_name))
+        display.redraw()
+        width, height = display.surface.get_size()
+        mode = display.mode
+    missing = screens.missing_glyphs(settings.destination.venue_name + VIETNAMESE_SAMPLE)
+    detail = f"{mode} {width}x{height}: colour bars, idle, pass and fail screens drawn"
+    return _screen_result(detail, wrong, missing)
+
+
+# Every Vietnamese vowel with its tone marks, and đ: what names and messages need.
+VIETNAMESE_SAMPLE = "ăâđêôơư ÀÁẢÃẠ ằắẳẵặ ầấẩẫậ èéẻẽẹ ềếểễệ ìíỉĩị òóỏõọ ồốổỗộ ờớởỡợ ùúủũụ ừứửữự ỳýỷỹỵ Đ"
+
+
+def _screen_result(detail: str, wrong: list[str], missing: str) -> CheckResult:
+    if wrong:
+        advice = "the display did not take the test pattern: check feedback.screen and the display cable"
+        return CheckResult("screen", "fail", f"{detail}; wrong bars: {', '.join(wrong)}", advice)
+    if missing:
+        advice = "install the DejaVu fonts: sudo apt install fonts-dejavu-core"
+        return CheckResult("screen", "fail", f"{detail}; the font lacks {missing!r}", advice)
+    return CheckResult("screen", "pass", detail + ", Vietnamese text complete")
+
+
+def _sample_states(settings: Settings) -> list[Any]:
+    from datetime import datetime
+
+    from kiosk import screen as screens
+
+    return [
+        screens.IdleState(venue=settings.destination.venue_name, count_in=12, count_out=3),
+        screens.PassState(name="Nguyễn Văn Ánh", direction="in", at=datetime.now()),
+        screens.FailState(message="Kiểm tra thử. Đây không phải là một lần quét thật."),
+    ]
+
+
+def show_test_pattern(surface: Any, *, flip: bool) -> list[str]:
+    """Draw vertical colour bars with a white border; the bars that read back wrong."""
+    import pygame
+
+    width, height = surface.get_size()
+    bar = width / len(BARS)
+    for i, colour in enumerate(BARS):
+        surface.fill(colour, pygame.Rect(round(i * bar), 0, round(bar) + 1, height))
+    # A border shows whether the panel crops the picture (overscan).
+    pygame.draw.rect(surface, (255, 255, 255), surface.get_rect(), width=2)
+    if flip:
+        pygame.display.flip()
+    found = [tuple(surface.get_at((round((i + 0.5) * bar), height // 2)))[:3] for i in range(len(BARS))]
+    return [f"{want}->{got}" for want, got in zip(BARS, found, strict=True) if want != got]
+
+
 # --- broker ----------------------------------------------------------------------------------
 
 
@@ -475,5 +553,6 @@ CHECKS: tuple[Check, ...] = (
     check_decoder,
     check_camera,
     check_signals,
+    check_screen,
     check_broker,
 )

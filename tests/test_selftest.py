@@ -21,8 +21,10 @@ from kiosk.selftest import (
     check_broker,
     check_camera,
     check_clock,
+    check_screen,
     run_check,
     run_selftest,
+    show_test_pattern,
 )
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto, TlsListener, free_port
@@ -46,7 +48,7 @@ def provisioned(tmp_path: Path, broker: str, **options: object) -> Path:
 
 def statuses(config: Path, **probes: object) -> dict[str, str]:
     """Each check's status."""
-    report = run_selftest(config, probes=Probes(**probes))  # type: ignore[arg-type]
+    report = run_selftest(config, probes=Probes(screen_hold_s=0, **probes))  # type: ignore[arg-type]
     return {r.name: r.status for r in report.results}
 
 
@@ -63,7 +65,7 @@ def test_invalid_config_fails_the_config_check(tmp_path: Path, capsys: pytest.Ca
 def test_missing_key_fails_with_advice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "kiosk.toml"
     config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[uplink]\nenabled = false\n')
-    assert main(["selftest", "--config", str(config)]) == 1
+    assert main(["selftest", "--config", str(config), "--hold", "0"]) == 1
     out = capsys.readouterr().out
     assert "device key" in out and "kiosk provision" in out
     assert "FAILED" in out
@@ -114,12 +116,13 @@ def test_provision_then_selftest_passes_over_tls(
         ca_file=test_ca / "ca.crt",
         password_file=password_file(tmp_path, "pw-0001"),
     )
-    code = main(["selftest", "--config", str(config), "--json"])
+    code = main(["selftest", "--config", str(config), "--json", "--hold", "0"])
     report = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0, report
     assert {name: c["status"] for name, c in checks.items() if name != "clock"} == dict.fromkeys(
-        ["config", "device key", "identity key", "disk", "decoder", "camera", "signals", "broker"], "pass"
+        ["config", "device key", "identity key", "disk", "decoder", "camera", "signals", "screen", "broker"],
+        "pass",
     )
     assert checks["camera"]["figures"]["decoded"] >= 1
     assert checks["camera"]["figures"]["fps"] > 20
@@ -289,3 +292,31 @@ def test_clock_probes(tmp_path: Path) -> None:
     )
     says_no = ("echo", "no")
     assert run_check(check_clock, settings, Probes(clock_command=says_no, clock_flag=flag)).status == "fail"
+
+
+# --- screen -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["offscreen", "window"])
+def test_screen_shows_the_test_pattern(tmp_path: Path, mode: str) -> None:
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[feedback]\nscreen = "{mode}"\n[destination]\nvenue_name = "Chợ Bến Thành"\n')
+    result = run_check(check_screen, load_config(config), Probes(screen_hold_s=0))
+    assert result.status == "pass", result
+    assert "Vietnamese text complete" in result.detail
+    assert result.detail.startswith(f"{mode} 800x480")
+
+
+def test_no_screen_is_skipped(tmp_path: Path) -> None:
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[feedback]\nscreen = "none"\n')
+    assert run_check(check_screen, load_config(config), Probes(screen_hold_s=0)).status == "skip"
+
+
+def test_test_pattern_reads_back_its_bars() -> None:
+    import pygame
+
+    surface = pygame.Surface((600, 200))
+    assert show_test_pattern(surface, flip=False) == []
+    assert tuple(surface.get_at((50, 100)))[:3] == (255, 255, 255)
+    assert tuple(surface.get_at((150, 100)))[:3] == (255, 0, 0)

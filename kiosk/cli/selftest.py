@@ -6,7 +6,7 @@ import argparse
 
 from kiosk.cli.common import add_config_argument
 from kiosk.config import find_config
-from kiosk.selftest import run_selftest
+from kiosk.selftest import Probes, run_selftest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,11 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON for scripts")
+    parser.add_argument(
+        "--hold", type=float, default=1.5, metavar="SECONDS", help="how long each test screen stays up"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; 0 when every check passed (warnings allowed), else 1."""
-    report = run_selftest(find_config(args.config))
+    report = run_selftest(find_config(args.config), probes=Probes(screen_hold_s=max(0.0, args.hold)))
     print(report.to_json() if args.json else report.table())
     return 0 if report.ok else 1
