@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk import cardmaker
 from kiosk import statuslist as sl
@@ -379,3 +381,12 @@ def test_decisions_are_frozen() -> None:
     decision = policy().decide(national(), now=NOW)
     with pytest.raises(AttributeError):
         decision.verdict = "fail"  # type: ignore[misc]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_give_a_decision_with_a_known_reason(payload: bytes) -> None:
+    venue = policy(destination={**AUTO, "capacity": 5}, statuslist=status_list((QID, "F0", None)))
+    decision = venue.decide(parse_card(payload, trust=TRUST, now=NOW), now=NOW, payload=payload)
+    assert decision.verdict in ("pass", "fail") and isinstance(decision.reason, Reason)
+    assert decision.message_vi and decision.message_en
