@@ -474,6 +474,7 @@ def test_bad_messages_are_ignored_logged_and_counted(
         publish(mosquitto, topic, payload)
     publish(mosquitto, f"{PREFIX}/statuslist", b"eyJ.signed.list")
     wait_until(lambda: sum(uplink.stats().rejected.values()) == 7, 10, "7 rejected messages")
+    wait_until(lambda: lists != [], 10, "the good status list")
     assert uplink.stats().rejected == {
         "ack_invalid": 3,
         "ack_wrong_device": 1,
