@@ -1,0 +1,163 @@
+"""Frame-to-feedback latency of the whole loop, idle CPU at 30 fps, and peak memory.
+
+From a frame's arrival (the camera's timestamp) to the feedback call (green or red
+on): decode + parse + decide + sign + spool commit (synchronous=FULL) + feedback.
+Baseline in the same run: the raw zxing-cpp call on the same frames, so the ratio
+says what the kiosk adds around decoding.
+
+Run: .venv/bin/python bench/latency.py [--frames N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import numpy as np
+import zxingcpp
+
+from kiosk import cardmaker, keys, scenes
+from kiosk.app import assemble
+from kiosk.config import Settings, parse_config
+from kiosk.feedback import Feedback
+
+
+class TimedFeedback(Feedback):
+    """The real feedback, noting when each result is signalled."""
+
+    signalled: list[float]
+
+    def passed(self, name: str, direction: Any = "in", *, at: datetime | None = None) -> None:
+        self.signalled.append(time.monotonic())
+        super().passed(name, direction, at=at)
+
+
+def settings_for(state: Path, width: int, height: int) -> Settings:
+    keys.generate_device_key(state / "device.key")
+    keys.generate_identity_key(state / "identity.key")
+    return parse_config(
+        {
+            "paths": {"state_dir": str(state)},
+            "uplink": {"enabled": False},
+            "camera": {"width": width, "height": height, "fps": 30},
+            "feedback": {"screen": "offscreen", "result_hold_s": 0.01},
+            "policy": {"repeat_window_s": 0},
+        }
+    )
+
+
+def people_frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """One frame per person, each a different national QR, as a camera sees it."""
+    base = scenes.Scene(
+        width=width, height=height, module_px=min(width, height) / 90, tilt=0.15, noise_sigma=3
+    )
+    return [
+        scenes.render(cardmaker.national_payload(qid=f"1629793885861{i:05d}"), base.with_(seed=i))
+        for i in range(count)
+    ]
+
+
+def measure_latency(width: int, height: int, count: int) -> dict[str, float]:
+    """p50/p99 frame-to-feedback and the raw decode of the same frames."""
+    frames = people_frames(count, width, height)
+    raw = []
+    for frame in frames:
+        started = time.perf_counter()
+        zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)
+        raw.append((time.perf_counter() - started) * 1000)
+    with tempfile.TemporaryDirectory() as state:
+        settings = settings_for(Path(state), width, height)
+        feedback = TimedFeedback(settings.feedback)
+        feedback.signalled = []
+        arrivals: list[float] = []
+        with assemble(settings, frames=frames, feedback=feedback) as kiosk:
+            source = kiosk.parts.open_camera
+            kiosk.parts = _timed_camera(kiosk.parts, source, arrivals)
+            kiosk.run()
+    latency = [(s - a) * 1000 for a, s in zip(arrivals, feedback.signalled, strict=False)]
+    assert len(latency) == count, f"{len(latency)} of {count} people were signalled"
+    return {
+        "p50": _pct(latency, 50),
+        "p99": _pct(latency, 99),
+        "raw_p50": _pct(raw, 50),
+        "raw_p99": _pct(raw, 99),
+    }
+
+
+def _timed_camera(parts: Any, open_camera: Any, arrivals: list[float]) -> Any:
+    from dataclasses import replace
+
+    def opener() -> Any:
+        source = open_camera()
+        read = source.read
+
+        def timed_read() -> Any:
+            frame = read()
+            arrivals.append(frame.timestamp)
+            return frame
+
+        source.read = timed_read
+        return source
+
+    return replace(parts, open_camera=opener)
+
+
+def measure_idle_cpu(seconds: float) -> float:
+    """CPU use of the loop on empty frames at 30 fps, in % of one core (all threads)."""
+    empty = [scenes.empty_frame(scenes.Scene(width=1280, height=720, seed=i)) for i in range(30)]
+    frames = empty * int(seconds)
+    with tempfile.TemporaryDirectory() as state:
+        settings = settings_for(Path(state), 1280, 720)
+        with assemble(settings, frames=frames) as kiosk:
+            from dataclasses import replace
+
+            from kiosk.camera import ReplaySource
+
+            kiosk.parts = replace(kiosk.parts, open_camera=lambda: ReplaySource.from_frames(frames, fps=30.0))
+            cpu, wall = time.process_time(), time.monotonic()
+            kiosk.run()
+            return 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+def _pct(values: list[float], pct: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=300, help="people per resolution")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, pinned to one;"
+        f" Python {sys.version.split()[0]}"
+    )
+    print("| frame | frame→feedback p50 | p99 | raw zxing p50 | p99 | ratio p50 |")
+    print("|---|---|---|---|---|---|")
+    for width, height in ((640, 480), (1280, 720)):
+        r = measure_latency(width, height, args.frames)
+        print(
+            f"| {width}×{height} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['raw_p50']:.2f} ms |"
+            f" {r['raw_p99']:.2f} ms | {r['p50'] / r['raw_p50']:.2f}× |"
+        )
+    idle = measure_idle_cpu(args.idle_seconds)
+    print(f"idle loop at 30 fps, 1280×720 empty frames: {idle:.1f} % of one core")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
