@@ -96,3 +96,22 @@ def test_symbol_record_can_be_extended(shots: Path) -> None:
     record = scan_file(shots / "b-cccd.png", decoder, describe=with_decision)
     assert record["symbols"][0]["decision"] == "pass"
     assert record["symbols"][0]["text"] == CCCD
+
+
+def test_each_symbol_carries_the_kiosks_decision(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from kiosk import cardmaker
+
+    (tmp_path / "cards").mkdir()
+    cv2.imwrite(str(tmp_path / "cards" / "a.png"), render(cardmaker.national_payload(), Scene(seed=1)))
+    cv2.imwrite(str(tmp_path / "cards" / "b.png"), render("https://venue.example/checkin", Scene(seed=2)))
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[destination]\nlanguage = "en"\n')
+    assert main(["scan-image", "--config", str(config), str(tmp_path / "cards")]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    decisions = [record["symbols"][0]["decision"] for record in records]
+    assert [(d["format"], d["verdict"], d["reason"]) for d in decisions] == [
+        ("national", "pass", "ok"),
+        ("poster", "fail", "old_venue_qr"),
+    ]
+    assert decisions[0]["fields"]["name"] == "NGUYEN V** A"
+    assert "personal QR" in decisions[1]["message"]

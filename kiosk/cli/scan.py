@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from kiosk.camera import IMAGE_SUFFIXES
 from kiosk.cli.common import add_config_argument, settings_from
+from kiosk.config import Settings
 from kiosk.decoder import Decoder, Symbol, open_decoder
 from kiosk.errors import ImageError
 
@@ -37,11 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def scan_images(args: argparse.Namespace) -> int:
     """Print one JSON line per readable image; report the unreadable ones and exit 2 at the end."""
-    decoder = open_decoder(settings_from(args).decoder)
+    settings = settings_from(args)
+    decoder = open_decoder(settings.decoder)
+    describe = deciding(settings)
     failed = 0
     for path in _expand(args.paths):
         try:
-            record = scan_file(path, decoder)
+            record = scan_file(path, decoder, describe=describe)
         except ImageError as e:
             print(f"kiosk: {e}", file=sys.stderr)
             failed += 1
@@ -73,6 +77,26 @@ def symbol_record(symbol: Symbol) -> dict[str, Any]:
         "format": symbol.format,
         "corners": [list(point) for point in symbol.corners],
     }
+
+
+def deciding(settings: Settings) -> SymbolRecord:
+    """A symbol_record that adds the decision the kiosk would make (as `kiosk card check` does)."""
+    from kiosk.cli.card import check_one
+    from kiosk.statuslist import StatusListStore
+    from kiosk.trustlist import TrustList
+
+    trust = TrustList.load(settings.policy.trust_list) if settings.policy.trust_list else None
+    listed = StatusListStore.from_config(
+        settings.policy.authority_keys, settings.paths.statuslist_file
+    ).current
+    lang = settings.destination.language
+
+    def describe(symbol: Symbol) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        decision = check_one(symbol.raw, settings, trust=trust, statuslist=listed, now=now, lang=lang)
+        return {**symbol_record(symbol), "decision": decision}
+
+    return describe
 
 
 def load_gray_image(path: Path) -> np.ndarray:
