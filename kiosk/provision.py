@@ -94,12 +94,29 @@ def provision(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ProvisionResult:
     """Provision this device; raises ProvisionError or ConfigError and then leaves nothing behind."""
+    base, settings = _checked(request)
+    replaced = settings.paths.key_file.exists()
+    key, settings, generated = _write_all(request, base, settings)
+    _hand_over(settings, owner)
+    record = registration_for(key, settings, created=now())
+    return ProvisionResult(record, settings, request.config_path, generated, replaced)
+
+
+def _checked(request: ProvisionRequest) -> tuple[dict[str, Any], Settings]:
+    """Every check that can be made before writing: arguments, config, key slot, folders."""
     check_request(request)
     base = _existing_config(request.config_path)
     settings = _validate(request, base, request.device_id or _PLACEHOLDER_ID)
-    replaced = _check_key_slot(settings.paths.key_file, request.force)
+    _check_key_slot(settings.paths.key_file, request.force)
     _check_writable(request.config_path.parent, "config folder")
     _check_writable(settings.paths.state_dir, "state folder")
+    return base, settings
+
+
+def _write_all(
+    request: ProvisionRequest, base: dict[str, Any], settings: Settings
+) -> tuple[Ed25519PrivateKey, Settings, bool]:
+    """Stage the keys and the config, then move them into place together."""
     with _Staging() as staging:
         key = _stage_device_key(staging, settings.paths.key_file)
         device_id = request.device_id or device_id_for(key)
@@ -107,9 +124,7 @@ def provision(
         settings = _validate(request, base, device_id)
         staging.write(request.config_path, _config_text(request, base, device_id).encode(), mode=0o644)
         staging.commit()
-    _hand_over(settings, owner)
-    record = registration_for(key, settings, created=now())
-    return ProvisionResult(record, settings, request.config_path, generated, replaced)
+    return key, settings, generated
 
 
 def device_id_for(key: Ed25519PrivateKey) -> str:
@@ -195,15 +210,12 @@ def _secret_mode_problems(flag: str, path: Path | None) -> list[str]:
     return []
 
 
-def _check_key_slot(key_file: Path, force: bool) -> bool:
-    if not key_file.exists():
-        return False
-    if not force:
+def _check_key_slot(key_file: Path, force: bool) -> None:
+    if key_file.exists() and not force:
         raise ProvisionError(
             f"{key_file} exists: this device is already provisioned. Replacing its key needs --force, "
             "and the authority must then register the new key"
         )
-    return True
 
 
 def _check_writable(folder: Path, what: str) -> None:

@@ -16,7 +16,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -211,16 +211,21 @@ def sample_camera(settings: Settings, probes: Probes, *, seconds: float = CAMERA
     stats: list[tuple[float, float, float]] = []
     decoded: set[str] = set()
     with open_camera(settings.camera, frames=probes.frames) as camera:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                frame = camera.read()
-            except CameraEnded:
-                break
-            stats.append(frame_figures(frame.pixels))
-            decoded |= {s.text or s.raw.hex() for s in decoder.decode(frame.pixels).symbols}
+        for pixels in _frames_for(camera, seconds):
+            stats.append(frame_figures(pixels))
+            decoded |= {s.text or s.raw.hex() for s in decoder.decode(pixels).symbols}
         fps = camera.fps
     return _summarise(stats, fps, decoded)
+
+
+def _frames_for(camera: Any, seconds: float) -> Iterator[np.ndarray]:
+    """The frames a camera delivers within `seconds` (fewer if a replay ends)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            yield camera.read().pixels
+        except CameraEnded:
+            return
 
 
 def _summarise(stats: list[tuple[float, float, float]], fps: float, decoded: set[str]) -> CameraSample:
@@ -371,17 +376,21 @@ def check_screen(settings: Settings, probes: Probes) -> CheckResult:
     with screens.Screen(settings.feedback, lang=settings.destination.language) as display:
         wrong = show_test_pattern(display.surface, flip=display.mode != "offscreen")
         time.sleep(probes.screen_hold_s)
-        for state in _sample_states(settings):
-            display.show(state)
-            display.redraw()
-            time.sleep(probes.screen_hold_s / 3)
-        display.show(screens.IdleState(venue=settings.destination.venue_name))
-        display.redraw()
+        _show_samples(display, settings, hold_s=probes.screen_hold_s / 3)
         width, height = display.surface.get_size()
         mode = display.mode
     missing = screens.missing_glyphs(settings.destination.venue_name + VIETNAMESE_SAMPLE)
     detail = f"{mode} {width}x{height}: colour bars, idle, pass and fail screens drawn"
     return _screen_result(detail, wrong, missing)
+
+
+def _show_samples(display: Any, settings: Settings, *, hold_s: float) -> None:
+    """Each kind of screen in turn, ending on idle."""
+    states = _sample_states(settings)
+    for state in [*states, states[0]]:
+        display.show(state)
+        display.redraw()
+        time.sleep(hold_s)
 
 
 # Every Vietnamese vowel with its tone marks, and đ: what names and messages need.
@@ -452,9 +461,19 @@ def publish_test_message(settings: Settings, topic: str, *, timeout_s: float) ->
     host, port = url.hostname or "", url.port or (8883 if url.scheme == "mqtts" else 1883)
     if url.scheme == "mqtts":
         check_tls(settings, host, port, timeout_s=timeout_s)
+    client, acked = _connect(settings, host, port, timeout_s=timeout_s)
+    try:
+        client.publish(topic, _test_payload(), qos=1, retain=False)
+        _await(acked, timeout_s, "publish not accepted", settings)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _connect(settings: Settings, host: str, port: int, *, timeout_s: float) -> tuple[Any, _Outcome]:
+    """A connected client with its network loop running, and where its PUBACK will arrive."""
     client = _mqtt_client(settings)
-    acked = _Outcome()
-    connected = _Outcome()
+    connected, acked = _Outcome(), _Outcome()
     client.on_connect = lambda _c, _u, _f, reason, _p: connected.set(reason)
     client.on_publish = lambda _c, _u, _mid, reason, _p: acked.set(reason)
     try:
@@ -466,12 +485,16 @@ def publish_test_message(settings: Settings, topic: str, *, timeout_s: float) ->
     client.loop_start()
     try:
         _await(connected, timeout_s, "connection refused", settings)
-        payload = json.dumps({"selftest": True, "software": __version__, "time": time.time()})
-        client.publish(topic, payload, qos=1, retain=False)
-        _await(acked, timeout_s, "publish not accepted", settings)
-    finally:
+    except UplinkError:
         client.disconnect()
         client.loop_stop()
+        raise
+    return client, acked
+
+
+def _test_payload() -> str:
+    # Not retained: the daemon's retained state on this topic stays as it was.
+    return json.dumps({"selftest": True, "software": __version__, "time": time.time()})
 
 
 def check_tls(settings: Settings, host: str, port: int, *, timeout_s: float) -> None:

@@ -216,6 +216,7 @@ def test_example_broker_lets_a_device_write_only_its_own_topics(
 ) -> None:
     password = tmp_path / "pw"
     password.write_text("pw1\n")
+    password.chmod(0o600)
     ca = example_broker["ca"]
     assert isinstance(ca, Path)
     settings = _device(

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def request_from(args: argparse.Namespace) -> ProvisionRequest:
     """The provisioning request named by the command line, with paths made absolute."""
     return ProvisionRequest(
-        config_path=_absolute(args.config or Path(os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)),
+        config_path=_absolute_path(args.config or Path(os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)),
         destination=args.destination,
         venue_name=args.venue,
         broker=args.broker,
@@ -82,7 +82,12 @@ def request_from(args: argparse.Namespace) -> ProvisionRequest:
 
 
 def _absolute(path: Path | None) -> Path | None:
-    return None if path is None else Path(os.path.abspath(path.expanduser()))
+    return None if path is None else _absolute_path(path)
+
+
+def _absolute_path(path: Path) -> Path:
+    # abspath, not resolve(): a symlinked /etc/kiosk stays as the technician named it.
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def _report(result: ProvisionResult) -> None:
