@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import jws, keys
+from kiosk.config import Settings, SpoolConfig
 from kiosk.errors import SpoolError
 from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event
 
@@ -82,6 +83,11 @@ class SpoolLimits:
     retention_days: int = 14
     disk_budget_bytes: int = 512 * 1024 * 1024
     alarm_fraction: float = 0.8
+
+    @classmethod
+    def from_settings(cls, spool: SpoolConfig) -> SpoolLimits:
+        """The limits of the `[spool]` section."""
+        return cls(spool.retention_days, spool.disk_budget_mb * 1024 * 1024, spool.alarm_fraction)
 
 
 class Spool:
@@ -137,6 +143,21 @@ class Spool:
             plain_identity=plain_identity,
             limits=limits or SpoolLimits(),
             clock=clock,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, signing_key: Ed25519PrivateKey, identity_key: bytes
+    ) -> Spool:
+        """Open the spool named by `paths.spool_file` for this device, destination and limits."""
+        return cls.open(
+            settings.paths.spool_file,
+            device_id=settings.device.id,
+            destination_id=settings.destination.id,
+            signing_key=signing_key,
+            identity_key=identity_key,
+            plain_identity=settings.uplink.plain_identity,
+            limits=SpoolLimits.from_settings(settings.spool),
         )
 
     # -- connections -----------------------------------------------------------------

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import warnings
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kiosk import jws
+from kiosk import jws, keys
 from kiosk.errors import EventError, SignatureError
 from kiosk.events import (
     EventDraft,
@@ -207,3 +210,54 @@ def test_bad_acks_are_refused(payload: bytes) -> None:
     token = jws.sign(payload, AUTHORITY, kid="a", typ="kiosk-ack")
     with pytest.raises(EventError):
         verify_ack(token, AUTHORITY.public_key())
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
+
+
+def _doc_block(name: str) -> str:
+    text = DOC.read_text()
+    start = text.index(f"<!-- example:{name} -->")
+    fence = text.index("```", start)
+    body_start = text.index("\n", fence) + 1
+    return text[body_start : text.index("```", body_start)].strip()
+
+
+def test_documented_example_is_what_we_produce() -> None:
+    key = serialization.load_pem_private_key(_doc_block("private-key").encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    assert json.loads(_doc_block("jwk")) == keys.public_jwk(key.public_key())
+    draft = EventDraft(
+        verdict="pass",
+        reason="ok",
+        format="national",
+        direction="in",
+        card_identity="162979388586171100",
+        ts=1_700_000_123_456,
+        decode_ms=12.5,
+    )
+    event = build_event(
+        draft,
+        device="kiosk-0001",
+        destination="cho-ben-thanh",
+        epoch=1_700_000_000_000,
+        seq=1,
+        identity_key=bytes(range(32)),
+        event_id="0b7c6f8e-3d2a-4c59-9e1f-5a4b3c2d1e0f",
+        sw="0.1.0",
+    )
+    assert event.to_json().decode() == _doc_block("payload")
+    assert sign_event(event, key).decode() == _doc_block("token")
+    assert verify_event(_doc_block("token"), key.public_key()) == event
+
+
+def test_documented_example_verifies_with_another_jose_library() -> None:
+    from joserfc import jws as other
+    from joserfc.jwk import OKPKey
+
+    public = OKPKey.import_key(json.loads(_doc_block("jwk")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc flags alg EdDSA as superseded by RFC 9864
+        obj = other.deserialize_compact(_doc_block("token"), public, algorithms=["EdDSA"])
+    assert obj.payload == _doc_block("payload").encode()
+    assert obj.headers() == {"alg": "EdDSA", "kid": "kiosk-0001", "typ": "kiosk-event"}

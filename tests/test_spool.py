@@ -250,3 +250,21 @@ def test_last_seq(tmp_path: Path) -> None:
         assert spool.last_seq() == 0
         spool.record(_draft())
         assert spool.last_seq() == 1
+
+
+def test_from_settings(tmp_path: Path) -> None:
+    from kiosk.config import parse_config
+
+    settings = parse_config(
+        {
+            "paths": {"state_dir": str(tmp_path)},
+            "device": {"id": "kiosk-9"},
+            "spool": {"disk_budget_mb": 2, "retention_days": 3},
+            "uplink": {"plain_identity": True},
+        }
+    )
+    with Spool.from_settings(settings, signing_key=KEY, identity_key=IDENTITY_KEY) as spool:
+        assert spool.path == tmp_path / "spool.sqlite3"
+        assert spool.limits == SpoolLimits(3, 2 * 1024 * 1024, 0.8)
+        assert spool.record(_draft()).event().identity == "plain:001093029317"
+        assert spool.record(_draft()).event().device == "kiosk-9"
