@@ -1,0 +1,334 @@
+"""`kiosk-central`: the authority's command line (devices, ingest, report, trace, statuslist)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from kiosk import __version__, keys
+from kiosk import statuslist as sl
+from kiosk.central import mqtt, render, trace
+from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
+from kiosk.central.registry import Registry, parse_registration
+from kiosk.central.reports import build_report, load_report_settings
+from kiosk.central.store import Store, open_store
+from kiosk.errors import ConfigError, KioskError, RegistryError, UplinkError
+
+log = logging.getLogger("kiosk.central")
+
+ENV_DB = "KIOSK_CENTRAL_DB"
+DEFAULT_DB = "central.sqlite3"
+VIETNAM = "Asia/Ho_Chi_Minh"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every command."""
+    parser = argparse.ArgumentParser(prog="kiosk-central", description="The authority's side of kiosk.")
+    parser.add_argument("--version", action="version", version=f"kiosk-central {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(ENV_DB, DEFAULT_DB),
+        help=f"database: a SQLite file (sqlite:///PATH or PATH) or postgresql://... (default: ${ENV_DB}, else"
+        f" {DEFAULT_DB})",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in (_devices, _ingest, _report, _trace, _statuslist):
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors become a message on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except KioskError as e:
+        print(f"kiosk-central: {e}", file=sys.stderr)
+        problems = e.problems if isinstance(e, ConfigError) and len(e.problems) > 1 else []
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    with open_store(args.db) as store:
+        yield store
+
+
+# devices
+
+
+def _devices(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("devices", help="the device registry")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="register devices from the records `kiosk provision` printed")
+    add.add_argument("records", nargs="+", type=Path, help="registration record files (JSON), - for stdin")
+    add.set_defaults(func=devices_add)
+    listing = actions.add_parser("list", help="registered devices with their last known state")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=devices_list)
+    revoke = actions.add_parser("revoke", help="stop trusting a device (its new events are refused)")
+    revoke.add_argument("device", help="device id")
+    revoke.set_defaults(func=devices_revoke)
+
+
+def _read_record(path: Path) -> str:
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise RegistryError(f"cannot read registration record {path}: {e.strerror}") from e
+
+
+def devices_add(args: argparse.Namespace) -> int:
+    """Validate every record first, then register them all in one transaction."""
+    records = [parse_registration(_read_record(path)) for path in args.records]
+    with _store(args) as store:
+        registry = Registry(store)
+        for record in records:
+            registry.add(record)
+        store.commit()
+    for record in records:
+        print(f"registered {record.device} for {record.destination} ({record.fingerprint})")
+    return 0
+
+
+def devices_list(args: argparse.Namespace) -> int:
+    """Print the registry joined with each device's last state."""
+    with _store(args) as store:
+        states = {s.device: s for s in store.states()}
+        rows = []
+        for d in store.devices():
+            state = states.get(d.device)
+            health = state.health if state else {}
+            rows.append({
+                "device": d.device, "destination": d.destination, "status": d.status,
+                "fingerprint": d.fingerprint, "state": state.status if state else "unknown",
+                "last_seen_ms": state.received_ms if state else None, "unsent": health.get("unsent"),
+                "spool_depth": health.get("spool_depth"), "alarms": health.get("alarms", []),
+            })  # fmt: skip
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        seen = _local(r["last_seen_ms"]) if r["last_seen_ms"] else "never"
+        print(f"{r['device']:<24} {r['destination']:<24} {r['status']:<8} {r['state']:<8} seen {seen}"
+              f" unsent {r['unsent'] if r['unsent'] is not None else '-'}")  # fmt: skip
+    return 0
+
+
+def _local(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(VIETNAM)).strftime("%Y-%m-%d %H:%M")
+
+
+def devices_revoke(args: argparse.Namespace) -> int:
+    """Mark a device revoked."""
+    with _store(args) as store:
+        Registry(store).revoke(args.device)
+        store.commit()
+    print(f"revoked {args.device}: running ingests refuse its events within a few seconds")
+    return 0
+
+
+# ingest
+
+
+def _broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://HOST[:PORT] or mqtts://...")
+    parser.add_argument("--username", help="broker username")
+    parser.add_argument("--password-file", type=Path, help="file holding the broker password (mode 0600)")
+    parser.add_argument("--ca", type=Path, help="CA certificate of the broker (mqtts)")
+    parser.add_argument("--prefix", default="kiosk/v1", help="topic prefix (default: kiosk/v1)")
+
+
+def _broker_settings(args: argparse.Namespace, client_id: str | None = None) -> mqtt.BrokerSettings:
+    return mqtt.BrokerSettings(
+        url=args.broker, username=args.username, password_file=args.password_file, ca_file=args.ca,
+        client_id=client_id,
+    )  # fmt: skip
+
+
+def _ingest(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("ingest", help="verify, store and ack events from the broker until stopped")
+    _broker_arguments(parser)
+    parser.add_argument("--key", type=Path, required=True, help="authority private key that signs acks")
+    parser.add_argument(
+        "--client-id", help="fixed MQTT client id: a persistent session, events wait while this one is down"
+    )
+    parser.add_argument(
+        "--share-group", default="central", help="shared-subscription group (default: central)"
+    )
+    parser.add_argument("--batch", type=int, default=2000, help="most events per commit (default: 2000)")
+    parser.add_argument("--resend-after", type=float, default=10.0, help="seconds before a gap is asked for")
+    parser.set_defaults(func=ingest_command)
+
+
+def ingest_command(args: argparse.Namespace) -> int:
+    """Run the ingest until SIGTERM or SIGINT."""
+    key = keys.load_private_key(args.key)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with _store(args) as store:
+        processor = Processor(
+            store=store, registry=Registry(store), authority_key=key,
+            topics=Topics(prefix=args.prefix, share_group=args.share_group),
+            options=IngestOptions(resend_after_s=args.resend_after),
+        )  # fmt: skip
+        ingest = Ingest(
+            processor=processor, broker=_broker_settings(args, args.client_id), batch_size=args.batch
+        )
+        ingest.run(stop)
+    s = processor.stats
+    log.info("stopped: %d received, %d stored, %d duplicates, rejected %s", s.received, s.stored,
+             s.duplicates, dict(s.rejected) or "none")  # fmt: skip
+    return 0
+
+
+# report
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2021-09-01") from e
+
+
+def _report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("report", help="one day's report per destination, with compliance flags")
+    parser.add_argument("--date", type=_day, required=True, help="local day, YYYY-MM-DD")
+    parser.add_argument("--destination", help="only this destination")
+    parser.add_argument("--format", choices=render.FORMATS, default="table")
+    parser.add_argument("--destinations", type=Path, help="destinations file (TOML; see docs/central.md)")
+    parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """Build and print (or write) the report."""
+    settings = load_report_settings(args.destinations)
+    with _store(args) as store:
+        if args.destination and args.destination not in {d.destination for d in store.devices()} | {
+            d.id for d in settings.destinations
+        }:
+            raise ConfigError(
+                f"unknown destination {args.destination!r}: no device or destinations-file entry"
+            )
+        report = build_report(
+            store, day=args.date, settings=settings, now_ms=now_ms(), destination=args.destination
+        )
+    _emit(render.render(report, args.format), args.output)
+    return 0
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+# trace
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2021-09-01T08:00 or 2021-09-01") from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(VIETNAM))
+
+
+def _trace(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("trace", help="a person's visits and the people present with them")
+    parser.add_argument(
+        "--identity", required=True, help="card identity (QID, CCCD no., UVCI) or hmac:/plain:"
+    )
+    parser.add_argument("--from", dest="start", type=_moment, required=True, help=f"start (local: {VIETNAM})")
+    parser.add_argument("--to", dest="end", type=_moment, required=True, help="end (exclusive)")
+    parser.add_argument(
+        "--identity-key", type=Path, help="the authority's identity HMAC key (32 bytes, 0600)"
+    )
+    parser.add_argument("--format", choices=trace.TRACE_FORMATS, help="card format (default: each of them)")
+    parser.add_argument("--dwell-minutes", type=int, default=60, help="stay assumed without an out scan")
+    parser.add_argument("--output-format", choices=("table", "json"), default="table")
+    parser.set_defaults(func=trace_command)
+
+
+def trace_command(args: argparse.Namespace) -> int:
+    """Find and print the visits and contacts."""
+    if args.end <= args.start:
+        raise ConfigError("--to must be after --from")
+    if args.dwell_minutes < 1:
+        raise ConfigError("--dwell-minutes must be at least 1")
+    key = keys.load_identity_key(args.identity_key) if args.identity_key else None
+    formats = (args.format,) if args.format else trace.TRACE_FORMATS
+    who = trace.identities_for(args.identity, identity_key=key, formats=formats)
+    start, end = (int(t.timestamp() * 1000) for t in (args.start, args.end))
+    with _store(args) as store:
+        result = trace.trace(store, who, start, end, dwell_ms=args.dwell_minutes * 60_000)
+    text = (
+        trace.as_json(result) if args.output_format == "json" else trace.as_table(result, ZoneInfo(VIETNAM))
+    )
+    sys.stdout.write(text)
+    return 0
+
+
+# statuslist
+
+
+def _statuslist(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("statuslist", help="publish the signed status list")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    publish = actions.add_parser("publish", help="publish a list signed by `kiosk statuslist sign`, retained")
+    publish.add_argument("token", type=Path, help="signed status list (JWS)")
+    _broker_arguments(publish)
+    publish.add_argument("--authority-keys", type=Path, help="PEM of authority public keys: verify first")
+    publish.set_defaults(func=statuslist_publish)
+
+
+def statuslist_publish(args: argparse.Namespace) -> int:
+    """Check (when keys are given) and publish the status list as the retained message."""
+    try:
+        token = args.token.read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.token}: {e.strerror}") from e
+    if args.authority_keys:
+        parsed = sl.verify_token(token, keys.load_public_keys(args.authority_keys))
+        print(f"verified status list version {parsed.version} with {parsed.count} entries")
+    topic = f"{args.prefix}/statuslist"
+    client = mqtt.connect(_broker_settings(args))
+    try:
+        info = client.publish(topic, token, qos=1, retain=True)
+        info.wait_for_publish(timeout=30)
+        if not info.is_published():
+            raise UplinkError(f"the broker did not confirm the status list on {topic}; try again")
+    finally:
+        mqtt.close(client)
+    print(f"published {len(token)} bytes on {topic} (retained)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The `kiosk-central` command line: registry, report, trace, status list, and ingest as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from kiosk import keys
+from kiosk import statuslist as sl
+from kiosk.central.cli import main
+from kiosk.central.store import open_store
+from tests.support import broker as broker_support
+from tests.support.broker import Mosquitto
+from tests.support.central import IDENTITY_KEY, TestDevice
+
+mosquitto = broker_support.mosquitto
+mosquitto_factory = broker_support.mosquitto_factory
+
+K1 = TestDevice("kiosk-1", "shop-1")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'central.sqlite3'}"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_devices_add_list_revoke(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    k2 = TestDevice("kiosk-2", "shop-2")
+    code, out, _ = _run(capsys, "--db", db, "devices", "add", str(K1.write_registration(tmp_path)),
+                        str(k2.write_registration(tmp_path)))  # fmt: skip
+    assert code == 0 and "registered kiosk-1 for shop-1" in out
+    assert _run(capsys, "--db", db, "devices", "revoke", "kiosk-2")[0] == 0
+    code, out, _ = _run(capsys, "--db", db, "devices", "list", "--format", "json")
+    listed = {row["device"]: row["status"] for row in json.loads(out)}
+    assert listed == {"kiosk-1": "active", "kiosk-2": "revoked"}
+    code, _, err = _run(capsys, "--db", db, "devices", "revoke", "nobody")
+    assert code == 2 and "no device 'nobody'" in err
+
+
+def test_bad_registration_records_are_refused(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**K1.registration(), "fingerprint": "x" * 43}))
+    missing = tmp_path / "missing.json"
+    for path, message in ((garbled, "not JSON"), (edited, "disagree"), (missing, "cannot read")):
+        code, _, err = _run(capsys, "--db", db, "devices", "add", str(path))
+        assert code == 2 and message in err
+    with open_store(db) as store:
+        assert store.devices() == []
+
+
+def _day_of_scans(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--db", db, "devices", "add", str(K1.write_registration(tmp_path))])
+    capsys.readouterr()
+    ts = int(datetime(2026, 11, 20, 3, 0, tzinfo=UTC).timestamp() * 1000)  # 10:00 in Vietnam
+    from kiosk.central.ingest import Processor
+    from kiosk.central.registry import Registry
+
+    with open_store(db) as store:
+        processor = Processor(
+            store=store, registry=Registry(store), authority_key=Ed25519PrivateKey.generate()
+        )
+        processor.handle(K1.topic(), K1.token(1, ts, card="001093029317"))
+        processor.handle(K1.topic(), K1.token(2, ts + 60_000, card="079123456789", format="cccd"))
+        processor.flush()
+
+
+def test_report_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _day_of_scans(db, tmp_path, capsys)
+    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20")
+    assert code == 0 and "scans 2 (in 2, out 0), people 2" in out
+    html = tmp_path / "r.html"
+    assert (
+        _run(capsys, "--db", db, "report", "--date", "2026-11-20", "--format", "html", "-o", str(html))[0]
+        == 0
+    )
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    code, _, err = _run(capsys, "--db", db, "report", "--date", "2026-11-20", "--destination", "nowhere")
+    assert code == 2 and "unknown destination" in err
+    with pytest.raises(SystemExit) as bad_date:
+        main(["--db", db, "report", "--date", "20/11/2026"])
+    assert bad_date.value.code == 2
+
+
+def test_trace_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _day_of_scans(db, tmp_path, capsys)
+    key_file = tmp_path / "identity.key"
+    keys.write_secret(key_file, IDENTITY_KEY)
+    argv = ["--db", db, "trace", "--identity", "079123456789", "--from", "2026-11-20", "--to", "2026-11-21"]
+    code, out, _ = _run(capsys, *argv, "--identity-key", str(key_file), "--output-format", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert [v["destination"] for v in result["visits"]] == ["shop-1"]
+    assert len(result["contacts"]) == 1  # the national-card holder, a minute earlier
+    code, out, _ = _run(capsys, *argv, "--identity-key", str(key_file), "--format", "national")
+    assert code == 0 and "Visits (0)" in out
+    code, _, err = _run(capsys, *argv[:-4], "--from", "2026-11-21", "--to", "2026-11-20")
+    assert code == 2 and "--to must be after --from" in err
+
+
+def _signed_list(key: Ed25519PrivateKey) -> bytes:
+    entries = [sl.Entry("001093029317", sl.Status("F1"))]
+    payload = sl.build_payload(entries, version=7, issued=datetime(2026, 11, 20, tzinfo=UTC))
+    return sl.sign_payload(payload, key)
+
+
+def _retained(broker: Mosquitto, topic: str) -> bytes | None:
+    got: list[bytes] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-reader", protocol=paho.MQTTv5)
+    client.on_message = lambda _c, _u, m: got.append(m.payload)
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic)
+    client.loop_start()
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+    return got[0] if got else None
+
+
+@pytest.mark.broker
+def test_statuslist_publish(mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    authority = Ed25519PrivateKey.generate()
+    pub = tmp_path / "authority.pem"
+    pub.write_text(keys.public_pem(authority.public_key()))
+    forged = tmp_path / "forged.jws"
+    forged.write_bytes(_signed_list(Ed25519PrivateKey.generate()))
+    code, _, err = _run(capsys, "statuslist", "publish", str(forged), "--broker", mosquitto.url,
+                        "--authority-keys", str(pub))  # fmt: skip
+    assert code == 2 and "refused" in err
+    assert _retained(mosquitto, "kiosk/v1/statuslist") is None
+    good = tmp_path / "list.jws"
+    good.write_bytes(_signed_list(authority) + b"\n")
+    code, out, _ = _run(capsys, "statuslist", "publish", str(good), "--broker", mosquitto.url,
+                        "--authority-keys", str(pub))  # fmt: skip
+    assert code == 0 and "version 7 with 1 entries" in out
+    assert _retained(mosquitto, "kiosk/v1/statuslist") == good.read_bytes().strip()
+
+
+@pytest.mark.broker
+def test_ingest_process_stores_and_stops_on_sigterm(mosquitto: Mosquitto, tmp_path: Path, db: str) -> None:
+    main(["--db", db, "devices", "add", str(K1.write_registration(tmp_path))])
+    key = tmp_path / "authority.key"
+    keys.generate_device_key(key)
+    argv = [sys.executable, "-m", "kiosk.central.cli", "--db", db, "ingest", "--broker", mosquitto.url,
+            "--key", str(key)]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "error"}
+    )
+    try:
+        assert proc.stderr is not None
+        assert "ingesting" in proc.stderr.readline()
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-kiosk", protocol=paho.MQTTv5)
+        client.connect(mosquitto.host, mosquitto.port)
+        client.loop_start()
+        client.publish(K1.topic(), K1.token(1), qos=1).wait_for_publish(10)
+        client.publish(K1.topic(), b"forged", qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        with open_store(db) as store:
+            deadline = time.monotonic() + 20
+            while store.count_events() < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert store.count_events() == 1
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "2 received, 1 stored, 0 duplicates, rejected {'bad_signature': 1}" in err
