@@ -50,10 +50,15 @@ def _register_check(actions: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--trust", type=Path, help="trust list for vaccine passports (default: policy.trust_list)"
     )
-    check.add_argument("--statuslist", type=Path, help="signed status list (JWS) to enforce")
-    check.add_argument("--keys", type=Path, help="authority public keys (default: policy.authority_keys)")
+    check.add_argument("--statuslist", type=Path, metavar="FILE", help="signed status list (JWS) to enforce")
     check.add_argument(
-        "--at", type=aware_time, help="the clock for the checks, ISO 8601 with zone (default: now)"
+        "--keys", type=Path, metavar="PEM", help="authority public keys (default: policy.authority_keys)"
+    )
+    check.add_argument(
+        "--at",
+        type=aware_time,
+        metavar="TIME",
+        help="the clock for the checks, ISO 8601 with zone (default: now)",
     )
     check.add_argument(
         "--lang", choices=["vi", "en"], help="message language (default: destination.language)"
