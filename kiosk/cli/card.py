@@ -48,7 +48,10 @@ def _register_check(actions: argparse._SubParsersAction) -> None:
         "payloads", nargs="*", metavar="PAYLOAD", help="QR text (default: one per line on stdin)"
     )
     check.add_argument(
-        "--trust", type=Path, help="trust list for vaccine passports (default: policy.trust_list)"
+        "--trust",
+        type=Path,
+        metavar="PATH",
+        help="trust list for vaccine passports (default: policy.trust_list)",
     )
     check.add_argument("--statuslist", type=Path, metavar="FILE", help="signed status list (JWS) to enforce")
     check.add_argument(
