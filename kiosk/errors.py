@@ -79,3 +79,7 @@ class RegistryError(KioskError, ValueError):
 
 class SignerKeyError(KioskError, ValueError):
     """A vaccine-passport signer key or certificate (for example cards) is unreadable or mismatched."""
+
+
+class InspectorCardError(KioskError, ValueError):
+    """An inspector card cannot be made as asked (bad id, name or validity period)."""
