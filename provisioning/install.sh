@@ -118,9 +118,12 @@ install_venv() {
         # picamera2 and lgpio come from apt, so the venv must see the system's packages.
         run python3 -m venv --system-site-packages "$VENV"
     fi
-    local extra=(--upgrade)
+    local extra=(--upgrade) pins=()
+    # apt's picamera2 modules (simplejpeg, av) are built against apt's numpy 1.x: a numpy 2
+    # in the venv would shadow it and break them, so the venv keeps a 1.x numpy.
+    $pip_deps && pins+=("numpy<2")
     $pip_deps || extra+=(--no-deps)
-    run "$VENV/bin/python" -m pip install -q "${extra[@]}" "${source_dir}[pi]"
+    run "$VENV/bin/python" -m pip install -q "${extra[@]}" "${source_dir}[pi]" "${pins[@]}"
     run mkdir -p "$BIN" "$OPT/docs"
     run ln -sfn "$VENV/bin/kiosk" "$BIN/kiosk"
     run cp -r "$source_dir/docs/." "$OPT/docs/"

@@ -48,6 +48,7 @@ def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
         "python3 -m venv --system-site-packages /opt/kiosk/venv",
         "/opt/kiosk/venv/bin/python -m pip install -q --upgrade",
         "\\[pi\\]",
+        "numpy\\<2",
         "install -m 0644 " + str(ROOT / "systemd" / "kiosk.service") + " /etc/systemd/system/kiosk.service",
         "systemctl enable kiosk.service",
         "chmod 0750 /etc/kiosk",
