@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
     state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER,
     PRIMARY KEY (device, epoch, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_pending ON events (state, epoch, seq) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS events_unsent ON events (epoch, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS events_unacked ON events (state) WHERE state < 2;
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 
@@ -192,10 +193,12 @@ class Spool:
             ) from e
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; `durable=False` skips the fsync (bookkeeping whose loss means a resend)."""
         conn = self._conn()
         with self._write_lock:
             try:
+                self._set_sync(conn, durable)
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
@@ -205,6 +208,13 @@ class Spool:
             except BaseException:
                 _rollback(conn)
                 raise
+
+    def _set_sync(self, conn: sqlite3.Connection, durable: bool) -> None:
+        # In WAL mode NORMAL commits are not fsynced but stay consistent; the next FULL
+        # commit (an event) fsyncs the log, and them with it.
+        if getattr(self._local, "durable", True) != durable:
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._local.durable = durable
 
     def _set_up(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +318,7 @@ class Spool:
     def mark_sent(self, event_keys: Iterable[EventKey]) -> int:
         """Mark events the broker acknowledged (PUBACK); returns how many changed."""
         now = self._now_ms()
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             cur = conn.executemany(
                 "UPDATE events SET state = 1, sent_at = ? WHERE device=? AND epoch=? AND seq=? AND state = 0",
                 ((now, d, e, s) for d, e, s in event_keys),
@@ -317,7 +327,7 @@ class Spool:
 
     def apply_ack(self, device: str, epochs: dict[int, int]) -> int:
         """Mark acked every event of `device` with seq <= the acked seq of its epoch."""
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             changed = 0
             for epoch, seq in epochs.items():
                 changed += conn.execute(
@@ -328,7 +338,7 @@ class Spool:
 
     def requeue(self, device: str, ranges: Iterable[tuple[int, int, int]]) -> int:
         """Send again the events in [(epoch, first_seq, last_seq), ...]; returns how many."""
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             changed = 0
             for epoch, first, last in ranges:
                 changed += conn.execute(
@@ -344,7 +354,7 @@ class Spool:
         The broker may lose messages it acknowledged (it saves to disk lazily);
         a fresh ack from central that still does not cover them means they were lost.
         """
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             return conn.execute(
                 "UPDATE events SET state = 0 WHERE state = 1 AND device=? AND sent_at < ?",
                 (device, sent_before_ms),
@@ -356,7 +366,7 @@ class Spool:
         cutoff = int((now - self.limits.retention_days * 86400) * 1000)
         if self.size_bytes() >= self.limits.disk_budget_bytes:
             cutoff = 2**62  # over budget: free the room of everything central already has
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             return conn.execute("DELETE FROM events WHERE state = 2 AND ts < ?", (cutoff,)).rowcount
 
     # -- health ------------------------------------------------------------------------
