@@ -12,7 +12,9 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from kiosk import __version__
 from kiosk.camera import open_camera
 from kiosk.clock import ClockWatch
-from kiosk.config import Settings
+from kiosk.config import Settings, load_config
 from kiosk.daemon import Kiosk, LoopCounters, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
@@ -46,8 +48,12 @@ def assemble(
     feedback: Feedback | None = None,
     stop: threading.Event | None = None,
     end_on_replay_end: bool = True,
+    config_path: Path | None = None,
 ) -> Iterator[Kiosk]:
-    """Open every part of the kiosk and yield the loop; close everything on the way out."""
+    """Open every part of the kiosk and yield the loop; close everything on the way out.
+
+    `config_path` is the file SIGHUP re-reads (None: only the lists are reloaded).
+    """
     notifier = Notifier()
     with contextlib.ExitStack() as stack:
         stack.callback(notifier.close)
@@ -61,6 +67,7 @@ def assemble(
         feedback = feedback or Feedback(settings.feedback, lang=settings.destination.language)
         stack.callback(feedback.close)
         counters = LoopCounters()
+        live = LiveSettings(settings, config_path)
         uplink = open_uplink(settings, spool=spool, statuslist=statuslist, counters=counters, stack=stack)
         parts = Parts(
             open_camera=partial(open_camera, settings.camera, frames=frames),
@@ -72,8 +79,8 @@ def assemble(
             trust=trust,
             notifier=notifier,
             clock=ClockWatch(),
-            reload=partial(reload_lists, trust=trust, statuslist=statuslist, settings=settings),
-            idle=partial(idle_state, settings, spool=spool, uplink=uplink),
+            reload=partial(reload_all, live, trust=trust, statuslist=statuslist, policy=policy),
+            idle=partial(idle_state, live, spool=spool, uplink=uplink),
         )
         yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
 
@@ -128,14 +135,46 @@ def offer_statuslist(store: StatusListStore, token: bytes) -> None:
         log.warning("status list refused: %s", e)
 
 
-def reload_lists(*, trust: TrustList | None, statuslist: StatusListStore, settings: Settings) -> None:
-    """SIGHUP: re-read the trust list; the status list store re-reads its saved file."""
+@dataclass
+class LiveSettings:
+    """The settings in force and the file they came from; SIGHUP swaps in what the file says now."""
+
+    settings: Settings
+    path: Path | None
+
+
+# Sections a SIGHUP can change without a restart; the others (device, camera, uplink, paths...) need one.
+RELOADABLE = ("destination", "policy")
+
+
+def reload_all(
+    live: LiveSettings, *, trust: TrustList | None, statuslist: StatusListStore, policy: Policy
+) -> None:
+    """SIGHUP: re-read the config's reloadable sections, the trust list and the saved status list.
+
+    Raises (and changes nothing) when the new config is invalid.
+    """
+    if live.path is not None:
+        new = load_config(live.path)
+        policy.reconfigure(new.policy, new.destination)
+        _warn_fixed_sections(live.settings, new)
+        live.settings = live.settings.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
     if trust is not None:
         trust.reload()
-    saved = settings.paths.statuslist_file
+    saved = live.settings.paths.statuslist_file
     if saved.exists():
         with contextlib.suppress(StatusListError):
             statuslist.offer(saved.read_bytes())
+
+
+def _warn_fixed_sections(old: Settings, new: Settings) -> None:
+    changed = [
+        name
+        for name in Settings.model_fields
+        if name not in RELOADABLE and getattr(old, name) != getattr(new, name)
+    ]
+    if changed:
+        log.warning("restart the kiosk to apply the changes to [%s]", "], [".join(changed))
 
 
 def health(*, spool: Spool, counters: LoopCounters) -> dict[str, Any]:
@@ -147,15 +186,15 @@ def health(*, spool: Spool, counters: LoopCounters) -> dict[str, Any]:
         "counts_today": spool.counts_today(),
         "fps": round(counters.fps, 1),
         "clock_synced": counters.clock_synced,
-        "alarms": spool.alarms(),
+        "alarms": spool.alarms() + ([f"fault: {counters.fault}"] if counters.fault else []),
     }
 
 
-def idle_state(settings: Settings, *, spool: Spool, uplink: Any) -> IdleState:
+def idle_state(live: LiveSettings, *, spool: Spool, uplink: Any) -> IdleState:
     """What the idle screen shows: venue, today's counts, connection and backlog."""
     counts = spool.counts_today()
     return IdleState(
-        venue=settings.destination.venue_name,
+        venue=live.settings.destination.venue_name,
         count_in=counts.get("in", 0),
         count_out=counts.get("out", 0),
         online=bool(uplink and uplink.connected),

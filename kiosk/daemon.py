@@ -39,6 +39,7 @@ decisions_log = logging.getLogger("kiosk.decision")
 
 CAMERA_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 STATUS_INTERVAL_S = 5.0
+STATS_INTERVAL_S = 60.0
 IDLE_INTERVAL_S = 2.0
 BROKER_FAULT_AFTER_S = 120.0
 
@@ -69,6 +70,7 @@ class LoopCounters:
     camera_restarts: int = 0
     fps: float = 0.0
     clock_synced: bool = False
+    fault: str | None = None
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
@@ -113,7 +115,12 @@ class Kiosk:
         self._offline_since: float | None = None
         self._watchdog_s = watchdog_interval_s() or 2.0
         self._last_frame_at = time.monotonic()
-        self._due = {"watchdog": 0.0, "status": 0.0, "idle": 0.0}
+        self._due = {
+            "watchdog": 0.0,
+            "status": 0.0,
+            "idle": 0.0,
+            "stats": time.monotonic() + STATS_INTERVAL_S,
+        }
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -249,6 +256,8 @@ class Kiosk:
             self._refresh_idle(now)
         if self._is_due("status", now, STATUS_INTERVAL_S):
             self.parts.notifier.status(self.summary())
+        if self._is_due("stats", now, STATS_INTERVAL_S):
+            log_counters(self.counters)
 
     def _is_due(self, what: str, now: float, interval: float) -> bool:
         if now < self._due[what]:
@@ -284,7 +293,7 @@ class Kiosk:
         try:
             if self.parts.reload is not None:
                 self.parts.reload()
-            log.info("reloaded the trust list and the status list")
+            log.info("reloaded the configuration, the trust list and the status list")
         except Exception as e:  # a bad new file must never stop the kiosk: keep the old state
             self.counters.errors += 1
             log.error("reload failed, keeping the previous state: %s", e)
@@ -293,6 +302,7 @@ class Kiosk:
         if problem == self._fault:
             return
         self._fault = problem
+        self.counters.fault = problem
         if problem is None:
             self.parts.feedback.clear_fault()
         else:
@@ -326,6 +336,16 @@ def draft_for(decision: Decision, decode_ms: float) -> EventDraft:
         clock_synced=decision.clock_synced,
         decode_ms=round(decode_ms, 3),
     )
+
+
+def log_counters(counters: LoopCounters) -> None:
+    """The loop's counters, once a minute, for the journal."""
+    c = counters
+    log.info(
+        "counters frames=%d decoded=%d decisions=%d repeats=%d hints=%d errors=%d camera_restarts=%d"
+        " fps=%.1f",
+        c.frames, c.decoded, c.decisions, c.repeats, c.hints, c.errors, c.camera_restarts, c.fps,
+    )  # fmt: skip
 
 
 def log_decision(decision: Decision, *, seq: int, decode_ms: float) -> None:

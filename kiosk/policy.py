@@ -85,14 +85,18 @@ class Policy:
     def __init__(
         self, rules: PolicyConfig, destination: DestinationConfig, *, statuslist: StatusSource | None = None
     ) -> None:
+        self.statuslist = statuslist
+        self.reconfigure(rules, destination)
+        self._recent: OrderedDict[Hashable, tuple[datetime, Decision]] = OrderedDict()
+        self._present: OrderedDict[str, datetime] = OrderedDict()
+
+    def reconfigure(self, rules: PolicyConfig, destination: DestinationConfig) -> None:
+        """Apply new rules (SIGHUP); who is inside and the recent scans are kept."""
         self.rules = rules
         self.destination = destination
-        self.statuslist = statuslist
         self._blocked = frozenset(rules.blocked_statuses)
         self._window = timedelta(seconds=rules.repeat_window_s)
         self._timeout = timedelta(seconds=destination.presence_timeout_s)
-        self._recent: OrderedDict[Hashable, tuple[datetime, Decision]] = OrderedDict()
-        self._present: OrderedDict[str, datetime] = OrderedDict()
 
     @property
     def occupancy(self) -> int:

@@ -277,3 +277,29 @@ def test_a_bad_reload_keeps_the_old_trust_list(tmp_path: Path) -> None:
         kiosk.run()
         assert kiosk.parts.trust is not None and len(kiosk.parts.trust) == 1
     assert kiosk.counters.errors == 1
+
+
+def test_sighup_applies_new_rules_and_keeps_them_on_a_bad_file(tmp_path: Path) -> None:
+    from kiosk.config import load_config
+
+    keys.generate_device_key(tmp_path / "device.key")
+    keys.generate_identity_key(tmp_path / "identity.key")
+    config = tmp_path / "kiosk.toml"
+    common = (
+        f'[paths]\nstate_dir = "{tmp_path}"\n[uplink]\nenabled = false\n[feedback]\nscreen = "offscreen"\n'
+    )
+    config.write_text(common + '[destination]\nvenue_name = "Chợ cũ"\n')
+    with assemble(load_config(config), frames=frames_for(NATIONAL), config_path=config) as kiosk:
+        config.write_text(
+            common + '[destination]\nvenue_name = "Chợ mới"\n[policy]\naccepted_formats = ["cccd"]\n'
+        )
+        kiosk.request_reload()
+        kiosk.turn()
+        assert kiosk.parts.policy.rules.accepted_formats == ["cccd"]
+        assert kiosk.parts.idle is not None and kiosk.parts.idle().venue == "Chợ mới"
+        config.write_text(common + "[policy]\nrepeat_window_s = -5\n")
+        kiosk.request_reload()
+        kiosk.run()
+    assert kiosk.parts.policy.rules.accepted_formats == ["cccd"], "a bad file changes nothing"
+    assert kiosk.counters.errors == 1
+    assert [e.reason for e in spooled_events(make_settings(tmp_path))] == ["format_not_accepted"]

@@ -9,6 +9,7 @@ import sys
 
 from kiosk import __version__
 from kiosk.cli.common import add_config_argument, settings_from
+from kiosk.config import find_config
 
 log = logging.getLogger("kiosk")
 
@@ -28,7 +29,7 @@ def run_kiosk(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose)
     log.info("kiosk %s starting: device %s at %s", __version__, settings.device.id, settings.destination.id)
     # A replay that ends leaves the kiosk idle, as a camera with nothing in view would.
-    with assemble(settings, end_on_replay_end=False) as kiosk:
+    with assemble(settings, end_on_replay_end=False, config_path=find_config(args.config)) as kiosk:
         kiosk.install_signal_handlers()
         code = kiosk.run()
     log.info("kiosk stopped cleanly")
