@@ -143,7 +143,7 @@ class Uplink:
         self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_keys: set[EventKey] = set()
-        self._paused_until = self._next_state = self._next_prune = 0.0
+        self._paused_until = self._next_state = self._next_prune = self._connected_at = 0.0
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._client = self._build_client()
@@ -354,6 +354,7 @@ class Uplink:
             return
         log.info("uplink: connected to %s:%s", self.host, self.port)
         self._backoff.reset()
+        self._connected_at = time.monotonic()
         options = SubscribeOptions(qos=1)
         client.subscribe([(self.topics.ack, options), (self._statuslist_topic, options)])
         with self._lock:
@@ -481,6 +482,8 @@ class Uplink:
         # paho re-sends unacknowledged messages after a reconnect; one still waiting after
         # this long while connected is lost to us, so it is published again from the spool.
         limit = time.monotonic() - max(30.0, 2.0 * self.settings.keepalive_s)
+        if self._connected_at > limit:
+            return  # paho is still re-sending what was in flight when the connection dropped
         for mid in [mid for mid, entry in self._inflight.items() if entry.since < limit]:
             self._inflight_keys.discard(self._inflight.pop(mid).key)
 

@@ -73,6 +73,7 @@ class FakeCentral:
         self.duplicates = 0
         self.invalid = 0
         self.retained: dict[str, bytes] = {}
+        self.states: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -103,6 +104,7 @@ class FakeCentral:
         if msg.topic.endswith("/state"):
             with self._lock:
                 self.retained[msg.topic] = msg.payload
+                self.states.append(json.loads(msg.payload)["status"])
             return
         try:
             event = verify_event(msg.payload, lambda kid: DEVICE_KEY.public_key())
@@ -434,6 +436,8 @@ def test_publisher_killed_and_restarted(mosquitto: Mosquitto, tmp_path: Path, ce
         wait_until(lambda: central.count() >= 40, 20, "the first events")
     finally:
         _kill(first)  # kill -9 mid-stream: some recorded, some in flight, some never sent
+    # The kernel closes the dead process's socket, so the broker publishes its will at once.
+    wait_until(lambda: central.states[-1:] == ["offline"], 10, "the will (offline state)")
     with open_spool(path) as spool:
         assert spool.epoch == epoch  # the same spool and key: the same epoch, seq goes on
         recorded = spool.last_seq()
@@ -443,6 +447,7 @@ def test_publisher_killed_and_restarted(mosquitto: Mosquitto, tmp_path: Path, ce
     finally:
         _kill(second)
     assert_complete(central, epoch, recorded + 50)
+    assert "online" in central.states[central.states.index("offline") :]
 
 
 def test_bad_messages_are_ignored_logged_and_counted(
