@@ -10,6 +10,9 @@ long enough (from `pump()`, which the daemon calls every loop turn).
 from __future__ import annotations
 
 import contextlib
+import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from gpiozero import Factory
 
     from kiosk.config import FeedbackConfig
+
+log = logging.getLogger(__name__)
 
 Colour = Literal["green", "red", "amber"]
 
@@ -225,8 +230,11 @@ class _Relay:
 class Signals:
     """The kiosk's LEDs, buzzer and relay; every method returns at once.
 
-    `fault(True)` makes idle a slow red blink until `fault(False)`; it shows at
-    the next `idle()`, so it never cuts a result short.
+    Calls only queue a pattern: a named worker thread hands it to gpiozero,
+    whose own threads time the blinks and beeps. Starting and stopping those
+    threads costs milliseconds on a busy Pi, which the capture loop must not
+    pay. `fault(True)` makes idle a slow red blink until `fault(False)`; it
+    shows at the next `idle()`, so it never cuts a result short.
     """
 
     def __init__(self, config: FeedbackConfig, *, pin_factory: Factory | None = None) -> None:
@@ -245,33 +253,28 @@ class Signals:
                 undo.pop_all()
         except Exception as e:
             raise _gpio_error(e) from e
+        self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name="feedback-gpio", daemon=True)
+        self._worker.start()
 
     def passed(self) -> None:
         """Green for the result hold time, one short high beep, and the relay pulse."""
-        self._lamp.blink("green", self._config.result_hold_s, 0, 1)
-        if self._beeper:
-            self._beeper.beep(HIGH_PITCH, self._config.beep_s, 1)
-        if self._relay:
-            self._relay.pulse(self._config.relay_pulse_s)
+        self._submit(self._show_passed)
 
     def failed(self) -> None:
         """Red for the result hold time, three short low beeps; the relay drops at once."""
-        self._lamp.blink("red", self._config.result_hold_s, 0, 1)
-        if self._beeper:
-            self._beeper.beep(LOW_PITCH, self._config.beep_s, 3)
-        if self._relay:
-            self._relay.off()
+        self._submit(self._show_failed)
 
     def hint(self) -> None:
         """Two short amber blinks ("come closer", "hold still"); buzzer and relay untouched."""
-        self._lamp.blink("amber", HINT_ON_S, HINT_ON_S, HINT_BLINKS)
+        self._submit(lambda: self._lamp.blink("amber", HINT_ON_S, HINT_ON_S, HINT_BLINKS))
 
     def idle(self) -> None:
         """Dark, or a slow red blink while a fault is set."""
         if self._faulty:
-            self._lamp.blink("red", FAULT_ON_S, FAULT_OFF_S, None)
+            self._submit(lambda: self._lamp.blink("red", FAULT_ON_S, FAULT_OFF_S, None))
         else:
-            self._lamp.off()
+            self._submit(self._lamp.off)
 
     def fault(self, active: bool = True) -> None:
         """Set or clear the fault; it shows at the next `idle()`."""
@@ -282,11 +285,46 @@ class Signals:
         """Whether a fault is set."""
         return self._faulty
 
+    def settle(self, timeout: float = 2.0) -> bool:
+        """Wait until every call so far has reached the pins; False if that took over `timeout`."""
+        done = threading.Event()
+        self._submit(done.set)
+        return done.wait(timeout)
+
+    def _submit(self, command: Callable[[], None]) -> None:
+        if self._closed:
+            raise FeedbackError("the LEDs, buzzer and relay were closed; open a new Signals")
+        self._commands.put(command)
+
+    def _run(self) -> None:
+        while (command := self._commands.get()) is not None:
+            try:
+                command()
+            except Exception:
+                # A pin that fails mid-pattern must not end feedback for the rest of the day.
+                log.exception("a GPIO pattern failed; the next result will try again")
+
+    def _show_passed(self) -> None:
+        self._lamp.blink("green", self._config.result_hold_s, 0, 1)
+        if self._beeper:
+            self._beeper.beep(HIGH_PITCH, self._config.beep_s, 1)
+        if self._relay:
+            self._relay.pulse(self._config.relay_pulse_s)
+
+    def _show_failed(self) -> None:
+        self._lamp.blink("red", self._config.result_hold_s, 0, 1)
+        if self._beeper:
+            self._beeper.beep(LOW_PITCH, self._config.beep_s, 3)
+        if self._relay:
+            self._relay.off()
+
     def close(self) -> None:
-        """Everything off, pins released (idempotent)."""
+        """Finish queued patterns, then everything off and the pins released (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        self._commands.put(None)
+        self._worker.join()
         for device in (self._relay, self._beeper, self._lamp):
             if device is not None:
                 device.close()
