@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,6 +33,8 @@ from kiosk.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 ENV_CONFIG = "KIOSK_CONFIG"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+DccType = Literal["vaccination", "test", "recovery"]
+AcceptedFormat = Literal["national", "cccd", "dcc"]
 
 
 def _relative_to_config(path: Path, info: ValidationInfo) -> Path:
@@ -182,8 +184,8 @@ class DecoderConfig(Section):
 class DccRules(Section):
     """What a vaccine passport (EU DCC) must show to pass."""
 
-    accepted_types: list[Literal["vaccination", "test", "recovery"]] = Field(
-        default_factory=lambda: ["vaccination", "test", "recovery"],
+    accepted_types: list[DccType] = Field(
+        default_factory=lambda: list(get_args(DccType)),
         min_length=1,
         description="Which certificate types are accepted (others fail with dcc_type_not_accepted).",
     )
@@ -211,8 +213,8 @@ class DccRules(Section):
 class PolicyConfig(Section):
     """The decision rules of this destination."""
 
-    accepted_formats: list[Literal["national", "cccd", "dcc"]] = Field(
-        default_factory=lambda: ["national", "cccd", "dcc"],
+    accepted_formats: list[AcceptedFormat] = Field(
+        default_factory=lambda: list(get_args(AcceptedFormat)),
         min_length=1,
         description="Card formats this destination accepts.",
     )
@@ -253,7 +255,7 @@ class FeedbackConfig(Section):
     green_pin: int | None = Field(17, ge=0, le=27, description="Green LED pin (or the RGB LED's green leg).")
     red_pin: int | None = Field(27, ge=0, le=27, description="Red LED pin (or the RGB LED's red leg).")
     blue_pin: int | None = Field(
-        None, examples=[24], ge=0, le=27, description="The RGB LED's blue leg; needed when `leds = \"rgb\"`."
+        None, examples=[24], ge=0, le=27, description='The RGB LED\'s blue leg; needed when `leds = "rgb"`.'
     )
     buzzer_pin: int | None = Field(22, ge=0, le=27, description="Buzzer pin.")
     buzzer_kind: Literal["active", "passive"] = Field(

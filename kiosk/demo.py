@@ -49,20 +49,27 @@ class DemoCard:
 
 def demo_cards(signer: cardmaker.DccSigner, now: datetime) -> list[DemoCard]:
     """The people of the demo, each showing a different card (some invalid)."""
-    year = timedelta(days=365)
-    dcc = {"signer": signer, "issued_at": now - timedelta(days=30), "expires_at": now + year}
+
+    def dcc(certificate: dict[str, Any]) -> str:
+        return cardmaker.dcc_payload(
+            certificate,
+            signer=signer,
+            issued_at=now - timedelta(days=30),
+            expires_at=now + timedelta(days=365),
+        )
+
     return [
         DemoCard("PC-Covid QR, printed card", cardmaker.national_payload(), "ok", {"tilt": 0.2}),
         DemoCard("Citizen ID card (CCCD)", cardmaker.cccd_payload(), "ok", {"rotation_deg": -12}),
         DemoCard(
             "Vaccine passport, 2 of 2 doses",
-            cardmaker.dcc_payload(cardmaker.dcc_vaccination_complete(), **dcc),
+            dcc(cardmaker.dcc_vaccination_complete()),
             "ok",
             {"phone": True},
         ),
         DemoCard(
             "Vaccine passport, test 5 days old",
-            cardmaker.dcc_payload(cardmaker.dcc_test_negative(sampled_at=now - timedelta(days=5)), **dcc),
+            dcc(cardmaker.dcc_test_negative(sampled_at=now - timedelta(days=5))),
             "dcc_test_too_old",
             {"phone": True, "glare": 0.4},
         ),
@@ -188,6 +195,7 @@ class GpioLine:
     """A live line in the terminal showing the mock LEDs, buzzer and relay."""
 
     def __init__(self, feedback: Feedback, settings: Settings, *, out: TextIO = sys.stdout) -> None:
+        assert feedback.signals.pin_factory is not None, "the demo runs on gpiozero's MockFactory"
         self._factory = feedback.signals.pin_factory
         self._pins = {
             "green": settings.feedback.green_pin,

@@ -61,7 +61,7 @@ class ProvisionError(KioskError, ValueError):
     """Provisioning was asked for something it cannot do safely."""
 
 
-class CameraEnded(CameraError):
+class CameraEnded(CameraError):  # noqa: N818 - the end of a replay, not a fault
     """A replay source reached the end of its images or video (and is not looping)."""
 
 

@@ -60,6 +60,7 @@ def render_example() -> str:
         "# Keys left out take the value shown here.",
     ]
     for name, field in Settings.model_fields.items():
+        assert isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
         lines += _section_lines(name, field.annotation)
     return "\n".join(lines) + "\n"
 
