@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from kiosk import jws
 from kiosk.cards import Rejection, parse_card
+from kiosk.config import DecoderConfig
+from kiosk.decoder import open_decoder
 from kiosk.errors import InspectorCardError
 from kiosk.events import verify_event
 from kiosk.inspector import (
@@ -27,6 +29,7 @@ from kiosk.inspector import (
 )
 from kiosk.keys import load_public_keys, public_pem, thumbprint
 from kiosk.reasons import Reason
+from kiosk.scenes import Scene, render
 from kiosk.spool import Spool
 
 AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -268,3 +271,16 @@ def test_the_draft_of_a_refused_card_is_a_plain_failed_scan() -> None:
         "inspector",
     )
     assert draft.card_identity is None and draft.clock_synced is False
+
+
+@pytest.mark.parametrize(
+    "scene",
+    [
+        Scene(module_px=4.0, phone=True, tilt=0.15, blur_sigma=0.8, noise_sigma=4.0),
+        Scene(module_px=3.5, rotation_deg=12.0, contrast=0.6, noise_sigma=3.0),
+    ],
+)
+def test_a_card_held_up_to_the_camera_is_read(scene: Scene) -> None:
+    payload = _card(name="Nguyễn Hoàng Phương Thảo")
+    symbols = open_decoder(DecoderConfig()).decode(render(payload, scene)).symbols
+    assert [s.raw for s in symbols] == [payload.encode()]

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kiosk.cli.selftest",
     "kiosk.cli.scan",
     "kiosk.cli.statuslist",
+    "kiosk.cli.inspector",
     "kiosk.cli.card",
     "kiosk.cli.screenshot",
     "kiosk.cli.run",
