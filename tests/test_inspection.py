@@ -15,7 +15,7 @@ from kiosk import cardmaker as cm
 from kiosk.cards import Card, DccCard, Rejection, parse_card
 from kiosk.config import PolicyConfig
 from kiosk.errors import SpoolError
-from kiosk.events import EventDraft, verify_event
+from kiosk.events import Direction, EventDraft, Kind, Verdict, verify_event
 from kiosk.inspection import (
     DEFAULT_BLOCKED,
     HOURS,
@@ -47,10 +47,10 @@ class Ev:
     """One event the test puts into the spool, at a local Vietnam time."""
 
     at: datetime
-    verdict: str = "pass"
-    direction: str | None = "in"
+    verdict: Verdict = "pass"
+    direction: Direction | None = "in"
     reason: str = "ok"
-    kind: str = "scan"
+    kind: Kind = "scan"
 
 
 def _vn(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -77,11 +77,11 @@ EVENTS = (
 
 def _draft(event: Ev) -> EventDraft:
     return EventDraft(
-        kind=event.kind,  # type: ignore[arg-type]
-        verdict=event.verdict,  # type: ignore[arg-type]
+        kind=event.kind,
+        verdict=event.verdict,
         reason=event.reason,
         format="inspector" if event.kind == "inspection" else "national",
-        direction=event.direction,  # type: ignore[arg-type]
+        direction=event.direction,
         card_identity="162979388586171100",
         ts=int(event.at.timestamp() * 1000),
     )
