@@ -32,14 +32,13 @@ from kiosk.cards.masking import mask_id
 from kiosk.errors import SpoolError
 from kiosk.events import CardFormat, EventDraft
 from kiosk.reasons import Lang, Reason, message
+from kiosk.selftest import MIN_SHARPNESS  # the camera check's limit: softer edges do not read
 from kiosk.statuslist import VIETNAM, Status
 
 INSPECTION_SCREEN_S = 60.0
 WEEK_DAYS = 7
 HOURS = 24
-# Below this variance of the Laplacian a QR code's edges are too soft to read (as `kiosk selftest` says).
-MIN_SHARPNESS = 50.0
-MMAP_BYTES = 128 * 1024 * 1024
+MMAP_BYTES = 128 * 1024 * 1024  # read-only mapping of the spool: small next to its disk budget
 DEFAULT_BLOCKED = frozenset({"F0", "F1", "quarantine"})  # policy.blocked_statuses' default
 
 Verdict = Literal["pass", "fail"]
@@ -288,6 +287,7 @@ class StreetFinding:
 
 _EVENT_FORMATS = frozenset({"national", "cccd", "dcc", "poster", "inspector", "unknown"})
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# (Vietnamese, English) names of the card formats, and meanings of the usual status-list codes.
 FORMAT_NAMES: dict[str, tuple[str, str]] = {
     "national": ("Mã QR cá nhân", "national personal QR"),
     "cccd": ("Căn cước công dân (CCCD)", "citizen ID card (CCCD)"),
