@@ -43,7 +43,7 @@ from kiosk import __version__, keys
 from kiosk.config import Settings, UplinkConfig
 from kiosk.errors import DeviceKeyError, KioskError, SignatureError, UplinkError
 from kiosk.events import verify_ack
-from kiosk.spool import EventKey, Spool
+from kiosk.spool import EventKey, Spool, SpooledEvent
 from kiosk.topics import DeviceTopics, statuslist_topic
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ class Uplink:
         self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_keys: set[EventKey] = set()
+        self._queue: collections.deque[SpooledEvent] = collections.deque()
         self._paused_until = self._next_state = self._next_prune = self._connected_at = 0.0
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -433,19 +434,28 @@ class Uplink:
         room = self.settings.inflight - len(self._inflight)
         if room <= 0 or time.monotonic() < self._paused_until:
             return
-        for spooled in self.spool.unsent(limit=len(self._inflight) + room):
+        published = 0
+        while published < room and self._next_unsent():
+            spooled = self._queue.popleft()
             if spooled.key in self._inflight_keys:
                 continue
-            info = self._client.publish(
-                _event_topic(self.topics.prefix, spooled.destination, spooled.device), spooled.token, qos=1
-            )
+            topic = _event_topic(self.topics.prefix, spooled.destination, spooled.device)
+            info = self._client.publish(topic, spooled.token, qos=1)
             # paho keeps a QoS 1 message it could not send and sends it after the reconnect.
             self._inflight[info.mid] = _InFlight(spooled.key, time.monotonic())
             self._inflight_keys.add(spooled.key)
-            self._count("published")
-            room -= 1
-            if room == 0 or info.rc == mqtt.MQTT_ERR_NO_CONN:
-                return
+            published += 1
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                break
+        self._count("published", published)
+
+    def _next_unsent(self) -> bool:
+        # Read ahead in batches: one query per several windows, not per PUBACK. Anything
+        # that puts an older event back (resend, refusal) empties the queue to re-read.
+        if not self._queue:
+            batch = self.spool.unsent(limit=len(self._inflight) + 4 * self.settings.inflight)
+            self._queue.extend(e for e in batch if e.key not in self._inflight_keys)
+        return bool(self._queue)
 
     def _settle_pubacks(self) -> None:
         done: list[EventKey] = []
@@ -466,6 +476,7 @@ class Uplink:
 
     def _broker_refused(self, key: EventKey, reason: ReasonCode) -> None:
         self._count("broker_refused")
+        self._queue.clear()
         delay = self._refusal_backoff.next_delay()
         self._paused_until = time.monotonic() + delay
         log.error(
@@ -484,7 +495,10 @@ class Uplink:
         limit = time.monotonic() - max(30.0, 2.0 * self.settings.keepalive_s)
         if self._connected_at > limit:
             return  # paho is still re-sending what was in flight when the connection dropped
-        for mid in [mid for mid, entry in self._inflight.items() if entry.since < limit]:
+        stuck = [mid for mid, entry in self._inflight.items() if entry.since < limit]
+        if stuck:
+            self._queue.clear()
+        for mid in stuck:
             self._inflight_keys.discard(self._inflight.pop(mid).key)
 
     def _handle_inbox(self) -> None:
@@ -516,6 +530,8 @@ class Uplink:
         # A fresh ack that still does not cover what the broker accepted long ago: lost, send again.
         cutoff = int((time.time() - self.settings.resend_unacked_s) * 1000)
         stale = self.spool.requeue_stale(device, cutoff)
+        if asked or stale:
+            self._queue.clear()
         self._count("acks_applied")
         self._count("resent", asked + stale)
         log.debug("uplink: ack covers %d new events; resending %d asked, %d unconfirmed", acked, asked, stale)
