@@ -146,7 +146,10 @@ def make_inspector_payload(
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "payload"
-    hints = {"inspector": " (1-64 letters, digits, '.', '_' or '-')", "name": f" (at most {NAME_MAX_CHARS})"}
+    hints = {
+        "inspector": " (1-64 letters, digits, '.', '_' or '-')",
+        "name": f" (1-{NAME_MAX_CHARS} characters, none of them control characters)",
+    }
     return f"{where}: {err['msg']}{hints.get(where, '')}"
 
 
