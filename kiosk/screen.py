@@ -304,7 +304,7 @@ class Canvas:
         return pygame.Rect(*self.px(box.x, box.y), round(box.w * self.unit), round(box.h * self.unit))
 
     def fill(self, colour: RGB, box: Box | None = None) -> None:
-        """Fill the whole surface, or a box reaching the surface's edges when it touches them."""
+        """Fill the whole surface, or one box."""
         self.surface.fill(colour, None if box is None else self.rect(box))
 
     def band(self, colour: RGB, y: float, h: float) -> None:
@@ -319,9 +319,8 @@ class Canvas:
         area = self.rect(box)
         style = TextStyle(round(size * self.unit), colour, bold, lines, box.align)
         rendered = self._cache.block(text, area.size, style)
-        x = {"left": area.left, "centre": area.centerx - rendered.get_width() // 2}.get(
-            box.align, area.right - rendered.get_width()
-        )
+        slack = area.width - rendered.get_width()
+        x = area.left + {"left": 0, "centre": slack // 2, "right": slack}[box.align]
         self.surface.blit(rendered, (x, area.centery - rendered.get_height() // 2))
 
     def circle(self, colour: RGB, centre: tuple[float, float], radius: float, width: float = 0) -> None:
@@ -456,6 +455,8 @@ class Painter:
             return self._layers[state]
         layer = pygame.Surface(self.size)
         DRAWERS[type(state)](self, Canvas(layer, self._fonts, self._text), state)
+        if pygame.display.get_surface() is not None:
+            layer = layer.convert()  # the display's pixel format blits several times faster
         self._layers[state] = layer
         if len(self._layers) > self._capacity:
             self._layers.popitem(last=False)
