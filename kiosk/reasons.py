@@ -58,6 +58,8 @@ class Reason(StrEnum):
     INSPECTOR_CARD_INVALID = "inspector_card_invalid"
     INSPECTOR_CARD_EXPIRED = "inspector_card_expired"
     INSPECTOR_CARD_UNKNOWN_KEY = "inspector_card_unknown_key"
+    # A street inspector met a person who has no QR code at all (recorded with one button press).
+    NO_QR = "no_qr"
 
 
 _SHOW_PERSONAL_VI = "Vui lòng xuất trình mã QR cá nhân"
@@ -181,6 +183,7 @@ _MESSAGES: dict[Reason, tuple[str, str]] = {
         "Thẻ kiểm tra không rõ nơi cấp",
         "Inspector card from an unknown issuer",
     ),
+    Reason.NO_QR: ("Đã ghi nhận: người không có mã QR", "Recorded: a person without a QR code"),
 }
 
 _OPTIONAL_PART = re.compile(r"\[([^\[\]]*)\]")
