@@ -262,32 +262,26 @@ class Spool:
             seq = conn.execute(
                 "UPDATE epochs SET last_seq = last_seq + 1 WHERE epoch=? RETURNING last_seq", (self.epoch,)
             ).fetchone()[0]
-            event = build_event(
-                draft,
-                device=self.device_id,
-                destination=self.destination_id,
-                epoch=self.epoch,
-                seq=seq,
-                identity_key=self._identity_key,
-                plain_identity=self._plain_identity,
-            )
+            event = self._build(draft, seq)
             token = sign_event(event, self._signing_key)
+            row = (event.device, event.epoch, seq, event.destination, event.ts, event.kind, event.verdict)
             conn.execute(
                 "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, token)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    event.device,
-                    event.epoch,
-                    seq,
-                    event.destination,
-                    event.ts,
-                    event.kind,
-                    event.verdict,
-                    event.direction,
-                    token,
-                ),
+                (*row, event.direction, token),
             )
         return SpooledEvent(event.device, event.destination, event.epoch, seq, token)
+
+    def _build(self, draft: EventDraft, seq: int) -> ScanEvent:
+        return build_event(
+            draft,
+            device=self.device_id,
+            destination=self.destination_id,
+            epoch=self.epoch,
+            seq=seq,
+            identity_key=self._identity_key,
+            plain_identity=self._plain_identity,
+        )
 
     def counts_today(self, now: float | None = None) -> dict[str, int]:
         """Today's (local time) entries, exits, passes and fails, from the spool."""
