@@ -102,20 +102,20 @@ def main() -> None:
     parser.add_argument("--size", default="800x480", help="WxH (default 800x480)")
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
-    assert len(size) == 2
-    base = baseline(size, args.repeat)  # type: ignore[arg-type]
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (width, height)
+    base = baseline(size, args.repeat)
     print(f"Screen drawing at {args.size}, median of {args.repeat} runs")
     print(f"Baseline (fill + one blit): {base:.3f} ms\n")
     print("| State | redraw ms | ×base | new content ms | ×base | cold ms | ×base |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in STATE_KINDS:
-        redraw, new, cold = measure(kind, size, args.repeat)  # type: ignore[arg-type]
+        redraw, new, cold = measure(kind, size, args.repeat)
         print(
             f"| {kind} | {redraw:.3f} | {redraw / base:.1f} | {new:.3f} | {new / base:.1f} "
             f"| {cold:.2f} | {cold / base:.0f} |"
         )
-    show, pump = main_loop_cost(size, args.repeat)  # type: ignore[arg-type]
+    show, pump = main_loop_cost(size, args.repeat)
     print(f"\nMain loop per turn: show() {show * 1000:.1f} µs, ", end="")
     print(f"pump() with nothing to redraw {pump * 1000:.1f} µs")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -41,7 +41,7 @@ def timeline(pin: MockPin) -> list[tuple[float, float]]:
     return out
 
 
-def assert_timeline(pin: MockPin, expected: list[tuple[float, float]]) -> None:
+def assert_timeline(pin: MockPin, expected: Sequence[tuple[float, float]]) -> None:
     """Same levels in the same order; the first change within START_TOL of its time, and every
     interval between changes within TOL of its length (gpiozero times each step from the last)."""
     actual = timeline(pin)
@@ -473,6 +473,6 @@ def test_wiring_doc_matches_the_config_defaults() -> None:
     rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ")}
     fields = FeedbackConfig.model_fields
     for key in ("green_pin", "red_pin", "buzzer_pin", "relay_pin", "blue_pin"):
-        pin = fields[key].default if fields[key].default is not None else fields[key].examples[0]
+        pin = fields[key].default if fields[key].default is not None else (fields[key].examples or [])[0]
         row = rows[key]
         assert f"| GPIO{pin} | {PHYSICAL[pin]} |" in row, f"{key}: {row}"

@@ -39,6 +39,7 @@ from kiosk.screen import (
     FaultState,
     HintState,
     IdleState,
+    Lang,
     PassState,
     Screen,
     example_state,
@@ -246,9 +247,10 @@ def screen_texts() -> list[str]:
     texts = [text for labels in LABELS.values() for text in labels.values()]
     texts += [text for pair in HINTS.values() for text in pair]
     texts += [text for langs in FAULTS.values() for pair in langs for text in pair]
+    langs: tuple[Lang, ...] = ("vi", "en")
     for reason in Reason:
-        for lang in ("vi", "en"):
-            texts += [template(reason, lang), message(reason, lang)]  # type: ignore[arg-type]
+        for lang in langs:
+            texts += [template(reason, lang), message(reason, lang)]
     return texts
 
 
