@@ -25,7 +25,7 @@ from kiosk import __version__, jws, keys
 from kiosk.config import ID_PATTERN
 from kiosk.errors import EventError, SignatureError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 EVENT_TYP = "kiosk-event"
 
 Kind = Literal["scan", "inspection", "no_qr"]

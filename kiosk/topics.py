@@ -67,5 +67,5 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[DeviceTopics,
         topics = DeviceTopics(prefix, parts[0], parts[1])
     except ValueError:
         return None
-    leaf: Leaf = parts[2]  # type: ignore[assignment]
+    leaf: Leaf = parts[2]
     return topics, leaf

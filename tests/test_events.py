@@ -261,3 +261,18 @@ def test_documented_example_verifies_with_another_jose_library() -> None:
         obj = other.deserialize_compact(_doc_block("token"), public, algorithms=["EdDSA"])
     assert obj.payload == _doc_block("payload").encode()
     assert obj.headers() == {"alg": "EdDSA", "kid": "kiosk-0001", "typ": "kiosk-event"}
+
+
+def test_topics_are_built_and_parsed() -> None:
+    from kiosk.topics import DeviceTopics, parse_topic, statuslist_topic, subscription
+
+    topics = DeviceTopics("kiosk/v1", "cho-ben-thanh", "kiosk-0001")
+    assert topics.event == "kiosk/v1/cho-ben-thanh/kiosk-0001/event"
+    assert topics.state.endswith("/state") and topics.ack.endswith("/ack")
+    assert statuslist_topic() == "kiosk/v1/statuslist"
+    assert subscription(leaf="event") == "kiosk/v1/+/+/event"
+    assert parse_topic(topics.ack) == (topics, "ack")
+    for other in ("kiosk/v1/statuslist", "kiosk/v1/a/b/c/event", "kiosk/v1/A/b/event", "other/x/y/event"):
+        assert parse_topic(other) is None
+    with pytest.raises(ValueError, match="not a valid id"):
+        DeviceTopics("kiosk/v1", "venue/#", "kiosk-1")

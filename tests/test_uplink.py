@@ -493,3 +493,27 @@ def test_bad_messages_are_ignored_logged_and_counted(
     uplink.wake()
     wait_until(lambda: central.count() == 5, 10, "events after the bad messages")
     assert spool.depth() == 5  # the forged "everything acked" changed nothing
+
+
+def test_from_settings_loads_the_authority_keys(tmp_path: Path, spool: Spool) -> None:
+    from kiosk.config import parse_config
+    from kiosk.keys import public_pem
+
+    (tmp_path / "authority.pem").write_text(public_pem(AUTHORITY.public_key()))
+    settings = parse_config({"policy": {"authority_keys": "authority.pem"}}, base_dir=tmp_path)
+    uplink = Uplink.from_settings(settings, spool=spool)  # not started: no broker needed
+    try:
+        assert uplink._authority is not None
+        assert uplink._authority(thumbprint(AUTHORITY.public_key())) == AUTHORITY.public_key()
+    finally:
+        uplink.close()
+
+
+def test_disabled_uplink_only_spools(spool: Spool) -> None:
+    uplink = Uplink(UplinkConfig(enabled=False, broker="mqtt://127.0.0.1:1"), spool=spool)
+    uplink.start()
+    uplink.wake()
+    spool.record(draft())
+    assert not uplink.connected and uplink.stats().connect_attempts == 0
+    uplink.close()
+    uplink.close()
