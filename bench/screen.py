@@ -5,7 +5,8 @@ Prints a Markdown table (median milliseconds and the ratio to the baseline) for:
 - redraw: the same state again (its layer is cached: a blit, plus the clock when idle);
 - new: a state with new content each time (new name, time, counts) on a warm painter;
 - cold: the first draw by a fresh painter (opens the fonts, renders everything);
-and what the main loop pays per turn: `show()` and a `pump()` with nothing to redraw.
+and what the main loop pays per turn: `show()` and a `pump()` with nothing to redraw; and a redraw
+after the process slept 100 ms, against a numpy copy of as many bytes after the same sleep.
 """
 
 from __future__ import annotations
@@ -96,6 +97,29 @@ def main_loop_cost(size: tuple[int, int], repeat: int) -> tuple[float, float]:
     return show, pump
 
 
+def after_idle(size: tuple[int, int], rounds: int = 15) -> tuple[float, float]:
+    """(redraw, copy of the same number of bytes with numpy) median ms, each after 100 ms asleep."""
+    import numpy as np
+
+    surface, painter, state = pygame.Surface(size), Painter(size), example_state("pass")
+    painter.paint(surface, state, NOW)
+    source = np.ones(size[0] * size[1], np.uint32)
+    target = np.empty_like(source)
+
+    def timed_after_rest(action: Callable[[], object]) -> float:
+        times = []
+        for _ in range(rounds):
+            time.sleep(0.1)
+            began = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - began)
+        return statistics.median(times) * 1000
+
+    redraw = timed_after_rest(lambda: painter.paint(surface, state, NOW))
+    copy = timed_after_rest(lambda: np.copyto(target, source))
+    return redraw, copy
+
+
 def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,6 +142,9 @@ def main() -> None:
     show, pump = main_loop_cost(size, args.repeat)
     print(f"\nMain loop per turn: show() {show * 1000:.1f} µs, ", end="")
     print(f"pump() with nothing to redraw {pump * 1000:.1f} µs")
+    redraw, copy = after_idle(size)
+    print(f"After 100 ms asleep: redraw {redraw:.2f} ms, numpy copy of as many bytes {copy:.2f} ms, ", end="")
+    print(f"ratio {redraw / copy:.1f}")
 
 
 if __name__ == "__main__":

@@ -442,6 +442,13 @@ class Painter:
         self._layers: OrderedDict[ScreenState, pygame.Surface] = OrderedDict()
         self._capacity = layers
 
+    def warm_up(self) -> None:
+        """Draw an example of every state once, so the first real one finds its fonts open."""
+        scratch = pygame.Surface(self.size)
+        for kind in STATE_KINDS:
+            self.paint(scratch, example_state(kind, self.lang), EXAMPLE_TIME)
+        self._layers.clear()
+
     def paint(self, surface: pygame.Surface, state: ScreenState, now: datetime) -> None:
         """Draw `state` at time `now` (the idle clock) onto `surface`."""
         surface.blit(self._layer(state), (0, 0))
@@ -587,6 +594,7 @@ class Screen:
         self._display = self.mode != "offscreen"
         self.surface = _open_surface(self.mode, (config.screen_width, config.screen_height))
         self.painter = Painter(self.surface.get_size(), lang=lang)
+        self.painter.warm_up()  # tens of milliseconds now rather than on the first scan
         self._now = now
         self._state: ScreenState = IdleState()
         self._drawn: tuple[ScreenState, str] | None = None
