@@ -451,10 +451,14 @@ class Painter:
 
     def paint(self, surface: pygame.Surface, state: ScreenState, now: datetime) -> None:
         """Draw `state` at time `now` (the idle clock) onto `surface`."""
-        surface.blit(self._layer(state), (0, 0))
-        if isinstance(state, IdleState):
-            canvas = Canvas(surface, self._fonts, self._text)
-            canvas.text(now.strftime("%H:%M"), Box(620, 8, 160, 56, "right"), 38, WHITE, bold=True)
+        if not isinstance(state, IdleState):
+            surface.blit(self._layer(state), (0, 0))
+            return
+        # Counts and health change with every scan; only the venue's layer is worth caching.
+        surface.blit(self._layer(IdleState(state.venue)), (0, 0))
+        canvas = Canvas(surface, self._fonts, self._text)
+        self._status_bar(canvas, state)
+        canvas.text(now.strftime("%H:%M"), Box(620, 8, 160, 56, "right"), 38, WHITE, bold=True)
 
     def _layer(self, state: ScreenState) -> pygame.Surface:
         if state in self._layers:
@@ -470,14 +474,13 @@ class Painter:
         return layer
 
     def draw_idle(self, canvas: Canvas, state: IdleState) -> None:
-        """Venue, the bilingual prompt under a viewfinder, counts and uplink health."""
+        """Venue and the bilingual prompt under a viewfinder (`paint` adds the status bar and clock)."""
         canvas.fill(NAVY)
         canvas.text(state.venue, Box(24, 8, 580, 56), 30, WHITE, bold=True)
         _viewfinder(canvas, (400, 175), 92, WHITE)
         other: Lang = "en" if self.lang == "vi" else "vi"
         canvas.text(self.labels["prompt"], Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)
         canvas.text(LABELS[other]["prompt"], Box(20, 344, 760, 40, "centre"), 28, MUTED)
-        self._status_bar(canvas, state)
 
     def _status_bar(self, canvas: Canvas, state: IdleState) -> None:
         canvas.band(NAVY_BAR, 416, 64)
