@@ -1,10 +1,11 @@
 """Feedback: LEDs, buzzer and relay over GPIO (gpiozero), and the `Feedback` facade.
 
-`Signals` drives the pins. Every pattern runs in gpiozero's own background
-blink/beep threads, so a call returns at once and a new pattern replaces the
-running one. `Feedback` drives the pins, the status screen and the optional
-speaker together, and brings them back to idle when a result has been shown
-long enough (from `pump()`, which the daemon calls every loop turn).
+`Signals` drives the pins: a call queues a pattern for its worker thread,
+which hands it to gpiozero's own background blink/beep threads, so a call
+returns at once and a new pattern replaces the running one. `Feedback` drives
+the pins, the status screen and the optional speaker together, and brings them
+back to rest when a result has been shown long enough (from `pump()`, which the
+daemon calls from the main thread every loop turn; pygame wants that thread).
 """
 
 from __future__ import annotations
