@@ -620,6 +620,8 @@ class Screen:
 
     def pump(self) -> bool:
         """Handle window events and redraw if needed; False once the window was closed or Esc pressed."""
+        if self._closed:
+            return False
         running = self._events()
         now = self._now()
         stamp = now.strftime("%H:%M") if isinstance(self._state, IdleState) else ""

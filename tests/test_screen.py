@@ -340,6 +340,7 @@ def test_offscreen_needs_no_display() -> None:
     assert colour_at(screen.surface, 2, 2) == AMBER
     screen.close()
     screen.close()
+    assert not screen.pump(), "a closed screen asks to stop"
 
 
 def test_preview_shows_the_frame_and_the_outlined_code() -> None:
