@@ -39,7 +39,6 @@ UNSENT, SENT, ACKED = 0, 1, 2
 EventKey = tuple[str, int, int]  # (device, epoch, seq)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER PRIMARY KEY, device TEXT NOT NULL, destination TEXT NOT NULL,
     key_thumbprint TEXT NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0
