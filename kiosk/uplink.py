@@ -49,6 +49,7 @@ from kiosk.topics import DeviceTopics, statuslist_topic
 log = logging.getLogger(__name__)
 
 MAX_ACK_BYTES = 256 * 1024
+MAX_INBOX = 64  # acks and status lists waiting for the drain thread; more is a flood
 CONNECT_TIMEOUT_S = 10.0
 TICK_S = 0.2
 PRUNE_INTERVAL_S = 3600.0
@@ -388,6 +389,8 @@ class Uplink:
             self._reject("unexpected_topic", f"a message on {message.topic!r}, which we never subscribed to")
         elif len(message.payload) > limit[message.topic]:
             self._reject("oversized", f"{len(message.payload)} bytes on {message.topic}")
+        elif len(self._inbox) >= MAX_INBOX:
+            self._reject("flood", f"more than {MAX_INBOX} messages waiting; dropped one on {message.topic}")
         else:
             self._inbox.append((message.topic, bytes(message.payload)))
             self._wake.set()

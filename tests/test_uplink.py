@@ -517,3 +517,30 @@ def test_disabled_uplink_only_spools(spool: Spool) -> None:
     assert not uplink.connected and uplink.stats().connect_attempts == 0
     uplink.close()
     uplink.close()
+
+
+def test_a_flood_from_the_broker_is_bounded(mosquitto: Mosquitto, spool: Spool, uplinks) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_store(_payload: bytes) -> None:
+        entered.set()
+        release.wait(10)
+
+    uplink = uplinks(uplink_settings(mosquitto), spool, on_statuslist=slow_store)
+    wait_until(lambda: uplink.connected, 10, "connection")
+    publish(mosquitto, f"{PREFIX}/statuslist", b"ey.slow.list")
+    wait_until(entered.is_set, 10, "the drain thread to be busy with the status list")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    try:
+        for i in range(100):
+            client.publish(f"{PREFIX}/venue-1/kiosk-1/ack", f"junk {i}".encode(), qos=1).wait_for_publish(10)
+        wait_until(lambda: uplink.stats().rejected.get("flood", 0) >= 100 - 64, 10, "the flood to be cut")
+    finally:
+        release.set()
+        client.disconnect()
+        client.loop_stop()
+    wait_until(
+        lambda: uplink.stats().rejected.get("ack_invalid", 0) == 64, 10, "the queued junk to be refused"
+    )
