@@ -86,7 +86,9 @@ class Mosquitto:
         self.log_file = workdir / "mosquitto.log"
         self.conf_file = workdir / "mosquitto.conf"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._write_conf(users, acl, tls, persistence, autosave_interval_s, max_packet_size, extra_conf)
+        self._conf_args = (users, acl, tls, persistence, autosave_interval_s, max_packet_size, extra_conf)
+        self._started_once = False
+        self._write_conf(*self._conf_args)
 
     @property
     def url(self) -> str:
@@ -158,6 +160,23 @@ class Mosquitto:
         """Start the broker (again) and wait until its port accepts connections."""
         if self.running:
             return
+        for _ in range(3):
+            try:
+                self._spawn_and_wait(timeout_s)
+                break
+            except RuntimeError:
+                # Another program took our free port before mosquitto bound it: on the first
+                # start only, pick new ports (a restart must keep its port).
+                if self._started_once or "Address already in use" not in self.log_text():
+                    raise
+                self.log_file.unlink()
+                self.port = free_port()
+                self.tls_port = free_port() if self.tls_port else None
+                self._write_conf(*self._conf_args)
+        self._started_once = True
+
+    def _spawn_and_wait(self, timeout_s: float) -> None:
+        starts_before = self._running_lines()
         log = self.log_file.open("ab")
         try:
             self._proc = subprocess.Popen(
@@ -165,12 +184,16 @@ class Mosquitto:
             )
         finally:
             log.close()
-        self._wait_until_listening(timeout_s)
+        self._wait_until_listening(timeout_s, starts_before)
 
-    def _wait_until_listening(self, timeout_s: float) -> None:
+    def _running_lines(self) -> int:
+        # mosquitto logs "mosquitto version X running" once every listener is open.
+        return self.log_text().count(" running")
+
+    def _wait_until_listening(self, timeout_s: float, starts_before: int) -> None:
         deadline = time.monotonic() + timeout_s
         ports = [p for p in (self.port, self.tls_port) if p is not None]
-        while not all(port_accepts(p) for p in ports):
+        while self._running_lines() <= starts_before or not all(port_accepts(p) for p in ports):
             if not self.running:
                 raise RuntimeError(f"mosquitto exited at start-up:\n{self.log_text()[-2000:]}")
             if time.monotonic() > deadline:
