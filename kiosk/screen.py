@@ -1,4 +1,4 @@
-"""The status screen (pygame): idle, pass, fail, hint and fault states.
+"""The status screen (pygame): idle, pass, fail, hint, fault, inspection, street and no-QR states.
 
 Each state is a frozen value object carrying ready-made text. `Painter` draws a
 state onto any surface, with sizes relative to the surface so an 800x480 panel
@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Literal, Self
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
+from kiosk.cards.masking import mask_name
 from kiosk.errors import FeedbackError
+from kiosk.reasons import Reason, message
 
 if TYPE_CHECKING:
     import numpy as np
 
     from kiosk.config import FeedbackConfig
+    from kiosk.inspection import InspectionFigures, StreetFinding
 
 Lang = Literal["vi", "en"]
 RGB = tuple[int, int, int]
@@ -59,6 +62,16 @@ AMBER: RGB = (255, 176, 0)
 YELLOW: RGB = (255, 214, 90)
 ONLINE: RGB = (60, 200, 110)
 SLATE: RGB = (38, 40, 48)
+# The inspection screen: calm paper and blues, nothing a visitor could take for a result.
+PAPER: RGB = (236, 241, 248)
+INSPECT_BLUE: RGB = (18, 52, 110)
+BAR_BLUE: RGB = (46, 104, 196)
+BAR_TEAL: RGB = (0, 128, 128)
+SOFT_INK: RGB = (92, 102, 118)
+RULE: RGB = (200, 208, 220)
+WARN_INK: RGB = (176, 70, 0)
+TEAL: RGB = (0, 92, 110)
+INSPECTION_TITLE = "KIỂM TRA / INSPECTION"
 
 LABELS: dict[Lang, dict[str, str]] = {
     "vi": {
@@ -74,6 +87,13 @@ LABELS: dict[Lang, dict[str, str]] = {
         "offline": "Mất kết nối",
         "backlog": "chờ gửi",
         "staff": "Nhân viên:",
+        "today_by_hour": "Hôm nay, theo giờ",
+        "week_by_hour": "7 ngày, theo giờ",
+        "scans": "lượt",
+        "peak": "cao nhất",
+        "violation": "VI PHẠM",
+        "no_violation": "KHÔNG VI PHẠM",
+        "not_valid": "MÃ KHÔNG HỢP LỆ",
     },
     "en": {
         "prompt": "Please show your QR code",
@@ -88,6 +108,13 @@ LABELS: dict[Lang, dict[str, str]] = {
         "offline": "Offline",
         "backlog": "waiting to send",
         "staff": "Staff:",
+        "today_by_hour": "Today, by hour",
+        "week_by_hour": "7 days, by hour",
+        "scans": "scans",
+        "peak": "peak",
+        "violation": "VIOLATION",
+        "no_violation": "NO VIOLATION",
+        "not_valid": "CODE NOT VALID",
     },
 }
 
@@ -150,7 +177,11 @@ class IdleState:
 
 @dataclass(frozen=True)
 class PassState:
-    """A person may pass; `name` is shown masked (see `mask_name`)."""
+    """A person may pass; `name` comes masked from kiosk.cards (`Card.masked_name`) and shows as given.
+
+    The screen applies the cards' own rule again (it leaves a masked name as
+    it is), so a caller that forgets to mask still shows no whole name.
+    """
 
     name: str
     direction: Literal["in", "out"]
@@ -205,15 +236,28 @@ class FaultState:
         return cls(*(vi if lang == "vi" else en))
 
 
-ScreenState = IdleState | PassState | FailState | HintState | FaultState
+@dataclass(frozen=True)
+class InspectionState:
+    """The venue inspection: the device, its scans by hour, uplink, camera and clock."""
+
+    figures: InspectionFigures
 
 
-def mask_name(name: str) -> str:
-    """Initials of all but the given name: "Nguyễn Văn An" -> "N. V. An" (idempotent)."""
-    words = unicodedata.normalize("NFC", name).split()
-    if len(words) < 2:
-        return words[0] if words else ""
-    return " ".join([f"{w[0]}." for w in words[:-1]] + [words[-1]])
+@dataclass(frozen=True)
+class StreetState:
+    """A street inspector's check of one card: its lines under a green (pass) or red (fail) band."""
+
+    finding: StreetFinding
+
+
+@dataclass(frozen=True)
+class NoQrState:
+    """Confirms that a person without any QR code was recorded."""
+
+
+ScreenState = (
+    IdleState | PassState | FailState | HintState | FaultState | InspectionState | StreetState | NoQrState
+)
 
 
 def find_font(bold: bool = False) -> Path:
@@ -537,6 +581,70 @@ class Painter:
         canvas.text(self.labels["staff"], Box(40, 290, 720, 44), 28, YELLOW)
         canvas.text(state.action, Box(40, 334, 720, 120), 34, YELLOW, bold=True, lines=3)
 
+    def draw_inspection(self, canvas: Canvas, state: InspectionState) -> None:
+        """A blue title band, the device line, today's and the week's hourly bars, then the figures."""
+        figures, labels = state.figures, self.labels
+        canvas.fill(PAPER)
+        canvas.band(INSPECT_BLUE, 0, 56)
+        canvas.text(INSPECTION_TITLE, Box(20, 0, 500, 56), 30, WHITE, bold=True)
+        canvas.text(figures.at.strftime("%H:%M  %d/%m/%Y"), Box(520, 0, 260, 56, "right"), 22, WHITE)
+        lines = figures.lines(self.lang)
+        canvas.text(lines[0], Box(20, 60, 760, 30), 18, SOFT_INK)
+        today = f"{labels['today_by_hour']} · {figures.today.total} {labels['scans']}"
+        week = f"{labels['week_by_hour']} · {figures.week_total} {labels['scans']}"
+        self._histogram(canvas, Box(20, 96, 370, 172), figures.today.by_hour, BAR_BLUE, today)
+        self._histogram(canvas, Box(410, 96, 370, 172), figures.week_by_hour, BAR_TEAL, week)
+        for i, (line, warn) in enumerate(zip(lines[1:], _inspection_warnings(figures), strict=True)):
+            y = 278 + i * 33
+            canvas.circle(AMBER if warn else ONLINE, (30, y + 16.5), 6)
+            canvas.text(line, Box(46, y, 734, 33), 20, WARN_INK if warn else INK, bold=warn)
+
+    def _histogram(self, canvas: Canvas, box: Box, counts: Sequence[int], colour: RGB, caption: str) -> None:
+        """Scans by hour of the day as bars, scaled to the busiest hour, with 0 6 12 18 marks."""
+        peak = max(max(counts, default=0), 1)
+        canvas.text(caption, Box(box.x, box.y, box.w - 90, 26), 18, INK, bold=True)
+        canvas.text(
+            f"{self.labels['peak']} {peak}", Box(box.x + box.w - 90, box.y, 90, 26, "right"), 14, SOFT_INK
+        )
+        top, bottom = box.y + 32, box.y + box.h - 20
+        step = box.w / len(counts)
+        canvas.fill(RULE, Box(box.x, top, box.w, 1))
+        for hour, n in enumerate(counts):
+            if n:
+                height = max(1.5, (bottom - top) * n / peak)
+                canvas.fill(
+                    colour, Box(box.x + hour * step + step * 0.15, bottom - height, step * 0.7, height)
+                )
+        canvas.fill(SOFT_INK, Box(box.x, bottom, box.w, 1.5))
+        for hour in range(0, len(counts), 6):
+            mark = Box(box.x + (hour - 0.5) * step, bottom + 2, 2 * step, 18, "centre")
+            canvas.text(str(hour), mark, 13, SOFT_INK)
+
+    def draw_street(self, canvas: Canvas, state: StreetState) -> None:
+        """A green (pass) or red (fail) band with the verdict, then the finding's lines as a table."""
+        finding = state.finding
+        passed = finding.verdict == "pass"
+        canvas.fill(WHITE)
+        canvas.band(GREEN if passed else RED, 0, 100)
+        (_tick if passed else _cross)(canvas, (62, 50), 36)
+        canvas.text(self.labels[_street_title(finding)], Box(116, 0, 500, 100), 46, WHITE, bold=True)
+        canvas.text(finding.at.strftime("%H:%M:%S"), Box(620, 0, 160, 100, "right"), 28, WHITE)
+        lines = finding.lines(self.lang)
+        row = min(64.0, 360 / max(1, len(lines)))
+        for i, line in enumerate(lines):
+            alert = not passed and i == len(lines) - 1
+            _table_row(canvas, line, 110 + i * row, row, RED if alert else INK)
+
+    def draw_no_qr(self, canvas: Canvas, state: NoQrState) -> None:
+        """A crossed-out viewfinder and "recorded: a person without a QR code" in both languages."""
+        canvas.fill(TEAL)
+        _viewfinder(canvas, (150, 240), 80, WHITE)
+        canvas.polyline(TEAL, [(60, 330), (240, 150)], 30)  # a gap around the slash keeps it legible
+        canvas.polyline(WHITE, [(60, 330), (240, 150)], 14)
+        other: Lang = "en" if self.lang == "vi" else "vi"
+        canvas.text(message(Reason.NO_QR, self.lang), Box(290, 110, 490, 190), 50, WHITE, bold=True, lines=3)
+        canvas.text(message(Reason.NO_QR, other), Box(290, 310, 490, 80), 28, MUTED, lines=2)
+
 
 DRAWERS: dict[type, Callable[[Painter, Canvas, ScreenState], None]] = {
     IdleState: Painter.draw_idle,  # type: ignore[dict-item]
@@ -544,7 +652,61 @@ DRAWERS: dict[type, Callable[[Painter, Canvas, ScreenState], None]] = {
     FailState: Painter.draw_fail,  # type: ignore[dict-item]
     HintState: Painter.draw_hint,  # type: ignore[dict-item]
     FaultState: Painter.draw_fault,  # type: ignore[dict-item]
+    InspectionState: Painter.draw_inspection,  # type: ignore[dict-item]
+    StreetState: Painter.draw_street,  # type: ignore[dict-item]
+    NoQrState: Painter.draw_no_qr,  # type: ignore[dict-item]
 }
+
+
+def _inspection_warnings(figures: InspectionFigures) -> tuple[bool, ...]:
+    """Which of `figures.lines()` after the device line call for attention, in their order:
+    today, 7 days, old posters, central's ack, camera, clock."""
+    from kiosk.selftest import MIN_SHARPNESS
+
+    sharpness = figures.device.sharpness
+    return (
+        False,
+        False,
+        figures.old_posters_today > 0,
+        figures.device.last_ack is None,
+        sharpness is not None and sharpness < MIN_SHARPNESS,
+        not figures.device.clock_synced,
+    )
+
+
+def _street_title(finding: StreetFinding) -> str:
+    """The band's word: no violation, a violation (a status in force), or a code that is not valid."""
+    if finding.verdict == "pass":
+        return "no_violation"
+    return "violation" if finding.reason == Reason.STATUS_BLOCKED else "not_valid"
+
+
+def _table_row(canvas: Canvas, line: str, y: float, height: float, colour: RGB) -> None:
+    """`Label: value` as a muted label and a bold value; a line without a short label spans the row."""
+    label, sep, value = line.partition(": ")
+    if sep and len(label) <= 24:
+        canvas.text(label, Box(24, y, 196, height), 22, SOFT_INK)
+        canvas.text(value, Box(228, y, 552, height), 28, colour, bold=True, lines=2)
+    else:
+        canvas.text(line, Box(24, y, 756, height), 28, colour, bold=True, lines=2)
+    canvas.fill(RULE, Box(24, y + height - 1, 756, 1))
+
+
+def _tick(canvas: Canvas, centre: tuple[float, float], radius: float) -> None:
+    """A white tick in a white ring."""
+    cx, cy, k = *centre, radius / 110
+    canvas.circle(WHITE, centre, radius, max(2.0, 12 * k))
+    canvas.polyline(
+        WHITE, [(cx - 55 * k, cy + 5 * k), (cx - 15 * k, cy + 50 * k), (cx + 60 * k, cy - 50 * k)], 22 * k
+    )
+
+
+def _cross(canvas: Canvas, centre: tuple[float, float], radius: float) -> None:
+    """A white cross in a white ring."""
+    cx, cy, k = *centre, radius / 110
+    canvas.circle(WHITE, centre, radius, max(2.0, 12 * k))
+    canvas.polyline(WHITE, [(cx - 45 * k, cy - 45 * k), (cx + 45 * k, cy + 45 * k)], 22 * k)
+    canvas.polyline(WHITE, [(cx + 45 * k, cy - 45 * k), (cx - 45 * k, cy + 45 * k)], 22 * k)
 
 
 def _viewfinder(canvas: Canvas, centre: tuple[float, float], half: float, colour: RGB) -> None:
@@ -730,8 +892,11 @@ class Preview:
         self.fresh = False
 
 
-STATE_KINDS = ("idle", "pass", "fail", "hint", "fault")
+STATE_KINDS = ("idle", "pass", "fail", "hint", "fault", "inspection", "street", "no-qr")
 EXAMPLE_TIME = datetime(2026, 11, 29, 14, 32, 5)
+# A market gate's scans by hour: the morning market, a lunch lull, the evening market.
+EXAMPLE_HOURS = (0, 0, 0, 0, 0, 3, 11, 26, 33, 21, 14, 12, 15, 12, 10, 11, 17, 29, 24, 13, 7, 2, 0, 0)
+EXAMPLE_QR = b"001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
 
 
 def example_state(kind: str, lang: Lang = "vi") -> ScreenState:
@@ -744,8 +909,53 @@ def example_state(kind: str, lang: Lang = "vi") -> ScreenState:
         "fail": lambda: FailState(message(Reason.OLD_VENUE_QR, lang)),
         "hint": lambda: HintState.named("closer", lang),
         "fault": lambda: FaultState.named("camera", lang),
+        "inspection": lambda: InspectionState(example_figures()),
+        "street": lambda: StreetState(example_finding()),
+        "no-qr": NoQrState,
     }
     return examples[kind]()
+
+
+def example_figures() -> InspectionFigures:
+    """A market gate's inspection figures at EXAMPLE_TIME (Vietnam time), for examples and tests."""
+    from datetime import timedelta
+
+    from kiosk.inspection import WEEK_DAYS, DayCounts, DeviceReadings, InspectionFigures
+    from kiosk.statuslist import VIETNAM
+
+    at = EXAMPLE_TIME.replace(tzinfo=VIETNAM)
+    week = []
+    for back in range(WEEK_DAYS - 1, -1, -1):
+        scale = 0.7 + 0.05 * ((back * 3) % 7)
+        hours = tuple(
+            round(n * scale) if back or hour <= at.hour else 0 for hour, n in enumerate(EXAMPLE_HOURS)
+        )
+        failed = sum(hours) // 25
+        day = at.date() - timedelta(days=back)
+        week.append(DayCounts(day, hours, passed=sum(hours) - failed, failed=failed))
+    device = DeviceReadings(
+        device_id="kiosk-0007",
+        destination_id="cho-ben-thanh-1",
+        version="1.0.0",
+        fps=14.8,
+        sharpness=212.0,
+        clock_synced=True,
+        last_ack=at - timedelta(seconds=40),
+    )
+    return InspectionFigures(
+        device=device, at=at, week=tuple(week), old_posters_today=2, inspections_today=1, unsent=3, unacked=14
+    )
+
+
+def example_finding(status: str | None = "quarantine") -> StreetFinding:
+    """A street check of a national QR at EXAMPLE_TIME: under quarantine (a violation), or unlisted."""
+    from kiosk.cards import parse_card
+    from kiosk.inspection import street_finding
+    from kiosk.statuslist import VIETNAM, Status, parse_until
+
+    now = EXAMPLE_TIME.replace(tzinfo=VIETNAM)
+    entry = None if status is None else Status(status, parse_until("2026-12-05"))
+    return street_finding(parse_card(EXAMPLE_QR, trust=None, now=now), status=entry, now=now)
 
 
 def render(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -23,28 +24,40 @@ from kiosk.errors import FeedbackError
 from kiosk.reasons import Reason, message, template
 from kiosk.screen import (
     AMBER,
+    BAR_BLUE,
+    BAR_TEAL,
     FAULTS,
     GREEN,
     HINTS,
     INK,
+    INSPECT_BLUE,
+    INSPECTION_TITLE,
     LABELS,
+    MUTED,
     NAVY,
     NAVY_BAR,
     ONLINE,
+    PAPER,
     RED,
     SLATE,
     STATE_KINDS,
+    TEAL,
+    WARN_INK,
     WHITE,
     FailState,
     FaultState,
     HintState,
     IdleState,
+    InspectionState,
     Lang,
+    NoQrState,
     PassState,
     Screen,
+    StreetState,
+    example_figures,
+    example_finding,
     example_state,
     find_font,
-    mask_name,
     missing_glyphs,
     render,
     resolve_mode,
@@ -110,19 +123,15 @@ def test_states_are_frozen_values() -> None:
         state.count_in = 2  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(
-    ("name", "masked"),
-    [
-        ("Nguyễn Văn An", "N. V. An"),
-        ("NGUYEN VAN A", "N. V. A"),
-        ("N. V. An", "N. V. An"),
-        ("Nguye\u0302\u0303n Thị Bích Ngọc", "N. T. B. Ngọc"),
-        ("Lan", "Lan"),
-        ("  ", ""),
-    ],
-)
-def test_names_are_masked(name: str, masked: str) -> None:
-    assert mask_name(name) == masked
+def name_box(name: str) -> np.ndarray:
+    """The pixels of the pass screen's name box for `name`."""
+    return region(render(PassState(name, "in", NOON), (800, 480)), 290, 200, 490, 90)
+
+
+def test_pass_shows_a_cards_masked_name_as_given() -> None:
+    assert not np.array_equal(name_box("NGUYEN V** A"), name_box("N. V. A")), "not re-masked to initials"
+    assert not np.array_equal(name_box("NGUYEN V** A"), name_box("NGUYEN V** B"))
+    assert np.array_equal(name_box("NGUYEN V** A"), name_box("NGUYEN VAN A")), "the cards' own rule"
 
 
 def test_named_hints_and_faults_follow_the_language() -> None:
@@ -170,7 +179,7 @@ def test_pass_layout(shots: dict[str, pygame.Surface]) -> None:
 
 def test_pass_never_shows_the_full_name() -> None:
     full = render(PassState("Nguyễn Văn An", "in", NOON), (800, 480))
-    masked = render(PassState("N. V. An", "in", NOON), (800, 480))
+    masked = render(PassState("Nguyễn V** An", "in", NOON), (800, 480))
     assert np.array_equal(pixels(full), pixels(masked))
 
 
@@ -218,12 +227,85 @@ def test_long_messages_shrink_and_wrap_inside_their_box() -> None:
     assert np.all(region(shot, 0, 440, 800, 40) == RED), "nor below the bottom box"
 
 
+def test_inspection_layout(shots: dict[str, pygame.Surface]) -> None:
+    shot = shots["inspection"]
+    assert colour_at(shot, 5, 5) == INSPECT_BLUE and colour_at(shot, 795, 50) == INSPECT_BLUE
+    assert colour_at(shot, 5, 200) == PAPER and colour_at(shot, 795, 475) == PAPER
+    assert has_text(shot, (20, 0, 480, 56), WHITE), "title"
+    assert has_text(shot, (520, 0, 260, 56), WHITE), "time of the figures"
+    assert np.all(region(shot, 20, 140, 370, 110) != BAR_TEAL), "today's bars are blue"
+    assert np.any(np.all(region(shot, 20, 140, 370, 110) == BAR_BLUE, axis=2))
+    assert np.any(np.all(region(shot, 410, 140, 370, 110) == BAR_TEAL, axis=2)), "the week's bars"
+    for row in range(6):
+        assert has_text(shot, (46, 280 + 33 * row, 734, 30), WARN_INK if row == 2 else INK), row
+    assert colour_at(shot, 30, 278 + 2 * 33 + 16) == AMBER, "old posters today: a warning"
+    assert colour_at(shot, 30, 278 + 16) == ONLINE
+
+
+def bar_columns(
+    shot: pygame.Surface, box: tuple[int, int, int, int], colour: tuple[int, int, int]
+) -> list[int]:
+    """The hours (of 24 equal columns of `box`) holding a bar of `colour`, and how tall each is."""
+    area = np.all(region(shot, *box) == colour, axis=2)
+    width = box[2] / 24
+    return [int(area[:, round(h * width) : round((h + 1) * width)].any(axis=1).sum()) for h in range(24)]
+
+
+def test_inspection_bars_follow_the_hours() -> None:
+    figures = example_figures()
+    today = replace(figures.today, by_hour=tuple(10 if h == 8 else 5 if h == 17 else 0 for h in range(24)))
+    shot = render(InspectionState(replace(figures, week=(*figures.week[:-1], today))), (800, 480))
+    heights = bar_columns(shot, (20, 128, 370, 122), BAR_BLUE)
+    assert [h for h, tall in enumerate(heights) if tall] == [8, 17]
+    assert heights[8] == pytest.approx(2 * heights[17], abs=2), "scaled to the busiest hour"
+
+
+def test_inspection_warns_of_an_unsynchronised_clock_and_a_blurry_camera() -> None:
+    figures = example_figures()
+    device = replace(figures.device, clock_synced=False, sharpness=3.0)
+    shot = render(InspectionState(replace(figures, device=device, old_posters_today=0)), (800, 480))
+    dots = [colour_at(shot, 30, 278 + 33 * row + 16) for row in range(6)]
+    assert dots == [ONLINE, ONLINE, ONLINE, ONLINE, AMBER, AMBER]
+
+
+def test_street_violation_is_a_red_band_and_the_findings(shots: dict[str, pygame.Surface]) -> None:
+    shot = shots["street"]
+    assert colour_at(shot, 5, 5) == RED and colour_at(shot, 795, 95) == RED
+    assert colour_at(shot, 5, 200) == WHITE
+    assert has_text(shot, (116, 0, 500, 100), WHITE), "VI PHẠM"
+    assert has_text(shot, (228, 110, 552, 64), INK), "the card's format"
+    assert has_text(shot, (24, 302, 196, 64), (92, 102, 118)), "the status label"
+    assert has_text(shot, (228, 366, 552, 64), RED), "the violation"
+
+
+def test_street_pass_is_a_green_band() -> None:
+    shot = render(StreetState(example_finding(status=None)), (800, 480), lang="en")
+    assert colour_at(shot, 5, 5) == GREEN and colour_at(shot, 5, 200) == WHITE
+    assert not np.any(np.all(region(shot, 0, 100, 800, 380) == RED, axis=2)), "no line in red"
+    assert has_text(shot, (228, 110 + 3 * 64, 552, 64), INK), "Status: not listed"
+
+
+def test_no_qr_confirms_in_both_languages(shots: dict[str, pygame.Surface]) -> None:
+    shot = shots["no-qr"]
+    assert colour_at(shot, 2, 2) == TEAL and colour_at(shot, 797, 477) == TEAL
+    assert has_text(shot, (290, 110, 490, 190), WHITE)
+    assert has_text(shot, (290, 310, 490, 80), MUTED)
+    assert colour_at(shot, 150, 240) == WHITE, "the slash across the viewfinder"
+    assert NoQrState() == NoQrState()
+
+
+def test_inspection_title_and_new_labels_have_glyphs() -> None:
+    assert missing_glyphs(INSPECTION_TITLE, bold=True) == ""
+
+
 # --- golden images --------------------------------------------------------------------------
 
 
 GOLDEN_CASES = [(kind, "vi", (800, 480)) for kind in STATE_KINDS] + [
     ("idle", "en", (1920, 1080)),
     ("fail", "en", (1920, 1080)),
+    ("inspection", "en", (1920, 1080)),
+    ("street", "en", (800, 480)),
 ]
 
 
