@@ -274,11 +274,14 @@ class Uplink:
             thread.join(CONNECT_TIMEOUT_S + 5)
 
     def _flush(self, deadline: float) -> None:
-        while self.connected and time.monotonic() < deadline:
-            if not self._inflight and self.spool.unsent_count() == 0:
-                return
-            self._wake.set()
-            time.sleep(0.02)
+        try:
+            while self.connected and time.monotonic() < deadline:
+                if not self._inflight and self.spool.unsent_count() == 0:
+                    return
+                self._wake.set()
+                time.sleep(0.02)
+        except KioskError as e:  # shutting down anyway: what is unsent stays spooled for next time
+            log.error("uplink: cannot flush before stopping: %s", e)
 
     def __enter__(self) -> Uplink:
         self.start()
@@ -311,9 +314,12 @@ class Uplink:
             return False
 
     def _run_network(self) -> None:
-        while not self._stop.is_set():
-            if self._client.loop(timeout=TICK_S) != mqtt.MQTT_ERR_SUCCESS:
-                break
+        try:
+            while not self._stop.is_set():
+                if self._client.loop(timeout=TICK_S) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+        except Exception:  # whatever the network does, this thread lives on and reconnects
+            log.exception("uplink: the network loop failed; reconnecting")
         self._connected.clear()
 
     def _explain(self, e: BaseException) -> str:
@@ -409,6 +415,9 @@ class Uplink:
                 self._drain_once()
             except KioskError as e:  # e.g. the disk is full: say so, keep trying
                 log.error("uplink: %s", e)
+                self._closing.wait(1.0)
+            except Exception:  # a bug must not silently end the draining
+                log.exception("uplink: the drain failed; retrying")
                 self._closing.wait(1.0)
         self._say_stopped()
 

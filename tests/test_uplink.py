@@ -544,3 +544,16 @@ def test_a_flood_from_the_broker_is_bounded(mosquitto: Mosquitto, spool: Spool, 
     wait_until(
         lambda: uplink.stats().rejected.get("ack_invalid", 0) == 64, 10, "the queued junk to be refused"
     )
+
+
+def test_a_failing_spool_is_logged_not_fatal(
+    mosquitto: Mosquitto, tmp_path: Path, uplinks, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = open_spool(tmp_path / "spool.db")
+    uplink = uplinks(uplink_settings(mosquitto), spool)
+    wait_until(lambda: uplink.connected, 10, "connection")
+    spool.close()  # the wrong shutdown order: the drain thread finds the spool closed
+    uplink.wake()
+    wait_until(lambda: "is closed" in caplog.text, 10, "the error to be logged")
+    uplink.close(grace_s=0.5)
+    assert all(t.name not in ("uplink-mqtt", "uplink-drain") for t in threading.enumerate())
