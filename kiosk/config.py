@@ -271,6 +271,16 @@ class FeedbackConfig(Section):
     hint_hold_s: float = Field(
         1.2, gt=0, le=10, description="How long a hint (come closer, hold still) stays on the screen."
     )
+    street_hold_s: float = Field(
+        8.0, gt=0, le=60, description="How long a street check's finding stays on the handheld's screen."
+    )
+    no_qr_pin: int | None = Field(
+        None,
+        examples=[6],
+        ge=0,
+        le=27,
+        description="Push button (to GND) that records a person without a QR code; none = no button.",
+    )
     screen: Literal["auto", "window", "fullscreen", "offscreen", "none"] = Field(
         "auto", description="Fullscreen on the Pi, a window on a desktop, off-screen without a display."
     )
@@ -283,10 +293,10 @@ class FeedbackConfig(Section):
 
     @model_validator(mode="after")
     def _pins_distinct(self) -> FeedbackConfig:
-        outputs = (self.green_pin, self.red_pin, self.blue_pin, self.buzzer_pin, self.relay_pin)
-        pins = [p for p in outputs if p is not None]
+        used = (self.green_pin, self.red_pin, self.blue_pin, self.buzzer_pin, self.relay_pin, self.no_qr_pin)
+        pins = [p for p in used if p is not None]
         if len(pins) != len(set(pins)):
-            raise ValueError(f"two outputs share a pin: {sorted(pins)}")
+            raise ValueError(f"two parts share a pin: {sorted(pins)}")
         return self
 
     @model_validator(mode="after")

@@ -6,6 +6,8 @@ returns at once and a new pattern replaces the running one. `Feedback` drives
 the pins, the status screen and the optional speaker together, and brings them
 back to rest when a result has been shown long enough (from `pump()`, which the
 daemon calls from the main thread every loop turn; pygame wants that thread).
+`NoQrButton` counts presses of the "person without a QR code" button, which
+gpiozero reports from its own thread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from kiosk.errors import FeedbackError
+from kiosk.inspection import INSPECTION_SCREEN_S, InspectionFigures, StreetFinding
 from kiosk.reasons import Reason, message
 from kiosk.screen import (
     FAULTS,
@@ -28,10 +31,13 @@ from kiosk.screen import (
     FaultState,
     HintState,
     IdleState,
+    InspectionState,
     Lang,
+    NoQrState,
     PassState,
     Screen,
     ScreenState,
+    StreetState,
 )
 from kiosk.sound import Sound
 
@@ -53,6 +59,9 @@ FAULT_ON_S = 0.4
 FAULT_OFF_S = 1.6
 HINT_ON_S = 0.25
 HINT_BLINKS = 2
+NO_QR_SCREEN_S = 2.0
+# Contacts of a cheap push button chatter for a few milliseconds; one press must count once.
+BUTTON_BOUNCE_S = 0.05
 
 _PAIR_COLOURS: dict[Colour, tuple[str, ...]] = {
     "green": ("green",),
@@ -258,13 +267,17 @@ class Signals:
         self._worker = threading.Thread(target=self._run, name="feedback-gpio", daemon=True)
         self._worker.start()
 
-    def passed(self) -> None:
-        """Green for the result hold time, one short high beep, and the relay pulse."""
-        self._submit(self._show_passed)
+    def passed(self, relay: bool = True) -> None:
+        """Green for the result hold time, one short high beep, the relay pulse (unless not `relay`)."""
+        self._submit(lambda: self._show_passed(relay))
 
-    def failed(self) -> None:
-        """Red for the result hold time, three short low beeps; the relay drops at once."""
-        self._submit(self._show_failed)
+    def failed(self, relay: bool = True) -> None:
+        """Red for the result hold time, three short low beeps; the relay drops (unless not `relay`)."""
+        self._submit(lambda: self._show_failed(relay))
+
+    def beep(self) -> None:
+        """One short high beep; LEDs and relay untouched."""
+        self._submit(lambda: self._beeper.beep(HIGH_PITCH, self._config.beep_s, 1) if self._beeper else None)
 
     def hint(self) -> None:
         """Two short amber blinks ("come closer", "hold still"); buzzer and relay untouched."""
@@ -305,18 +318,18 @@ class Signals:
                 # A pin that fails mid-pattern must not end feedback for the rest of the day.
                 log.exception("a GPIO pattern failed; the next result will try again")
 
-    def _show_passed(self) -> None:
+    def _show_passed(self, relay: bool) -> None:
         self._lamp.blink("green", self._config.result_hold_s, 0, 1)
         if self._beeper:
             self._beeper.beep(HIGH_PITCH, self._config.beep_s, 1)
-        if self._relay:
+        if self._relay and relay:
             self._relay.pulse(self._config.relay_pulse_s)
 
-    def _show_failed(self) -> None:
+    def _show_failed(self, relay: bool) -> None:
         self._lamp.blink("red", self._config.result_hold_s, 0, 1)
         if self._beeper:
             self._beeper.beep(LOW_PITCH, self._config.beep_s, 3)
-        if self._relay:
+        if self._relay and relay:
             self._relay.off()
 
     def close(self) -> None:
@@ -331,6 +344,41 @@ class Signals:
                 device.close()
         if self._own_factory and self.pin_factory is not None:
             self.pin_factory.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NoQrButton:
+    """A push button from a GPIO pin to ground (internal pull-up) that counts its presses."""
+
+    def __init__(self, pin: int, *, pin_factory: Factory | None, bounce_s: float = BUTTON_BOUNCE_S) -> None:
+        from gpiozero import Button
+
+        self._lock = threading.Lock()  # gpiozero calls when_pressed from its own thread
+        self._presses = 0
+        try:
+            self._button = Button(pin, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory)
+        except Exception as e:
+            raise _gpio_error(e) from e
+        self._button.when_pressed = self._pressed
+
+    def _pressed(self) -> None:
+        with self._lock:
+            self._presses += 1
+
+    def take(self) -> int:
+        """Presses since the last call; resets the count."""
+        with self._lock:
+            presses, self._presses = self._presses, 0
+        return presses
+
+    def close(self) -> None:
+        """Release the pin (idempotent)."""
+        self._button.close()
 
     def __enter__(self) -> Self:
         return self
@@ -381,7 +429,9 @@ def _gpio_error(e: Exception) -> FeedbackError:
 class Feedback:
     """LEDs, buzzer, relay, screen and speaker together; every method returns at once.
 
-    A pass or fail shows for `result_hold_s` and a hint for `hint_hold_s`; then
+    A pass or fail shows for `result_hold_s`, a hint for `hint_hold_s`, an
+    inspection for INSPECTION_SCREEN_S, a street check for `street_hold_s` and
+    a recorded person without a QR code for NO_QR_SCREEN_S; then
     `pump()` brings everything back to rest: the idle screen with dark LEDs, or,
     while a fault is set, the fault screen with a slow red blink. Collaborators
     default to what the config names; Feedback closes them all.
@@ -395,6 +445,7 @@ class Feedback:
         signals: Signals | None = None,
         screen: Screen | None = None,
         sound: Sound | None = None,
+        button: NoQrButton | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = datetime.now,
     ) -> None:
@@ -406,7 +457,11 @@ class Feedback:
             self.signals = signals if signals is not None else Signals(config)
             undo.callback(self.signals.close)
             self.screen = screen if screen is not None else _default_screen(config, lang, now)
+            if self.screen is not None:
+                undo.callback(self.screen.close)
             self.sound = sound if sound is not None else Sound(config.sound)
+            undo.callback(self.sound.close)
+            self.button = button if button is not None else _default_button(config, self.signals)
             undo.pop_all()
         self._idle = IdleState()
         self._fault: FaultState | None = None
@@ -429,6 +484,38 @@ class Feedback:
         self._show_result(FailState(text))
         self.signals.failed()
         self.sound.play("fail")
+
+    def inspection(self, figures: InspectionFigures) -> None:
+        """An inspector card: the inspection screen for INSPECTION_SCREEN_S, a pass's green and beep.
+
+        Never the relay. A new scan result replaces it; hints wait for it to end.
+        """
+        self._show(InspectionState(figures), INSPECTION_SCREEN_S, result=True)
+        self.signals.passed(relay=False)
+        self.sound.play("pass")
+
+    def street(self, finding: StreetFinding) -> None:
+        """A street check: the finding for `street_hold_s`, a pass's or fail's lights and beeps, no relay."""
+        self._show(StreetState(finding), self._config.street_hold_s, result=True)
+        if finding.verdict == "pass":
+            self.signals.passed(relay=False)
+            self.sound.play("pass")
+        else:
+            self.signals.failed(relay=False)
+            self.sound.play("fail")
+
+    def take_no_qr_presses(self) -> int:
+        """Presses of the no-QR button, and of `n` in the screen's window, since the last call; resets."""
+        presses = self.button.take() if self.button is not None else 0
+        if self.screen is not None:
+            presses += self.screen.take_no_qr_keys()  # counted by pump(), on this (the main) thread
+        return presses
+
+    def no_qr_recorded(self) -> None:
+        """Confirm that a person without a QR code was recorded: NO_QR_SCREEN_S on screen, one short beep."""
+        self._show(NoQrState(), NO_QR_SCREEN_S, result=True)
+        self.signals.beep()
+        self.sound.play("hint")
 
     def hint(self, text: str, detail: str = "") -> bool:
         """Help with the scan: a key of HINTS ("closer", "still", "glare") or text.
@@ -514,6 +601,8 @@ class Feedback:
         if self._closed:
             return
         self._closed = True
+        if self.button is not None:
+            self.button.close()
         self.sound.close()
         if self.screen is not None:
             self.screen.close()
@@ -528,3 +617,9 @@ class Feedback:
 
 def _default_screen(config: FeedbackConfig, lang: Lang, now: Callable[[], datetime]) -> Screen | None:
     return None if config.screen == "none" else Screen(config, lang=lang, now=now)
+
+
+def _default_button(config: FeedbackConfig, signals: Signals) -> NoQrButton | None:
+    if config.no_qr_pin is None:
+        return None
+    return NoQrButton(config.no_qr_pin, pin_factory=signals.pin_factory)

@@ -6,7 +6,8 @@ and a 1920x1080 monitor both look right; it caches rendered text and each
 state's static layer, so a redraw is a blit plus the clock. `Screen` owns the
 display (KMS/DRM full screen on the Pi, a window on a desktop, or an off-screen
 surface) and is driven from the main thread: `show(state)` only records the
-state, `pump()` handles window events and redraws when something changed.
+state, `pump()` handles window events and redraws when something changed; it
+also counts presses of `n` ("a person without a QR code") on a desktop keyboard.
 """
 
 from __future__ import annotations
@@ -765,11 +766,17 @@ class Screen:
         self._drawn: tuple[ScreenState, str] | None = None
         self._preview: Preview | None = Preview(self.surface.get_size()) if config.preview else None
         self._closed = False
+        self._no_qr_keys = 0
 
     @property
     def state(self) -> ScreenState:
         """The state shown (or about to be, at the next pump)."""
         return self._state
+
+    def take_no_qr_keys(self) -> int:
+        """How often `n` ("no QR code") was pressed in the window since the last call; resets."""
+        presses, self._no_qr_keys = self._no_qr_keys, 0
+        return presses
 
     def show(self, state: ScreenState) -> None:
         """Show `state` from the next `pump()`; cheap, never draws."""
@@ -810,6 +817,8 @@ class Screen:
                 running = False
             elif event.type in (pygame.WINDOWEXPOSED, pygame.VIDEOEXPOSE):
                 self._drawn = None
+            elif event.type == pygame.KEYDOWN and event.key == pygame.K_n:
+                self._no_qr_keys += 1  # pump() runs on the main thread, as does take_no_qr_keys()
         return running
 
     def save(self, path: Path) -> None:

@@ -16,10 +16,22 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
-from kiosk.feedback import Feedback, Signals, make_pin_factory
+from kiosk.feedback import NO_QR_SCREEN_S, Feedback, NoQrButton, Signals, make_pin_factory
+from kiosk.inspection import INSPECTION_SCREEN_S
 from kiosk.reasons import Reason, message
 from kiosk.screen import GREEN as GREEN_RGB
-from kiosk.screen import FailState, FaultState, HintState, IdleState, PassState
+from kiosk.screen import (
+    FailState,
+    FaultState,
+    HintState,
+    IdleState,
+    InspectionState,
+    NoQrState,
+    PassState,
+    StreetState,
+    example_figures,
+    example_finding,
+)
 from kiosk.sound import TUNES, Sound
 
 # Timing tolerances for gpiozero's threads on a shared, busy 2-core machine: each step of a
@@ -29,7 +41,7 @@ TOL = 0.04
 START_TOL = 0.06
 NON_BLOCKING = 0.05
 FAST = {"result_hold_s": 0.3, "beep_s": 0.05, "relay_pulse_s": 0.2, "relay_pin": 23}
-GREEN, RED, BUZZER, RELAY, BLUE = 17, 27, 22, 23, 24
+GREEN, RED, BUZZER, RELAY, BLUE, BUTTON = 17, 27, 22, 23, 24, 6
 
 
 def timeline(pin: MockPin) -> list[tuple[float, float]]:
@@ -123,6 +135,42 @@ def test_a_new_result_replaces_the_running_pattern_at_once(factory: MockFactory)
     assert_timeline(factory.pin(GREEN), [(0, 1), (0.3, 0)])
     assert_timeline(factory.pin(BUZZER), [(0.1, 0)])
     assert_timeline(factory.pin(RELAY), [(0, 1), (0.2, 0)])
+
+
+def never_high(pin: MockPin) -> bool:
+    """The pin stayed low through its whole history."""
+    return not any(change.state for change in pin.states)
+
+
+def test_a_pass_without_the_relay_leaves_it_alone(factory: MockFactory) -> None:
+    with Signals(FeedbackConfig(**FAST), pin_factory=factory) as signals:
+        start(factory, GREEN, BUZZER, RELAY)
+        assert timed(lambda: signals.passed(relay=False)) < NON_BLOCKING
+        time.sleep(0.45)
+    assert_timeline(factory.pin(GREEN), [(0, 1), (0.3, 0)])
+    assert_timeline(factory.pin(BUZZER), [(0, 1), (0.05, 0)])
+    assert never_high(factory.pin(RELAY))
+
+
+def test_a_fail_without_the_relay_does_not_drop_a_pulse(factory: MockFactory) -> None:
+    config = FeedbackConfig(**{**FAST, "relay_pulse_s": 5})
+    with Signals(config, pin_factory=factory) as signals:
+        signals.passed()
+        time.sleep(0.05)
+        start(factory, RELAY)
+        signals.failed(relay=False)
+        assert signals.settle()
+        time.sleep(0.05)
+        assert factory.pin(RELAY).state and timeline(factory.pin(RELAY)) == []
+
+
+def test_beep_is_one_short_beep_and_nothing_else(factory: MockFactory) -> None:
+    with Signals(FeedbackConfig(**FAST), pin_factory=factory) as signals:
+        start(factory, GREEN, RED, BUZZER, RELAY)
+        assert timed(signals.beep) < NON_BLOCKING
+        time.sleep(0.2)
+    assert_timeline(factory.pin(BUZZER), [(0, 1), (0.05, 0)])
+    assert all(timeline(factory.pin(p)) == [] for p in (GREEN, RED, RELAY))
 
 
 def test_a_fail_drops_the_relay_of_the_previous_pass(factory: MockFactory) -> None:
@@ -412,6 +460,127 @@ def test_a_screen_that_cannot_open_releases_the_pins(
     assert factory.pin(GREEN).function == "input"
 
 
+# --- inspectors and people without a QR code -------------------------------------------------
+
+
+def test_inspection_shows_for_a_minute_with_a_pass_beep_and_never_the_relay(
+    feedback: Feedback, factory: MockFactory, clock: Clock
+) -> None:
+    start(factory, GREEN, BUZZER, RELAY)
+    figures = example_figures()
+    assert timed(lambda: feedback.inspection(figures)) < NON_BLOCKING
+    assert feedback.state == InspectionState(figures)
+    time.sleep(0.45)
+    assert_timeline(factory.pin(GREEN), [(0, 1), (0.3, 0)])
+    assert_timeline(factory.pin(BUZZER), [(0, 1), (0.05, 0)])
+    assert never_high(factory.pin(RELAY))
+    assert not feedback.hint("closer"), "an inspector is reading"
+    clock.advance(INSPECTION_SCREEN_S - 0.01)
+    feedback.pump()
+    assert feedback.state == InspectionState(figures)
+    clock.advance(0.02)
+    feedback.pump()
+    assert feedback.state == IdleState()
+
+
+def test_a_scan_result_replaces_the_inspection_screen(feedback: Feedback, clock: Clock) -> None:
+    feedback.inspection(example_figures())
+    clock.advance(5)
+    feedback.passed("NGUYEN V** A")
+    assert feedback.state == PassState("NGUYEN V** A", "in", NOON)
+    clock.advance(0.31)
+    feedback.pump()
+    assert feedback.state == IdleState(), "the pass's own hold time, not the inspection's"
+
+
+@pytest.mark.parametrize(("status", "lamp", "beeps"), [(None, GREEN, 1), ("quarantine", RED, 3)])
+def test_street_check_signals_its_verdict_without_the_relay(
+    factory: MockFactory, clock: Clock, status: str | None, lamp: int, beeps: int
+) -> None:
+    config = FeedbackConfig(**FAST, screen="offscreen", street_hold_s=0.5)
+    finding = example_finding(status)
+    with Feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
+        start(factory, GREEN, RED, BUZZER, RELAY)
+        fb.street(finding)
+        assert fb.state == StreetState(finding)
+        time.sleep(0.45)
+        clock.advance(0.49)
+        fb.pump()
+        assert fb.state == StreetState(finding), "street_hold_s, not result_hold_s"
+        clock.advance(0.02)
+        fb.pump()
+        assert fb.state == IdleState()
+    assert_timeline(factory.pin(lamp), [(0, 1), (0.3, 0)])
+    expected = [(0.1 * i + dt, level) for i in range(beeps) for dt, level in ((0, 1), (0.05, 0))]
+    assert_timeline(factory.pin(BUZZER), expected)
+    assert never_high(factory.pin(RELAY))
+
+
+def test_no_qr_recorded_confirms_briefly_with_one_beep(
+    feedback: Feedback, factory: MockFactory, clock: Clock
+) -> None:
+    start(factory, GREEN, RED, BUZZER, RELAY)
+    feedback.no_qr_recorded()
+    assert feedback.state == NoQrState()
+    time.sleep(0.2)
+    assert_timeline(factory.pin(BUZZER), [(0, 1), (0.05, 0)])
+    assert all(timeline(factory.pin(p)) == [] for p in (GREEN, RED, RELAY))
+    clock.advance(NO_QR_SCREEN_S)
+    feedback.pump()
+    assert feedback.state == IdleState()
+
+
+def test_button_counts_one_press_per_push(factory: MockFactory) -> None:
+    with NoQrButton(BUTTON, pin_factory=factory) as button:
+        pin = factory.pin(BUTTON)
+        assert pin.pull == "up" and pin.state, "idles high on its pull-up"
+        pin.drive_low()
+        pin.drive_high()
+        assert button.take() == 1
+        assert button.take() == 0, "taking resets the count"
+        for _ in range(3):
+            pin.drive_low()
+            pin.drive_high()
+        assert button.take() == 3
+    NoQrButton(BUTTON, pin_factory=factory).close()  # the pin was released
+
+
+def test_button_presses_from_other_threads_are_all_counted(factory: MockFactory) -> None:
+    with NoQrButton(BUTTON, pin_factory=factory) as button:
+        presses = [threading.Thread(target=button._pressed) for _ in range(200)]  # as gpiozero would
+        taken = 0
+        for i, thread in enumerate(presses):
+            thread.start()
+            taken += button.take() if i % 10 == 0 else 0
+        for thread in presses:
+            thread.join()
+        assert taken + button.take() == 200
+
+
+def test_no_qr_presses_from_the_button_and_the_window_key(factory: MockFactory) -> None:
+    config = FeedbackConfig(**FAST, screen="window", no_qr_pin=BUTTON)
+    with Feedback(config, signals=Signals(config, pin_factory=factory)) as fb:
+        assert fb.take_no_qr_presses() == 0
+        factory.pin(BUTTON).drive_low()
+        factory.pin(BUTTON).drive_high()
+        key = pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n, mod=0, unicode="n", scancode=17)
+        pygame.event.post(key)
+        assert fb.take_no_qr_presses() == 1, "the key counts once the screen has pumped"
+        assert fb.pump()
+        assert fb.take_no_qr_presses() == 1
+        assert fb.take_no_qr_presses() == 0
+    assert factory.pin(BUTTON).function == "input"
+
+
+def test_no_button_configured_counts_nothing(feedback: Feedback) -> None:
+    assert feedback.button is None and feedback.take_no_qr_presses() == 0
+
+
+def test_button_on_an_output_pin_is_refused() -> None:
+    with pytest.raises(ValueError, match="share a pin"):
+        FeedbackConfig(no_qr_pin=17)
+
+
 # --- sound ----------------------------------------------------------------------------------
 
 
@@ -465,14 +634,14 @@ def test_feedback_plays_tunes_when_sound_is_on(factory: MockFactory, clock: Cloc
 # --- docs/wiring.md follows the config ------------------------------------------------------
 
 # BCM number -> physical pin on the 40-pin header, for the pins the kiosk uses by default.
-PHYSICAL = {17: 11, 27: 13, 22: 15, 23: 16, 24: 18}
+PHYSICAL = {17: 11, 27: 13, 22: 15, 23: 16, 24: 18, 6: 31}
 
 
 def test_wiring_doc_matches_the_config_defaults() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "wiring.md").read_text()
     rows = {line.split("|")[2].strip(" `"): line for line in text.splitlines() if line.startswith("| ")}
     fields = FeedbackConfig.model_fields
-    for key in ("green_pin", "red_pin", "buzzer_pin", "relay_pin", "blue_pin"):
+    for key in ("green_pin", "red_pin", "buzzer_pin", "relay_pin", "blue_pin", "no_qr_pin"):
         pin = fields[key].default if fields[key].default is not None else (fields[key].examples or [])[0]
         row = rows[key]
         assert f"| GPIO{pin} | {PHYSICAL[pin]} |" in row, f"{key}: {row}"
