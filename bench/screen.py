@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -31,14 +32,20 @@ from kiosk.screen import (
     FaultState,
     HintState,
     IdleState,
+    InspectionState,
+    NoQrState,
     Painter,
     PassState,
     Screen,
     ScreenState,
+    StreetState,
+    example_figures,
+    example_finding,
     example_state,
 )
 
 NOW = datetime(2026, 11, 29, 14, 32, 5)
+FIGURES, FINDING = example_figures(), example_finding()  # built once, outside the timing
 NAMES = ["Nguyễn Văn An", "Trần Thị Bích Ngọc", "Lê Hoàng Long", "Phạm Minh Châu", "Võ Thị Hạnh"]
 
 
@@ -61,6 +68,9 @@ def varied(kind: str, i: int) -> ScreenState:
         "fail": lambda: FailState(message(reasons[i % len(reasons)], "vi") + " " * (i // len(reasons))),
         "hint": lambda: HintState.named(("closer", "still", "glare")[i % 3]) if i < 3 else HintState(f"{i}"),
         "fault": lambda: FaultState(f"Sự cố số {i}", "Gọi kỹ thuật"),
+        "inspection": lambda: InspectionState(replace(FIGURES, old_posters_today=i)),
+        "street": lambda: StreetState(replace(FINDING, at=FINDING.at + timedelta(seconds=i))),
+        "no-qr": NoQrState,  # it has one content only: always the cached layer
     }
     return builders[kind]()
 
