@@ -10,9 +10,10 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from kiosk.cli import main
+from kiosk.screen import STATE_KINDS
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "screens")
 out.mkdir(exist_ok=True)
-for state in ("idle", "pass", "fail", "hint", "fault"):
+for state in STATE_KINDS:  # idle, pass, fail, hint, fault, inspection, street, no-qr
     main(["screenshot", "--state", state, "--size", "800x480", "--out", str(out / f"{state}.png")])
 print(f"screens written to {out}/")
