@@ -251,6 +251,16 @@ def bar_columns(
     return [int(area[:, round(h * width) : round((h + 1) * width)].any(axis=1).sum()) for h in range(24)]
 
 
+def test_inspection_scales_to_a_full_hd_monitor() -> None:
+    big = render(example_state("inspection"), (1920, 1080))
+    scale, left = 1080 / 480, round((1920 - 800 * 1080 / 480) / 2)
+    assert colour_at(big, 5, 5) == INSPECT_BLUE and colour_at(big, 1915, 120) == INSPECT_BLUE
+    assert colour_at(big, 5, 1075) == PAPER and colour_at(big, 1915, 1075) == PAPER
+    assert has_text(big, (left + round(46 * scale), round(278 * scale), round(734 * scale), 70), INK)
+    week = (left + round(410 * scale), round(128 * scale), round(370 * scale), round(120 * scale))
+    assert sum(1 for tall in bar_columns(big, week, BAR_TEAL) if tall) == 17, "hours 5 to 21"
+
+
 def test_inspection_bars_follow_the_hours() -> None:
     figures = example_figures()
     today = replace(figures.today, by_hour=tuple(10 if h == 8 else 5 if h == 17 else 0 for h in range(24)))
@@ -478,6 +488,13 @@ def test_screenshot_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert saved.get_size() == (1024, 600)
     assert colour_at(saved, 2, 2) == RED
     assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("kind", "corner"), [("inspection", INSPECT_BLUE), ("street", RED), ("no-qr", TEAL)])
+def test_screenshot_of_the_inspector_states(kind: str, corner: tuple[int, int, int], tmp_path: Path) -> None:
+    out = tmp_path / f"{kind}.png"
+    assert main(["screenshot", "--state", kind, "--out", str(out)]) == 0
+    assert colour_at(pygame.image.load(str(out)), 2, 2) == corner
 
 
 def test_screenshot_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
