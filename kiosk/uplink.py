@@ -53,6 +53,8 @@ MAX_INBOX = 64  # acks and status lists waiting for the drain thread; more is a 
 CONNECT_TIMEOUT_S = 10.0
 TICK_S = 0.2
 PRUNE_INTERVAL_S = 3600.0
+MARK_INTERVAL_S = 0.05
+MARK_BATCH = 512
 AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
 
 
@@ -145,6 +147,8 @@ class Uplink:
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_keys: set[EventKey] = set()
         self._queue: collections.deque[SpooledEvent] = collections.deque()
+        self._to_mark: list[EventKey] = []
+        self._marked_at = 0.0
         self._paused_until = self._next_state = self._next_prune = self._connected_at = 0.0
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -276,7 +280,7 @@ class Uplink:
     def _flush(self, deadline: float) -> None:
         try:
             while self.connected and time.monotonic() < deadline:
-                if not self._inflight and self.spool.unsent_count() == 0:
+                if not self._inflight and self.spool.unsent_count() <= len(self._to_mark):
                     return
                 self._wake.set()
                 time.sleep(0.02)
@@ -419,7 +423,15 @@ class Uplink:
             except Exception:  # a bug must not silently end the draining
                 log.exception("uplink: the drain failed; retrying")
                 self._closing.wait(1.0)
+        self._final_marks()
         self._say_stopped()
+
+    def _final_marks(self) -> None:
+        self._settle_pubacks()
+        try:
+            self._mark_sent(force=True)
+        except KioskError as e:
+            log.error("uplink: %s (those events will be sent again)", e)
 
     def _periodic(self, now: float) -> None:
         if now >= self._next_state:
@@ -465,26 +477,37 @@ class Uplink:
         # Read ahead in batches: one query per several windows, not per PUBACK. Anything
         # that puts an older event back (resend, refusal) empties the queue to re-read.
         if not self._queue:
-            batch = self.spool.unsent(limit=len(self._inflight) + 4 * self.settings.inflight)
+            batch = self.spool.unsent(limit=len(self._inflight_keys) + 4 * self.settings.inflight)
             self._queue.extend(e for e in batch if e.key not in self._inflight_keys)
         return bool(self._queue)
 
     def _settle_pubacks(self) -> None:
-        done: list[EventKey] = []
+        acked = 0
         while self._pubacks:
             mid, reason = self._pubacks.popleft()
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # a state message, or an event we stopped waiting for
-            self._inflight_keys.discard(entry.key)
             if reason.is_failure:
+                self._inflight_keys.discard(entry.key)
                 self._broker_refused(entry.key, reason)
             else:
-                done.append(entry.key)
-        if done:
-            self.spool.mark_sent(done)
+                self._to_mark.append(entry.key)  # stays in _inflight_keys until marked
+                acked += 1
+        if acked:
             self._refusal_backoff.reset()
-            self._count("broker_acked", len(done))
+            self._count("broker_acked", acked)
+        self._mark_sent(force=False)
+
+    def _mark_sent(self, *, force: bool) -> None:
+        # One spool write per batch of PUBACKs, not per event: the capture loop shares the
+        # spool's write lock. A mark lost in a crash only means the event is sent again.
+        due = time.monotonic() >= self._marked_at + MARK_INTERVAL_S
+        if self._to_mark and (force or due or len(self._to_mark) >= MARK_BATCH):
+            self.spool.mark_sent(self._to_mark)
+            self._inflight_keys.difference_update(self._to_mark)
+            self._to_mark = []
+            self._marked_at = time.monotonic()
 
     def _broker_refused(self, key: EventKey, reason: ReasonCode) -> None:
         self._count("broker_refused")
