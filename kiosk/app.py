@@ -27,7 +27,8 @@ from kiosk.daemon import Kiosk, LoopCounters, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
 from kiosk.feedback import Feedback
-from kiosk.keys import load_identity_key, load_private_key
+from kiosk.inspection import DeviceReadings
+from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
 from kiosk.screen import IdleState
@@ -81,6 +82,12 @@ def assemble(
             clock=ClockWatch(),
             reload=partial(reload_all, live, trust=trust, statuslist=statuslist, policy=policy),
             idle=partial(idle_state, live, spool=spool, uplink=uplink),
+            mode=settings.device.mode,
+            authority_keys=load_public_keys(settings.policy.authority_keys)
+            if settings.policy.authority_keys
+            else {},
+            statuslist=statuslist,
+            readings=partial(device_readings, settings, counters=counters, uplink=uplink),
         )
         yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
 
@@ -188,6 +195,22 @@ def health(*, spool: Spool, counters: LoopCounters) -> dict[str, Any]:
         "clock_synced": counters.clock_synced,
         "alarms": spool.alarms() + ([f"fault: {counters.fault}"] if counters.fault else []),
     }
+
+
+def device_readings(
+    settings: Settings, pixels: np.ndarray | None, *, counters: LoopCounters, uplink: Any
+) -> DeviceReadings:
+    """What the inspection screen needs that only the running daemon knows."""
+    from kiosk.selftest import frame_figures
+
+    return DeviceReadings(
+        device_id=settings.device.id,
+        destination_id=settings.destination.id,
+        fps=counters.fps,
+        sharpness=frame_figures(pixels)[0] if pixels is not None else None,
+        clock_synced=counters.clock_synced,
+        last_ack=getattr(uplink.stats(), "last_ack", None) if uplink is not None else None,
+    )
 
 
 def idle_state(live: LiveSettings, *, spool: Spool, uplink: Any) -> IdleState:

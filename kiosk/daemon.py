@@ -19,19 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Protocol
+from typing import Literal, Protocol
+
+import numpy as np
 
 from kiosk.camera import Frame, FrameSource
-from kiosk.cards import parse_card
+from kiosk.cards import Card, Rejection, parse_card
 from kiosk.clock import ClockWatch
 from kiosk.decoder import Decoder, Symbol
 from kiosk.errors import CameraEnded, CameraError
 from kiosk.events import EventDraft
 from kiosk.feedback import Feedback
+from kiosk.inspection import INSPECTION_SCREEN_S, DeviceReadings, inspection_figures, street_finding
+from kiosk.inspector import inspector_draft, is_inspector_payload, parse_inspector_card
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy
 from kiosk.screen import IdleState
 from kiosk.spool import Spool
+from kiosk.statuslist import KeySource, StatusListStore
 from kiosk.trustlist import TrustList
 
 log = logging.getLogger("kiosk.daemon")
@@ -90,6 +95,28 @@ class Parts:
     reload: Callable[[], None] | None = None
     idle: Callable[[], IdleState] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    mode: Literal["kiosk", "inspector"] = "kiosk"
+    authority_keys: KeySource | None = None
+    statuslist: StatusListStore | None = None
+    readings: Callable[[np.ndarray | None], DeviceReadings] | None = None
+
+
+class RecentCodes:
+    """Codes seen lately: the same one again within its window is the same scan (the window slides)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, datetime] = {}
+
+    def seen(self, raw: bytes, now: datetime, window_s: float) -> bool:
+        """Whether `raw` was seen within `window_s` before `now`; remembers it as seen now."""
+        last = self._seen.get(raw)
+        self._seen[raw] = now
+        if len(self._seen) > 1000:
+            self._forget(now, window_s)
+        return last is not None and 0 <= (now - last).total_seconds() < window_s
+
+    def _forget(self, now: datetime, window_s: float) -> None:
+        self._seen = {raw: at for raw, at in self._seen.items() if (now - at).total_seconds() < window_s}
 
 
 class Kiosk:
@@ -115,6 +142,7 @@ class Kiosk:
         self._offline_since: float | None = None
         self._watchdog_s = watchdog_interval_s() or 2.0
         self._last_frame_at = time.monotonic()
+        self._recent = RecentCodes()
         self._due = {
             "watchdog": 0.0,
             "status": 0.0,
@@ -216,33 +244,102 @@ class Kiosk:
         decode_ms = (time.perf_counter() - started) * 1000
         for symbol in result.symbols:
             self.counters.decoded += 1
-            self.handle_symbol(symbol, decode_ms)
+            self.handle_symbol(symbol, decode_ms, pixels=frame.pixels)
         if result.undecoded and self.parts.feedback.hint("still"):
             self.counters.hints += 1
         self._pump()
 
-    def handle_symbol(self, symbol: Symbol, decode_ms: float) -> Decision:
-        """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
+    def handle_symbol(self, symbol: Symbol, decode_ms: float, *, pixels: np.ndarray | None = None) -> None:
+        """Route one code: an inspector card, a street check (inspector mode), or an entrance scan."""
         now = self.parts.now()
         synced = self.parts.clock.synced()
-        card = parse_card(symbol.raw, trust=self.parts.trust, now=now)
-        decision = self.parts.policy.decide(card, now=now, clock_synced=synced, payload=symbol.raw)
+        if is_inspector_payload(symbol.raw):
+            self._inspector_card(symbol.raw, now, synced, decode_ms, pixels)
+        elif self.parts.mode == "inspector":
+            self._street_check(symbol.raw, now, synced, decode_ms)
+        else:
+            self._entrance_scan(symbol.raw, now, synced, decode_ms)
+
+    def _entrance_scan(self, raw: bytes, now: datetime, synced: bool, decode_ms: float) -> None:
+        """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
+        card = parse_card(raw, trust=self.parts.trust, now=now)
+        decision = self.parts.policy.decide(card, now=now, clock_synced=synced, payload=raw)
         if decision.repeat:
             self.counters.repeats += 1
-            return decision
+            return
         spooled = self.parts.spool.record(draft_for(decision, decode_ms))
         show_decision(self.parts.feedback, decision)
+        self._recorded(str(decision.reason))
+        log_decision(decision, seq=spooled.seq, decode_ms=decode_ms)
+
+    def _inspector_card(
+        self, raw: bytes, now: datetime, synced: bool, decode_ms: float, pixels: np.ndarray | None
+    ) -> None:
+        """An inspector's card: the inspection screen for a minute (or a plain fail), never the relay."""
+        keys = self.parts.authority_keys if self.parts.authority_keys is not None else {}
+        result = parse_inspector_card(raw, keys=keys, now=now, clock_synced=synced)
+        window = INSPECTION_SCREEN_S if not isinstance(result, Rejection) else self._repeat_window()
+        if self._recent.seen(raw, now, window):
+            self.counters.repeats += 1
+            return
+        spooled = self.parts.spool.record(
+            inspector_draft(result, at=now, clock_synced=synced, decode_ms=decode_ms)
+        )
+        if isinstance(result, Rejection):
+            self.parts.feedback.failed(result.reason)
+        elif self.parts.readings is not None:
+            readings = self.parts.readings(pixels)
+            self.parts.feedback.inspection(inspection_figures(self.parts.spool.path, readings, now=now))
+        reason = str(result.reason) if isinstance(result, Rejection) else "inspector_card_ok"
+        self._recorded(reason)
+        log.info("inspector card: %s seq=%d", reason, spooled.seq)
+
+    def _street_check(self, raw: bytes, now: datetime, synced: bool, decode_ms: float) -> None:
+        """Inspector mode: what the card says and its status-list state, recorded as an inspection."""
+        if self._recent.seen(raw, now, self._repeat_window()):
+            self.counters.repeats += 1
+            return
+        item = parse_card(raw, trust=self.parts.trust, now=now)
+        store = self.parts.statuslist
+        identity = item.identity if isinstance(item, Card) else None
+        finding = street_finding(
+            item,
+            status=store.lookup(identity) if store is not None and identity else None,
+            now=now,
+            blocked=self.parts.policy.rules.blocked_statuses,
+            statuslist_loaded=store is not None and store.current is not None,
+        )
+        spooled = self.parts.spool.record(finding.draft(clock_synced=synced, decode_ms=decode_ms))
+        self.parts.feedback.street(finding)
+        self._recorded(str(finding.reason))
+        log.info("street check: verdict=%s reason=%s seq=%d", finding.verdict, finding.reason, spooled.seq)
+
+    def _no_qr_presses(self) -> None:
+        """Inspector mode: each press of the no-QR button (or key) records a person without a QR."""
+        for _ in range(self.parts.feedback.take_no_qr_presses()):
+            if self.parts.mode != "inspector":
+                continue
+            now = self.parts.now()
+            draft = EventDraft(kind="no_qr", verdict="fail", reason="no_qr", ts=int(now.timestamp() * 1000),
+                               clock_synced=self.parts.clock.synced())  # fmt: skip
+            self.parts.spool.record(draft)
+            self.parts.feedback.no_qr_recorded()
+            self._recorded("no_qr")
+
+    def _repeat_window(self) -> float:
+        return float(self.parts.policy.rules.repeat_window_s)
+
+    def _recorded(self, reason: str) -> None:
         if self.parts.uplink is not None:
             self.parts.uplink.wake()
         self.counters.decisions += 1
-        self.counters.by_reason[str(decision.reason)] += 1
-        log_decision(decision, seq=spooled.seq, decode_ms=decode_ms)
-        return decision
+        self.counters.by_reason[reason] += 1
 
     def _pump(self) -> None:
         if not self.parts.feedback.pump():
             log.info("the screen was closed: stopping")
             self.stop.set()
+        self._no_qr_presses()
 
     # -- what is due now and then ------------------------------------------------------
 

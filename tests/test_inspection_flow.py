@@ -1,0 +1,155 @@
+"""Inspection in the loop: an inspector card at a venue kiosk, and a street inspector's handheld."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from gpiozero import Device
+
+from kiosk import cardmaker, keys, scenes
+from kiosk.app import assemble
+from kiosk.config import Settings
+from kiosk.inspector import make_inspector_payload
+from kiosk.screen import InspectionState, NoQrState, StreetState
+from kiosk.statuslist import Entry, Status, build_payload, sign_payload
+from tests.test_daemon import make_settings, spooled_events
+
+RELAY = 23
+NO_QR_BUTTON = 5
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _release_pins() -> Iterator[None]:
+    yield
+    if Device.pin_factory is not None:
+        Device.pin_factory.close()
+    Device.pin_factory = None
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "authority.pem").write_text(keys.public_pem(key.public_key()))
+    return key
+
+
+def settings_with_authority(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    sections.setdefault("policy", {})["authority_keys"] = str(tmp_path / "authority.pem")
+    sections.setdefault("feedback", {}).update({"relay_pin": RELAY, "no_qr_pin": NO_QR_BUTTON})
+    return make_settings(tmp_path / "state", **sections)
+
+
+def inspector_card(key: Ed25519PrivateKey, *, days: float = 30) -> str:
+    return make_inspector_payload(
+        key, inspector="insp-hcm-007", name="Lê Văn Kiểm", valid_from=NOW - timedelta(days=1),
+        valid_until=NOW + timedelta(days=days),
+    )  # fmt: skip
+
+
+def shown(payloads: list[str]) -> list[np.ndarray]:
+    return scenes.demo_frames(payloads)  # type: ignore[arg-type]
+
+
+class Watched:
+    """Runs the loop over frames and notes every screen state and the relay's levels."""
+
+    def __init__(self, settings: Settings, frames: list[np.ndarray]) -> None:
+        self.states: list[object] = []
+        with assemble(settings, frames=frames) as kiosk:
+            feedback = kiosk.parts.feedback
+            original = feedback.pump
+
+            def pump() -> bool:
+                self.states.append(feedback.state)
+                return original()
+
+            feedback.pump = pump  # type: ignore[method-assign]
+            self.relay = feedback.signals.pin_factory.pin(RELAY)  # type: ignore[union-attr]
+            self.button = feedback.signals.pin_factory.pin(NO_QR_BUTTON)  # type: ignore[union-attr]
+            self.before_run()
+            kiosk.run()
+            feedback.signals.settle()
+            self.relay_levels = [change.state for change in self.relay.states]
+        self.kiosk = kiosk
+
+    def before_run(self) -> None:
+        """Override to act on the pins before the loop runs."""
+
+
+def test_inspector_card_opens_the_inspection_screen_without_the_relay(
+    tmp_path: Path, authority: Ed25519PrivateKey
+) -> None:
+    settings = settings_with_authority(tmp_path)
+    watched = Watched(settings, shown([inspector_card(authority)]))
+    events = spooled_events(settings)
+    assert [(e.kind, e.verdict, e.reason, e.format) for e in events] == [
+        ("inspection", "pass", "inspector_card_ok", "inspector")
+    ]
+    inspections = [s for s in watched.states if isinstance(s, InspectionState)]
+    assert inspections, "the inspection screen was shown"
+    assert inspections[0].figures.device.device_id == settings.device.id
+    assert not any(watched.relay_levels), "an inspection never opens the door"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda key: inspector_card(Ed25519PrivateKey.generate()), "inspector_card_unknown_key"),
+        (lambda key: inspector_card(key)[:-6] + "AAAAAA", "inspector_card_invalid"),
+        (lambda key: make_inspector_payload(key, inspector="insp-1", valid_from=NOW - timedelta(days=9),
+                                            valid_until=NOW - timedelta(days=1)), "inspector_card_expired"),
+    ],
+)  # fmt: skip
+def test_a_bad_inspector_card_is_a_plain_fail(
+    tmp_path: Path, authority: Ed25519PrivateKey, make: Any, reason: str
+) -> None:
+    settings = settings_with_authority(tmp_path)
+    watched = Watched(settings, shown([make(authority)]))
+    events = spooled_events(settings)
+    assert [(e.kind, e.verdict, e.reason) for e in events] == [("scan", "fail", reason)]
+    assert not any(isinstance(s, InspectionState) for s in watched.states)
+
+
+def quarantine_list(tmp_path: Path, authority: Ed25519PrivateKey, identity: str) -> None:
+    entry = Entry(identity, Status("quarantine", NOW + timedelta(days=7)))
+    payload = build_payload([entry], version=3, issued=NOW)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "statuslist.json").write_bytes(sign_payload(payload, authority))
+
+
+def test_street_scan_of_a_quarantined_person(tmp_path: Path, authority: Ed25519PrivateKey) -> None:
+    quarantined = cardmaker.national_payload(qid="162979388586179999", name="TRAN THI B")
+    quarantine_list(tmp_path, authority, "162979388586179999")
+    settings = settings_with_authority(tmp_path, device={"mode": "inspector"})
+    watched = Watched(settings, shown([cardmaker.cccd_payload(), quarantined]))
+    events = spooled_events(settings)
+    assert [(e.kind, e.verdict, e.format, e.direction) for e in events] == [
+        ("inspection", "pass", "cccd", None),
+        ("inspection", "fail", "national", None),
+    ]
+    assert events[1].device == settings.device.id
+    streets = [s for s in watched.states if isinstance(s, StreetState)]
+    assert any("cách ly" in " ".join(s.finding.lines("vi")) for s in streets)
+    assert not any(watched.relay_levels), "a handheld has no door"
+
+
+def test_no_qr_button_records_a_person_without_a_code(tmp_path: Path, authority: Ed25519PrivateKey) -> None:
+    settings = settings_with_authority(tmp_path, device={"mode": "inspector"})
+
+    class Pressed(Watched):
+        def before_run(self) -> None:
+            self.button.drive_low()
+            self.button.drive_high()
+
+    empty = [scenes.empty_frame(scenes.Scene(seed=i)) for i in range(20)]
+    watched = Pressed(settings, empty)
+    events = spooled_events(settings)
+    assert [(e.kind, e.reason, e.identity) for e in events] == [("no_qr", "no_qr", None)]
+    assert any(isinstance(s, NoQrState) for s in watched.states)
