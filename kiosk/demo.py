@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import LoopCounters
 from kiosk.feedback import Feedback
+from kiosk.inspector import make_inspector_payload
 from kiosk.localbroker import LocalBroker, find_mosquitto
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 
@@ -140,14 +142,22 @@ def provision(out: Path, *, broker_url: str | None, now: datetime) -> tuple[Sett
         "ES256", not_before=now - timedelta(days=365), not_after=now + timedelta(days=365)
     )
     cardmaker.save_signer(signer, out / "dcc-signer.key", out / "trust.pem")
-    _write_statuslist(out, state, now)
-    settings = parse_config(_config(out, state, broker_url))
-    return settings, demo_cards(signer, now)
-
-
-def _write_statuslist(out: Path, state: Path, now: datetime) -> None:
     authority = keys.generate_device_key(out / "authority.key", overwrite=True)
     (out / "authority.pem").write_text(keys.public_pem(authority.public_key()))
+    _write_statuslist(authority, state, now)
+    settings = parse_config(_config(out, state, broker_url))
+    inspector = make_inspector_payload(
+        authority,
+        inspector="insp-hcm-007",
+        name="Lê Văn Kiểm",
+        valid_from=now,
+        valid_until=now + timedelta(days=30),
+    )
+    return settings, [*demo_cards(signer, now), DemoCard("An inspector checks the venue", inspector,
+                                                         "inspector_card_ok", {"phone": True})]  # fmt: skip
+
+
+def _write_statuslist(authority: Ed25519PrivateKey, state: Path, now: datetime) -> None:
     until = now + timedelta(days=14)
     payload = build_payload([Entry(QUARANTINED_QID, Status("quarantine", until))], version=1, issued=now)
     keys.write_secret(state / "statuslist.json", sign_payload(payload, authority), overwrite=True)

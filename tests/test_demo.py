@@ -24,7 +24,7 @@ def test_demo_runs_the_whole_kiosk(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "every person got the expected decision" in out
-    assert "events signed and spooled: 8; acknowledged by the broker: 8" in out
+    assert "events signed and spooled: 9; acknowledged by the broker: 9" in out
     screens = sorted(p.name for p in (tmp_path / "demo" / "screens").glob("*.png"))
     assert any(name.endswith("-pass.png") for name in screens)
     assert any(name.endswith("-fail.png") for name in screens)
