@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -89,6 +89,16 @@ def start(factory: MockFactory, *pins: int) -> None:
     """Forget the pins' history: timelines count from now."""
     for pin in pins:
         factory.pin(pin).clear_states()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
+    """Whether `check()` becomes true within `timeout`: patterns start on a worker thread."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def timed(call: object) -> float:
@@ -232,14 +242,13 @@ def test_passive_buzzer_plays_tones_on_a_pwm_pin(pwm_factory: MockFactory) -> No
         buzzer = pwm_factory.pin(BUZZER)
         start(pwm_factory, BUZZER)
         signals.passed()
-        time.sleep(0.02)
-        assert buzzer.frequency == pytest.approx(880, rel=0.01)
+        assert eventually(lambda: buzzer.frequency == pytest.approx(880, rel=0.01)), buzzer.frequency
         time.sleep(0.1)
         assert_timeline(buzzer, [(0, 0.5), (0.05, 0)])
         start(pwm_factory, BUZZER)
         signals.failed()
-        time.sleep(0.02)
-        assert buzzer.frequency == pytest.approx(440 * 2**-0.5, rel=0.01)
+        low = 440 * 2**-0.5
+        assert eventually(lambda: buzzer.frequency == pytest.approx(low, rel=0.01)), buzzer.frequency
         time.sleep(0.35)
     beeps = [(0.1 * i + dt, level) for i in range(3) for dt, level in ((0, 0.5), (0.05, 0))]
     assert_timeline(buzzer, beeps)
@@ -250,26 +259,22 @@ def test_rgb_led_shows_green_red_and_amber(pwm_factory: MockFactory) -> None:
     with Signals(config, pin_factory=pwm_factory) as signals:
         red, green, blue = (pwm_factory.pin(p) for p in (RED, GREEN, BLUE))
         signals.passed()
-        time.sleep(0.05)
-        assert (red.state, green.state, blue.state) == (0, 1, 0)
+        assert eventually(lambda: (red.state, green.state, blue.state) == (0, 1, 0))
         start(pwm_factory, RED, GREEN)
         signals.hint()
-        time.sleep(0.05)
-        assert (red.state, green.state, blue.state) == pytest.approx((1, 0.45, 0))
+        assert eventually(lambda: (red.state, green.state, blue.state) == pytest.approx((1, 0.45, 0)))
         time.sleep(0.25)
         assert (red.state, green.state) == (0, 0)
         assert_timeline(red, [(0, 1), (0.25, 0)])
         signals.failed()
-        time.sleep(0.05)
-        assert (red.state, green.state, blue.state) == (1, 0, 0)
+        assert eventually(lambda: (red.state, green.state, blue.state) == (1, 0, 0))
 
 
 def test_common_anode_rgb_led_is_inverted(pwm_factory: MockFactory) -> None:
     config = FeedbackConfig(**FAST, leds="rgb", blue_pin=BLUE, leds_active_high=False)
     with Signals(config, pin_factory=pwm_factory) as signals:
         signals.passed()
-        time.sleep(0.05)
-        assert [pwm_factory.pin(p).state for p in (RED, GREEN, BLUE)] == [1, 0, 1]
+        assert eventually(lambda: [pwm_factory.pin(p).state for p in (RED, GREEN, BLUE)] == [1, 0, 1])
 
 
 def test_relay_active_low_and_absent_parts(factory: MockFactory) -> None:
