@@ -209,7 +209,7 @@ def device_readings(
         fps=counters.fps,
         sharpness=frame_figures(pixels)[0] if pixels is not None else None,
         clock_synced=counters.clock_synced,
-        last_ack=getattr(uplink.stats(), "last_ack", None) if uplink is not None else None,
+        last_ack=uplink.stats().last_ack if uplink is not None else None,
     )
 
 

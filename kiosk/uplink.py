@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,6 +92,7 @@ class UplinkStats:
     connect_failures: int
     rejected: Mapping[str, int]
     last_error: str | None
+    last_ack: datetime | None = None  # when central's last valid ack was applied
 
 
 @dataclass
@@ -104,6 +106,7 @@ class _Counters:
     connect_failures: int = 0
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
     last_error: str | None = None
+    last_ack: datetime | None = None
 
 
 @dataclass
@@ -260,6 +263,7 @@ class Uplink:
                 connect_failures=c.connect_failures,
                 rejected=dict(c.rejected),
                 last_error=c.last_error,
+                last_ack=c.last_ack,
             )
 
     def close(self, grace_s: float = 2.0) -> None:
@@ -569,6 +573,8 @@ class Uplink:
             self._queue.clear()
         self._count("acks_applied")
         self._count("resent", asked + stale)
+        with self._lock:
+            self._counters.last_ack = datetime.now(UTC)
         log.debug("uplink: ack covers %d new events; resending %d asked, %d unconfirmed", acked, asked, stale)
 
     def _handle_statuslist(self, payload: bytes) -> None:

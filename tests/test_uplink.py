@@ -266,6 +266,7 @@ def test_happy_path_delivers_in_order_and_acks(
     wait_until(lambda: spool.depth() == 0, 10, "central's ack to cover every event")
     stats = uplink.stats()
     assert stats.connected and stats.broker_acked == 100 and stats.rejected == {}
+    assert stats.last_ack is not None, "the inspection screen shows when central last acked"
     state = json.loads(central.retained[f"{PREFIX}/venue-1/kiosk-1/state"])
     assert state["status"] == "online" and state["fps"] == 29.5 and state["clock_synced"] is True
     assert set(state["counts_today"]) == {"in", "out", "pass", "fail"}
