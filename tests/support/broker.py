@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -32,25 +31,13 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.localbroker import HOST, free_port, port_accepts
+
+__all__ = ["HOST", "MOSQUITTO", "MOSQUITTO_PASSWD", "BrokerFactory", "Mosquitto", "TlsListener", "free_port",
+           "port_accepts"]  # fmt: skip
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def port_accepts(port: int, host: str = HOST) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
