@@ -547,7 +547,7 @@ class Painter:
         title = self.labels["welcome" if state.direction == "in" else "goodbye"]
         canvas.text(title, Box(290, 80, 490, 110), 84, WHITE, bold=True)
         canvas.text(mask_name(state.name), Box(290, 200, 490, 90), 54, WHITE, bold=True, lines=2)
-        when = f"{self.labels[state.direction]}  ·  {state.at.strftime('%H:%M:%S')}"
+        when = f"{self.labels[state.direction]}  ·  {local(state.at).strftime('%H:%M:%S')}"
         canvas.text(when, Box(290, 310, 490, 60), 36, WHITE)
 
     def draw_fail(self, canvas: Canvas, state: FailState) -> None:
@@ -588,7 +588,7 @@ class Painter:
         canvas.fill(PAPER)
         canvas.band(INSPECT_BLUE, 0, 56)
         canvas.text(INSPECTION_TITLE, Box(20, 0, 500, 56), 30, WHITE, bold=True)
-        canvas.text(figures.at.strftime("%H:%M  %d/%m/%Y"), Box(520, 0, 260, 56, "right"), 22, WHITE)
+        canvas.text(local(figures.at).strftime("%H:%M  %d/%m/%Y"), Box(520, 0, 260, 56, "right"), 22, WHITE)
         lines = figures.lines(self.lang)
         canvas.text(lines[0], Box(20, 60, 760, 30), 18, SOFT_INK)
         today = f"{labels['today_by_hour']} · {figures.today.total} {labels['scans']}"
@@ -629,7 +629,7 @@ class Painter:
         canvas.band(GREEN if passed else RED, 0, 100)
         (_tick if passed else _cross)(canvas, (62, 50), 36)
         canvas.text(self.labels[_street_title(finding)], Box(116, 0, 500, 100), 46, WHITE, bold=True)
-        canvas.text(finding.at.strftime("%H:%M:%S"), Box(620, 0, 160, 100, "right"), 28, WHITE)
+        canvas.text(local(finding.at).strftime("%H:%M:%S"), Box(620, 0, 160, 100, "right"), 28, WHITE)
         lines = finding.lines(self.lang)
         row = min(64.0, 360 / max(1, len(lines)))
         for i, line in enumerate(lines):
@@ -813,7 +813,8 @@ class Screen:
             return True
         running = True
         for event in pygame.event.get():
-            if _is_quit(event):
+            # A kiosk's own screen never quits on a key: a visitor's keyboard must not stop the scanner.
+            if _is_quit(event) and self.mode == "window":
                 running = False
             elif event.type in (pygame.WINDOWEXPOSED, pygame.VIDEOEXPOSE):
                 self._drawn = None
@@ -840,8 +841,13 @@ class Screen:
         self.close()
 
 
+def local(moment: datetime) -> datetime:
+    """A time as the venue reads it: the kiosk's local time (decisions are stamped in UTC)."""
+    return moment.astimezone() if moment.tzinfo is not None else moment
+
+
 def _is_quit(event: pygame.event.Event) -> bool:
-    """The window was closed, or Esc / q pressed on an attached keyboard."""
+    """The window was closed, or Esc / q pressed (honoured only in a desktop window)."""
     return event.type == pygame.QUIT or (
         event.type == pygame.KEYDOWN and event.key in (pygame.K_ESCAPE, pygame.K_q)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -501,3 +501,29 @@ def test_screenshot_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["screenshot", "--size", "big", "--out", "x.png"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_fullscreen_kiosk_ignores_quit_keys() -> None:
+    """A visitor's keyboard must not stop the scanner: only a desktop window quits on Esc."""
+    with Screen(FeedbackConfig(screen="fullscreen"), now=Now(NOON)) as screen:
+        assert screen.pump()
+        pygame.event.post(
+            pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode="", scancode=41)
+        )
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, mod=0, unicode="q", scancode=20))
+        assert screen.pump()
+
+
+def test_times_are_shown_in_the_kiosks_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from kiosk.screen import local
+
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        assert local(datetime(2026, 11, 29, 1, 30, tzinfo=UTC)).strftime("%H:%M") == "08:30"
+        assert local(datetime(2026, 11, 29, 1, 30)).strftime("%H:%M") == "01:30", "naive: local already"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
