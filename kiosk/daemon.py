@@ -27,13 +27,14 @@ from kiosk.camera import Frame, FrameSource
 from kiosk.cards import Card, Rejection, parse_card
 from kiosk.clock import ClockWatch
 from kiosk.decoder import Decoder, Symbol
-from kiosk.errors import CameraEnded, CameraError
+from kiosk.errors import CameraEnded, CameraError, KioskError, SpoolError
 from kiosk.events import EventDraft
 from kiosk.feedback import Feedback
 from kiosk.inspection import INSPECTION_SCREEN_S, DeviceReadings, inspection_figures, street_finding
 from kiosk.inspector import inspector_draft, is_inspector_payload, parse_inspector_card
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy
+from kiosk.reasons import Reason
 from kiosk.screen import IdleState
 from kiosk.spool import Spool
 from kiosk.statuslist import KeySource, StatusListStore
@@ -143,6 +144,7 @@ class Kiosk:
         self._watchdog_s = watchdog_interval_s() or 2.0
         self._last_frame_at = time.monotonic()
         self._recent = RecentCodes()
+        self._spool_failing = False
         self._due = {
             "watchdog": 0.0,
             "status": 0.0,
@@ -253,12 +255,28 @@ class Kiosk:
         """Route one code: an inspector card, a street check (inspector mode), or an entrance scan."""
         now = self.parts.now()
         synced = self.parts.clock.synced()
-        if is_inspector_payload(symbol.raw):
-            self._inspector_card(symbol.raw, now, synced, decode_ms, pixels)
-        elif self.parts.mode == "inspector":
-            self._street_check(symbol.raw, now, synced, decode_ms)
-        else:
-            self._entrance_scan(symbol.raw, now, synced, decode_ms)
+        try:
+            if is_inspector_payload(symbol.raw):
+                self._inspector_card(symbol.raw, now, synced, decode_ms, pixels)
+            elif self.parts.mode == "inspector":
+                self._street_check(symbol.raw, now, synced, decode_ms)
+            else:
+                self._entrance_scan(symbol.raw, now, synced, decode_ms)
+        except Exception as e:  # no code and no full disk may stop the loop; nobody passes unrecorded
+            self._not_recorded(e)
+
+    def _not_recorded(self, error: Exception) -> None:
+        """The decision could not be recorded: refuse (fail closed), say so, and keep scanning."""
+        self.counters.errors += 1
+        log.error(
+            "a scan could not be recorded, the person was refused: %s",
+            error,
+            exc_info=not isinstance(error, KioskError),
+        )
+        self.parts.feedback.failed(Reason.INTERNAL_ERROR)
+        if isinstance(error, SpoolError):
+            self._spool_failing = True  # until a record succeeds again
+            self._set_fault("spool")
 
     def _entrance_scan(self, raw: bytes, now: datetime, synced: bool, decode_ms: float) -> None:
         """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
@@ -330,6 +348,7 @@ class Kiosk:
         return float(self.parts.policy.rules.repeat_window_s)
 
     def _recorded(self, reason: str) -> None:
+        self._spool_failing = False
         if self.parts.uplink is not None:
             self.parts.uplink.wake()
         self.counters.decisions += 1
@@ -369,14 +388,19 @@ class Kiosk:
     def _refresh_idle(self, now: float) -> None:
         self.counters.fps = self._camera.fps if self._camera is not None else 0.0
         self.counters.clock_synced = self.parts.clock.synced()
-        if self.parts.idle is not None:
-            self.parts.feedback.idle(self.parts.idle())
+        try:
+            if self.parts.idle is not None:
+                self.parts.feedback.idle(self.parts.idle())
+            fault = self._standing_fault(now)
+        except SpoolError as e:
+            log.error("cannot read the spool: %s", e)
+            fault = "spool"
         if self._fault != "camera":
-            self._set_fault(self._standing_fault(now))
+            self._set_fault(fault)
 
     def _standing_fault(self, now: float) -> str | None:
         """A full spool outranks a long-lost broker; the camera fault is set by the reader."""
-        if self.parts.spool.alarms():
+        if self._spool_failing or self.parts.spool.alarms():
             return "spool"
         uplink = self.parts.uplink
         if uplink is None or uplink.connected:
@@ -409,7 +433,10 @@ class Kiosk:
         """One line for `systemctl status`: frame rate, decisions, backlog, fault."""
         fps = self._camera.fps if self._camera is not None else 0.0
         fault = f", fault: {self._fault}" if self._fault else ""
-        backlog = self.parts.spool.unsent_count()
+        try:
+            backlog = str(self.parts.spool.unsent_count())
+        except SpoolError:
+            backlog = "unknown"
         return f"{fps:.0f} fps, {self.counters.decisions} decisions, backlog {backlog}{fault}"
 
 

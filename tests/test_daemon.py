@@ -303,3 +303,24 @@ def test_sighup_applies_new_rules_and_keeps_them_on_a_bad_file(tmp_path: Path) -
     assert kiosk.parts.policy.rules.accepted_formats == ["cccd"], "a bad file changes nothing"
     assert kiosk.counters.errors == 1
     assert [e.reason for e in spooled_events(make_settings(tmp_path))] == ["format_not_accepted"]
+
+
+def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> None:
+    from kiosk.errors import SpoolError
+    from kiosk.reasons import Reason
+
+    settings = make_settings(tmp_path)
+    refused: list[object] = []
+    with assemble(settings, frames=frames_for(NATIONAL, CCCD)) as kiosk:
+        spool = kiosk.parts.spool
+
+        def full(_draft: object) -> None:
+            raise SpoolError("cannot write the spool: database or disk is full")
+
+        spool.record = full  # type: ignore[method-assign]
+        failed = kiosk.parts.feedback.failed
+        kiosk.parts.feedback.failed = lambda reason, **d: (refused.append(reason), failed(reason, **d))  # type: ignore[method-assign]
+        kiosk.run()
+    assert refused == [Reason.INTERNAL_ERROR, Reason.INTERNAL_ERROR], "fail closed: nobody passes unrecorded"
+    assert kiosk.counters.errors == 2 and kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
+    assert kiosk.counters.fault == "spool"
