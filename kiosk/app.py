@@ -58,7 +58,6 @@ def assemble(
     notifier = Notifier()
     with contextlib.ExitStack() as stack:
         stack.callback(notifier.close)
-        stack.callback(notifier.stopping)  # runs first on the way out: systemd sees "stopping"
         spool = stack.enter_context(open_spool(settings))
         trust = TrustList.load(settings.policy.trust_list) if settings.policy.trust_list else None
         statuslist = StatusListStore.from_config(
@@ -89,7 +88,10 @@ def assemble(
             statuslist=statuslist,
             readings=partial(device_readings, settings, counters=counters, uplink=uplink),
         )
-        yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
+        try:
+            yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
+        finally:
+            notifier.stopping()  # before the closing starts, so systemd knows a clean stop is under way
 
 
 def open_spool(settings: Settings) -> Spool:
@@ -161,17 +163,21 @@ def reload_all(
 
     Raises (and changes nothing) when the new config is invalid.
     """
-    if live.path is not None:
-        new = load_config(live.path)
+    new = load_config(live.path) if live.path is not None else None
+    if trust is not None:
+        trust.reload()  # read everything that can fail before anything changes
+    if new is not None:
         policy.reconfigure(new.policy, new.destination)
         _warn_fixed_sections(live.settings, new)
         live.settings = live.settings.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
-    if trust is not None:
-        trust.reload()
     saved = live.settings.paths.statuslist_file
     if saved.exists():
         with contextlib.suppress(StatusListError):
             statuslist.offer(saved.read_bytes())
+
+
+# Keys of reloadable sections that name files opened at start-up: a new value needs a restart.
+OPENED_AT_START = ("trust_list", "authority_keys")
 
 
 def _warn_fixed_sections(old: Settings, new: Settings) -> None:
@@ -179,6 +185,9 @@ def _warn_fixed_sections(old: Settings, new: Settings) -> None:
         name
         for name in Settings.model_fields
         if name not in RELOADABLE and getattr(old, name) != getattr(new, name)
+    ]
+    changed += [
+        f"policy.{key}" for key in OPENED_AT_START if getattr(old.policy, key) != getattr(new.policy, key)
     ]
     if changed:
         log.warning("restart the kiosk to apply the changes to [%s]", "], [".join(changed))

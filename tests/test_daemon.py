@@ -324,3 +324,28 @@ def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> 
     assert refused == [Reason.INTERNAL_ERROR, Reason.INTERNAL_ERROR], "fail closed: nobody passes unrecorded"
     assert kiosk.counters.errors == 2 and kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
     assert kiosk.counters.fault == "spool"
+
+
+def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:
+    from kiosk.config import load_config
+
+    keys.generate_device_key(tmp_path / "device.key")
+    keys.generate_identity_key(tmp_path / "identity.key")
+    now = datetime.now(UTC)
+    signer = cardmaker.make_dcc_signer(
+        "ES256", not_before=now - timedelta(days=1), not_after=now + timedelta(days=1)
+    )
+    cardmaker.save_signer(signer, tmp_path / "signer.key", tmp_path / "trust.pem")
+    config = tmp_path / "kiosk.toml"
+    common = (
+        f'[paths]\nstate_dir = "{tmp_path}"\n[uplink]\nenabled = false\n[feedback]\nscreen = "offscreen"\n'
+        f'[policy]\ntrust_list = "{tmp_path / "trust.pem"}"\n'
+    )
+    config.write_text(common)
+    with assemble(load_config(config), frames=frames_for(NATIONAL), config_path=config) as kiosk:
+        config.write_text(common + 'accepted_formats = ["cccd"]\n')
+        (tmp_path / "trust.pem").write_text("damaged")
+        kiosk.request_reload()
+        kiosk.run()
+    assert kiosk.parts.policy.rules.accepted_formats == ["national", "cccd", "dcc"], "nothing changed"
+    assert kiosk.counters.errors == 1
