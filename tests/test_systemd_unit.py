@@ -49,7 +49,13 @@ def test_unit_allows_only_the_devices_it_needs() -> None:
     text = UNIT.read_text()
     for device in ("char-video4linux", "char-media", "char-dma_heap", "char-gpiochip"):
         assert f"DeviceAllow={device}" in text
-    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" in text
+    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" in text
+
+
+def test_gpio_library_can_write_its_pipes() -> None:
+    s = service()
+    assert s["WorkingDirectory"] == "/var/lib/kiosk"
+    assert "LG_WD=/var/lib/kiosk" in UNIT.read_text()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
