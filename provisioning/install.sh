@@ -22,7 +22,8 @@ APT_PACKAGES=(
     fonts-dejavu-core mosquitto-clients openssl ca-certificates
 )
 KIOSK_USER=kiosk
-KIOSK_GROUPS=(video gpio render input)
+KIOSK_GROUPS=(video gpio render input audio)
+KIOSK_TIMEZONE="${KIOSK_TIMEZONE:-Asia/Ho_Chi_Minh}"
 
 dry_run=false
 root=""
@@ -185,8 +186,17 @@ install_unit() {
     fi
 }
 
+# The screen's clock and today's counts are in local time: the venue's, Vietnam's by default.
+set_timezone() {
+    step "setting the time zone to $KIOSK_TIMEZONE and turning on NTP"
+    skip "timedatectl" && return 0
+    run timedatectl set-timezone "$KIOSK_TIMEZONE"
+    run timedatectl set-ntp true
+}
+
 check_platform
 install_apt_packages
+set_timezone
 create_user
 install_venv
 install_config

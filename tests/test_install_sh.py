@@ -53,6 +53,7 @@ def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
         "systemctl enable kiosk.service",
         "chmod 0750 /etc/kiosk",
         "chmod 0700 /var/lib/kiosk",
+        "timedatectl set-timezone Asia/Ho_Chi_Minh",
     ):
         assert expected in out, f"{expected!r} missing from the dry run:\n{out}"
     if shutil.which("useradd") and subprocess.run(["id", "kiosk"], capture_output=True).returncode != 0:
