@@ -4,21 +4,28 @@ Order of the rules for a card read on entry: accepted format, status list,
 vaccine-passport rules, capacity. Leaving is never refused for a card that was
 read (the status is still recorded). The same identity seen again within the
 repeat window (sliding: each sighting extends it) is the same scan: the earlier
-decision comes back with `repeat=True`, and nothing toggles or counts.
+decision comes back with `repeat=True`, and nothing toggles or counts. Another
+card of the same person within the window repeats a pass, but not a refusal.
+
+A person may carry several identities (a national QR names the QID and the
+citizen number, a CCCD the new and the old id number): the status list and
+presence match on any of them, so a listed number is found whichever card
+shows it, and leaving with another card of the same person counts as leaving.
 
 `decide()` runs on the main loop for every decoded symbol, so it does a few
-dictionary operations and at most one status-list lookup.
+dictionary operations and at most one status-list lookup per card identity.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from kiosk.cards import Card, DccCard, DiagnosticTest, Rejection, Vaccination
+from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DestinationConfig, PolicyConfig
 from kiosk.reasons import Lang, Reason, message
@@ -27,6 +34,9 @@ from kiosk.statuslist import VIETNAM, Status
 Verdict = Literal["pass", "fail"]
 Direction = Literal["in", "out"]
 _DCC_TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
+DEFAULT_BLOCKED = frozenset(
+    PolicyConfig.model_fields["blocked_statuses"].get_default(call_default_factory=True)
+)
 
 
 class StatusSource(Protocol):
@@ -88,7 +98,7 @@ class Policy:
         self.statuslist = statuslist
         self.reconfigure(rules, destination)
         self._recent: OrderedDict[Hashable, tuple[datetime, Decision]] = OrderedDict()
-        self._present: OrderedDict[str, datetime] = OrderedDict()
+        self._present = _Presence()
 
     def reconfigure(self, rules: PolicyConfig, destination: DestinationConfig) -> None:
         """Apply new rules (SIGHUP); who is inside and the recent scans are kept."""
@@ -113,15 +123,27 @@ class Policy:
     ) -> Decision:
         """Decide one decoded symbol; `payload` (its raw bytes) tells repeats of unnamed codes apart."""
         self._expire(now)
-        key = _repeat_key(item, payload)
-        seen, earlier = self._recent.get(key, (None, None))
-        # A clock that jumped back makes `now < seen`: decide afresh rather than repeat for long.
-        if earlier is not None and seen is not None and seen <= now:
-            self._remember(key, earlier, now)
+        keys = _repeat_keys(item, payload)
+        earlier = self._earlier(item, keys, now)
+        if earlier is not None:
+            self._remember(keys, earlier, now)
             return replace(earlier, repeat=True, at=now, clock_synced=clock_synced)
         decision = self._fresh(item, now, clock_synced)
-        self._remember(key, decision, now)
+        self._remember(keys, decision, now)
         return decision
+
+    def _earlier(self, item: Card | Rejection, keys: tuple[Hashable, ...], now: datetime) -> Decision | None:
+        """The decision this scan repeats, if any."""
+        for key in keys:
+            seen, earlier = self._recent.get(key, (None, None))
+            # A clock that jumped back makes `now < seen`: decide afresh rather than repeat for long.
+            if earlier is None or seen is None or now < seen:
+                continue
+            # Another card of the same person just after a pass is the same visit (not an exit);
+            # after a refusal it is a new try with a card that may be accepted.
+            if not isinstance(item, Card) or earlier.identity == item.identity or earlier.passed:
+                return earlier
+        return None
 
     def _fresh(self, item: Card | Rejection, now: datetime, clock_synced: bool) -> Decision:
         if isinstance(item, Rejection):
@@ -129,20 +151,20 @@ class Policy:
                 verdict="fail", reason=item.reason, direction=None, identity=None,
                 masked_name="", format=item.format, at=now, clock_synced=clock_synced,
             )  # fmt: skip
-        direction = self._direction(item.identity)
-        status = self._status(item.identity, now)
+        direction = self._direction(item.identities)
+        status = self._status(item, now)
         base = Decision(
             verdict="pass", reason=Reason.OK, direction=direction, identity=item.identity,
             masked_name=item.masked_name, format=item.format, at=now, clock_synced=clock_synced,
             status=status.code if status else None, details={"name": item.masked_name},
         )  # fmt: skip
         if direction == "out":
-            return self._leave(base)
+            return self._leave(base, item.identities)
         try:
             self._check_entry(item, status, now)
         except _Refused as refused:
             return replace(base, verdict="fail", reason=refused.reason, details=refused.details)
-        return self._enter(base)
+        return self._enter(base, item.identities)
 
     def _check_entry(self, card: Card, status: Status | None, now: datetime) -> None:
         if card.format not in self.rules.accepted_formats:
@@ -186,6 +208,8 @@ class Policy:
         if entry.positive:
             raise _Refused(Reason.DCC_TEST_POSITIVE)
         age = now - entry.sample_time
+        if age < -CLOCK_SKEW:  # sampled in the future: a forged or mistyped certificate
+            raise _Refused(Reason.DCC_NOT_YET_VALID)
         if age > timedelta(hours=self.rules.dcc.test_max_age_hours):
             raise _Refused(Reason.DCC_TEST_TOO_OLD, hours=int(age.total_seconds() // 3600))
 
@@ -198,47 +222,104 @@ class Policy:
 
     # ------------------------------------------------------------ state: repeats, presence, status
 
-    def _status(self, identity: str | None, now: datetime) -> Status | None:
-        if identity is None or self.statuslist is None:
-            return None
-        status = self.statuslist.lookup(identity)
+    def _status(self, card: Card, now: datetime) -> Status | None:
+        status = listed_status(self.statuslist, card, now, blocked=self._blocked)
         return status if status is not None and status.applies(now) else None
 
-    def _direction(self, identity: str | None) -> Direction:
+    def _direction(self, identities: Iterable[str]) -> Direction:
         if self.destination.direction != "auto":
             return self.destination.direction
-        return "out" if identity is not None and identity in self._present else "in"
+        return "out" if self._present.inside(identities) else "in"
 
-    def _enter(self, decision: Decision) -> Decision:
+    def _enter(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
         # Only auto mode sees people leave, and a card without identity cannot be matched on exit.
         if self.destination.direction == "auto" and decision.identity is not None:
-            self._present[decision.identity] = decision.at
+            self._present.enter(decision.identity, identities, decision.at)
         return decision
 
-    def _leave(self, decision: Decision) -> Decision:
-        if decision.identity is not None:
-            self._present.pop(decision.identity, None)
+    def _leave(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
+        self._present.leave(identities)
         return decision
 
-    def _remember(self, key: Hashable, decision: Decision, now: datetime) -> None:
+    def _remember(self, keys: tuple[Hashable, ...], decision: Decision, now: datetime) -> None:
         if self._window:
-            self._recent[key] = (now, decision)
-            self._recent.move_to_end(key)
+            for key in keys:
+                self._recent[key] = (now, decision)
+                self._recent.move_to_end(key)
 
     def _expire(self, now: datetime) -> None:
-        # Both maps are in order of last touch, so the stale entries are at the front.
+        # The recent scans are in order of last touch, so the stale ones are at the front.
         while self._recent and next(iter(self._recent.values()))[0] <= now - self._window:
             self._recent.popitem(last=False)
-        while self._present and next(iter(self._present.values())) <= now - self._timeout:
-            self._present.popitem(last=False)
+        self._present.expire(now - self._timeout)
 
 
-def _repeat_key(item: Card | Rejection, payload: bytes | None) -> Hashable:
-    if isinstance(item, Card) and item.identity is not None:
-        return ("identity", item.identity)
+class _Presence:
+    """Who is inside (auto mode): one entry per person, found by any identity they entered with."""
+
+    def __init__(self) -> None:
+        self._entered: OrderedDict[str, tuple[datetime, tuple[str, ...]]] = OrderedDict()
+        self._person_of: dict[str, str] = {}  # every identity of someone inside -> their entry key
+
+    def __len__(self) -> int:
+        return len(self._entered)
+
+    def inside(self, identities: Iterable[str]) -> bool:
+        """Whether any of these identities belongs to someone inside."""
+        return any(identity in self._person_of for identity in identities)
+
+    def enter(self, key: str, identities: tuple[str, ...], at: datetime) -> None:
+        """Count a person in under `key` (their primary identity), known by all `identities`."""
+        if key in self._entered:
+            self._drop(key)
+        self._entered[key] = (at, identities)
+        for identity in identities:
+            self._person_of[identity] = key
+
+    def leave(self, identities: Iterable[str]) -> None:
+        """Count out whoever entered with any of these identities."""
+        for key in {self._person_of[i] for i in identities if i in self._person_of}:
+            self._drop(key)
+
+    def expire(self, before: datetime) -> None:
+        """Forget people who entered at or before `before` (the presence timeout)."""
+        # Entries are in order of entry, so the stale ones are at the front.
+        while self._entered and next(iter(self._entered.values()))[0] <= before:
+            self._drop(next(iter(self._entered)))
+
+    def _drop(self, key: str) -> None:
+        _, identities = self._entered.pop(key)
+        for identity in identities:
+            if self._person_of.get(identity) == key:
+                del self._person_of[identity]
+
+
+def listed_status(
+    statuslist: StatusSource | None,
+    item: Card | Rejection,
+    now: datetime,
+    *,
+    blocked: Collection[str] = DEFAULT_BLOCKED,
+) -> Status | None:
+    """The status-list entry of a card, looked up under each of its identities.
+
+    A `blocked` status in force comes first, then any status in force, then a
+    listed one that has ended (for the inspector's screen); None if none is listed.
+    """
+    if statuslist is None or not isinstance(item, Card):
+        return None
+    listed = [status for status in map(statuslist.lookup, item.identities) if status is not None]
+    in_force = [status for status in listed if status.applies(now)]
+    ranked = [*(s for s in in_force if s.code in blocked), *in_force, *listed]
+    return ranked[0] if ranked else None
+
+
+def _repeat_keys(item: Card | Rejection, payload: bytes | None) -> tuple[Hashable, ...]:
+    if isinstance(item, Card) and item.identities:
+        return tuple(("identity", identity) for identity in item.identities)
     if payload is not None:
-        return ("payload", payload)
-    return ("item", item)
+        return (("payload", payload),)
+    return (("item", item),)
 
 
 def _local_day(now: datetime) -> date:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from kiosk.cardmaker import cccd_payload
 from kiosk.cards import CccdCard, Rejection, parse_card
 from kiosk.reasons import Reason
+from kiosk.statuslist import VIETNAM
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 EXAMPLE = "001093012345|012345678|Nguyễn Văn An|18011993|Nam|Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội|10042021"
@@ -116,3 +117,21 @@ def test_bad_fields_are_invalid(text: str, why: str) -> None:
 def test_hyphenated_and_apostrophe_names_of_minority_peoples() -> None:
     card = parse(cccd_payload(name="H'Hen Niê", gender="Nữ", birth_date=date(1992, 5, 15), province="066"))
     assert isinstance(card, CccdCard) and card.masked_name == "H** Niê"
+
+
+def test_identities_are_the_new_and_the_old_id_number() -> None:
+    with_old = parse(EXAMPLE)
+    without = parse("001093012345||Nguyễn Văn An|18011993|Nam|Hà Nội|10042021")
+    assert isinstance(with_old, CccdCard) and isinstance(without, CccdCard)
+    assert with_old.identities == ("001093012345", "012345678")
+    assert without.identities == ("001093012345",)
+
+
+def test_a_card_issued_today_is_valid_from_midnight_in_vietnam() -> None:
+    # The kiosk clock is in UTC, where it is still 29 November.
+    one_am = datetime(2026, 11, 30, 1, 0, tzinfo=VIETNAM).astimezone(UTC)
+    today = cccd_payload(issue_date=date(2026, 11, 30))
+    assert isinstance(parse_card(today.encode(), trust=None, now=one_am), CccdCard)
+    before = one_am - timedelta(hours=2)  # 23:00 on the 29th in Vietnam
+    refused = parse_card(today.encode(), trust=None, now=before)
+    assert isinstance(refused, Rejection) and refused.reason is Reason.CCCD_INVALID

@@ -11,6 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk import cardmaker as cm
 from kiosk.cards import Card, DccCard, Rejection, parse_card
@@ -315,6 +317,14 @@ SCHEMA_VIOLATIONS = [
     ("version 2", {**cm.dcc_vaccination_complete(), "ver": "2.0.0"}),
     ("lower-case fnt", {**cm.dcc_vaccination_complete(), "nam": {"fnt": "nguyen"}}),
     ("not a map", [1, 2, 3]),
+    ("newline in uvci", _vaccination(ci="URN:UVCI:01:VN:ABC\nDEF")),
+    ("nul in uvci", _vaccination(ci="URN:UVCI:01:VN:ABC\x00")),
+    ("line separator in uvci", _vaccination(ci="URN:UVCI:01:VN:ABC\u2028")),
+    ("zero-width space in uvci", _vaccination(ci="URN:UVCI:01:VN:\u200bABC")),
+    ("uvci too long", _vaccination(ci="URN:UVCI:01:VN:" + "A" * 80)),
+    ("escape in issuer", _vaccination(**{"is": "Bo Y te\x1b[2J"})),
+    ("tab in a code", _vaccination(tg="840539006\t")),
+    ("delete in family name", {**cm.dcc_vaccination_complete(), "nam": {"fn": "Nguy\x7fn", "fnt": "NGUYEN"}}),
     (
         "recovery dates reversed",
         cm.dcc_recovery(
@@ -357,3 +367,25 @@ def test_bad_claims_are_schema_violations(es256: cm.DccSigner, claims: dict) -> 
 def test_schema_violation_detail_names_fields_not_values(es256: cm.DccSigner) -> None:
     result = read(_signed(es256, _claims(_vaccination(dn="SECRET"))), es256)
     assert isinstance(result, Rejection) and "v.0.dn" in result.detail and "SECRET" not in result.detail
+
+
+@pytest.mark.parametrize("issuer", ["VN\n", "V\x00N", "X" * 81])
+def test_a_cwt_issuer_with_control_characters_or_too_long_is_a_schema_violation(
+    es256: cm.DccSigner, issuer: str
+) -> None:
+    payload = _claims(cm.dcc_vaccination_complete(), {1: issuer})
+    assert reason_of(read(_signed(es256, payload), es256)) is Reason.DCC_SCHEMA_VIOLATION
+
+
+UNSAFE = st.characters(categories=["Cc", "Cf", "Zl", "Zp"])
+HYPOTHESIS_SIGNER = signer_for("ES256")  # @given tests cannot take the fixtures
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=20), UNSAFE, st.text(max_size=20), st.sampled_from(["ci", "is", "ma"]))
+def test_any_control_character_in_the_text_fields_is_a_schema_violation(
+    before: str, unsafe: str, after: str, key: str
+) -> None:
+    cert = _vaccination(**{key: f"URN:{before}{unsafe}{after}"})
+    result = read(passport(HYPOTHESIS_SIGNER, cert), HYPOTHESIS_SIGNER)
+    assert reason_of(result) is Reason.DCC_SCHEMA_VIOLATION

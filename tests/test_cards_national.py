@@ -1,11 +1,13 @@
 """The national personal QR parser (Decision 1405/QĐ-BTTTT)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kiosk.cardmaker import national_payload
 from kiosk.cards import NationalCard, Rejection, parse_card
 from kiosk.reasons import Reason
+from kiosk.statuslist import VIETNAM
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 EXAMPLE = "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
@@ -97,3 +99,29 @@ def test_bad_fields_are_rejected(text: str, why: str) -> None:
     assert result.reason is Reason.NATIONAL_INVALID
     assert result.format == "national"
     assert "NGUYEN" not in result.detail and "0010930" not in result.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "identities"),
+    [
+        (EXAMPLE, ("162979388586171100", "001093029317")),
+        ("*********317|TRAN THI B|1990-**-**|1|162979388586171100|", ("162979388586171100",)),
+        ("001093029317|TRAN THI B|1990-05-**|0||", ("001093029317",)),
+        ("******029317|TRAN THI B|1990-05-02|0||", ()),
+        ("B1234567|NGUYEN THI HOA|1975-12-31|1|123456789|", ("123456789", "B1234567")),
+    ],
+)
+def test_identities_are_the_qid_and_the_unmasked_id_number(text: str, identities: tuple[str, ...]) -> None:
+    card = parse(text)
+    assert isinstance(card, NationalCard), card
+    assert card.identities == identities
+    assert card.identity == (identities[0] if identities else None)
+
+
+def test_a_birth_date_of_today_counts_in_vietnam_time() -> None:
+    # The kiosk clock is in UTC, where it is still 29 November.
+    one_am = datetime(2026, 11, 30, 1, 0, tzinfo=VIETNAM).astimezone(UTC)
+    newborn = national_payload(birth_date="2026-11-30", by_proxy=True).encode()
+    assert isinstance(parse_card(newborn, trust=None, now=one_am), NationalCard)
+    refused = parse_card(newborn, trust=None, now=one_am - timedelta(hours=2))
+    assert isinstance(refused, Rejection) and refused.reason is Reason.NATIONAL_INVALID

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import cardmaker as cm
+from kiosk import policy
 from kiosk.cards import Card, DccCard, Rejection, parse_card
 from kiosk.config import PolicyConfig
 from kiosk.errors import SpoolError
@@ -26,7 +27,7 @@ from kiosk.inspection import (
 )
 from kiosk.reasons import Reason
 from kiosk.spool import Spool
-from kiosk.statuslist import VIETNAM, Status, parse_until
+from kiosk.statuslist import VIETNAM, Entry, Status, build_payload, parse_until, sign_payload, verify_token
 from kiosk.trustlist import TrustList
 
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -284,7 +285,16 @@ def test_unlisted_and_no_list_read_differently() -> None:
 
 
 def test_the_default_blocked_statuses_are_the_config_defaults() -> None:
-    assert frozenset(PolicyConfig().blocked_statuses) == DEFAULT_BLOCKED
+    assert frozenset(PolicyConfig().blocked_statuses) == DEFAULT_BLOCKED == policy.DEFAULT_BLOCKED
+
+
+def test_a_citizen_number_listed_alone_is_found_on_the_street_from_the_national_qr() -> None:
+    key = Ed25519PrivateKey.generate()
+    rows = [Entry("001093029317", Status("F0"))]
+    listed = verify_token(sign_payload(build_payload(rows, version=1, issued=NOW), key), key.public_key())
+    card = _national()
+    finding = street_finding(card, status=policy.listed_status(listed, card, NOW), now=NOW)
+    assert (finding.verdict, finding.reason, finding.status) == ("fail", Reason.STATUS_BLOCKED, Status("F0"))
 
 
 def test_a_vaccinated_passport_says_dose_date_and_completeness(signer: cm.DccSigner) -> None:

@@ -15,7 +15,7 @@ from kiosk import cardmaker
 from kiosk import statuslist as sl
 from kiosk.cards import Card, Rejection, parse_card
 from kiosk.config import DestinationConfig, PolicyConfig
-from kiosk.policy import Decision, Policy
+from kiosk.policy import Decision, Policy, listed_status
 from kiosk.reasons import Reason
 from kiosk.trustlist import TrustList
 
@@ -48,8 +48,8 @@ def national(qid: str = QID, **fields: Any) -> Card:
     return _card(cardmaker.national_payload(qid=qid, **fields))
 
 
-def cccd() -> Card:
-    return _card(cardmaker.cccd_payload())
+def cccd(**fields: Any) -> Card:
+    return _card(cardmaker.cccd_payload(**fields))
 
 
 def dcc(certificate: dict, *, verified: bool = True) -> Card:
@@ -200,6 +200,67 @@ def test_a_card_without_identity_is_not_looked_up() -> None:
     assert decision.passed and decision.identity is None
 
 
+CITIZEN = "001093029317"  # the SoGiayTo of the national example, and a CCCD number
+OLD_ID = "012345678"
+
+
+def citizen_cccd(old_id: str = "") -> Card:
+    return cccd(serial="029317", old_id=old_id)  # id 001093029317: born 1993, man, Hanoi
+
+
+def test_a_listed_citizen_number_is_found_on_the_national_qr_that_carries_it() -> None:
+    listed = status_list((CITIZEN, "F0", None))
+    example = national()
+    assert (example.identity, example.identities) == (QID, (QID, CITIZEN))
+    decision = policy(statuslist=listed).decide(example, now=NOW)
+    assert (decision.reason, decision.status, decision.identity) == (Reason.STATUS_BLOCKED, "F0", QID)
+    assert "(F0)" in decision.message_en
+    assert policy(statuslist=listed).decide(national(qid=""), now=NOW).reason is Reason.STATUS_BLOCKED
+    assert policy(statuslist=listed).decide(citizen_cccd(), now=NOW).reason is Reason.STATUS_BLOCKED
+
+
+def test_a_listed_old_id_number_is_found_on_the_cccd_and_the_national_qr() -> None:
+    listed = status_list((OLD_ID, "quarantine", NOW + timedelta(days=3)))
+    card = citizen_cccd(old_id=OLD_ID)
+    assert card.identities == (CITIZEN, OLD_ID)
+    assert policy(statuslist=listed).decide(card, now=NOW).reason is Reason.STATUS_BLOCKED
+    by_old_id = national(id_number=OLD_ID)
+    assert policy(statuslist=listed).decide(by_old_id, now=NOW).reason is Reason.STATUS_BLOCKED
+
+
+def test_a_blocked_status_on_any_identity_wins_over_a_flag_or_an_ended_status() -> None:
+    listed = status_list((QID, "F2", None), (CITIZEN, "F1", None))
+    decision = policy(statuslist=listed).decide(national(), now=NOW)
+    assert (decision.reason, decision.status) == (Reason.STATUS_BLOCKED, "F1")
+    ended = status_list((QID, "quarantine", NOW - timedelta(days=1)), (CITIZEN, "F2", None))
+    decision = policy(statuslist=ended).decide(national(), now=NOW)
+    assert (decision.verdict, decision.status) == ("pass", "F2")
+
+
+def test_listed_status_looks_up_every_identity_of_a_card() -> None:
+    ended = sl.Status("quarantine", NOW - timedelta(days=1))
+    listed = status_list((QID, ended.code, ended.until), (CITIZEN, "F2", None))
+    assert listed_status(listed, national(), NOW) == sl.Status("F2")
+    assert listed_status(listed, national(id_number="****93029317"), NOW) == ended  # shown as ended
+    both = status_list((QID, "F2", None), (CITIZEN, "F0", None))
+    assert listed_status(both, national(), NOW) == sl.Status("F0")
+    assert listed_status(both, national(), NOW, blocked=["F2"]) == sl.Status("F2")
+    assert listed_status(both, citizen_cccd(), NOW) == sl.Status("F0")
+    assert listed_status(both, cccd(), NOW) is None
+    assert listed_status(None, national(), NOW) is None
+    assert listed_status(both, Rejection(reason=Reason.UNRECOGNISED), NOW) is None
+
+
+def test_listed_status_reads_a_store() -> None:
+    key = Ed25519PrivateKey.generate()
+    store = sl.StatusListStore(key.public_key())
+    assert listed_status(store, national(), NOW) is None
+    store.offer(
+        sl.sign_payload(sl.build_payload([sl.Entry(CITIZEN, sl.Status("F0"))], version=1, issued=NOW), key)
+    )
+    assert listed_status(store, national(), NOW) == sl.Status("F0")
+
+
 # ---------------------------------------------------------------- vaccine passports
 
 
@@ -232,6 +293,13 @@ def test_a_recent_negative_test_passes_until_its_age_limit() -> None:
     card = dcc(cardmaker.dcc_test_negative(sampled_at=NOW - timedelta(hours=70)))
     assert policy().decide(card, now=NOW).passed
     assert policy(dcc={"test_max_age_hours": 48}).decide(card, now=NOW).reason is Reason.DCC_TEST_TOO_OLD
+
+
+def test_a_test_sampled_in_the_future_is_not_yet_valid() -> None:
+    ahead = dcc(cardmaker.dcc_test_negative(sampled_at=NOW + timedelta(hours=1)))
+    assert policy().decide(ahead, now=NOW).reason is Reason.DCC_NOT_YET_VALID
+    skewed = dcc(cardmaker.dcc_test_negative(sampled_at=NOW + timedelta(minutes=4)))
+    assert policy().decide(skewed, now=NOW).passed  # within the kiosk clock's allowed lag
 
 
 def test_recovery_rules() -> None:
@@ -345,6 +413,47 @@ def test_presence_times_out() -> None:
     assert venue.occupancy == 2
     assert venue.decide(national(), now=NOW + timedelta(seconds=3601)).direction == "in"
     assert venue.occupancy == 2  # national timed out and came in again; cccd still inside
+
+
+def test_entering_with_the_cccd_and_leaving_with_the_national_qr_is_one_person() -> None:
+    venue = policy(destination=AUTO)
+    assert venue.decide(citizen_cccd(), now=NOW).direction == "in"
+    leaving = venue.decide(national(), now=NOW + timedelta(minutes=5))
+    assert (leaving.direction, leaving.identity, venue.occupancy) == ("out", QID, 0)
+    assert venue.decide(national(), now=NOW + timedelta(minutes=10)).direction == "in"
+    assert venue.decide(citizen_cccd(), now=NOW + timedelta(minutes=15)).direction == "out"
+    assert venue.occupancy == 0
+
+
+def test_the_other_card_of_a_person_just_let_in_is_a_repeat_not_an_exit() -> None:
+    venue = policy(destination=AUTO)
+    venue.decide(citizen_cccd(), now=NOW)
+    second = venue.decide(national(), now=NOW + timedelta(seconds=3))
+    assert (second.repeat, second.direction, venue.occupancy) == (True, "in", 1)
+
+
+def test_the_other_card_of_a_person_just_refused_is_decided_afresh() -> None:
+    venue = policy(destination=AUTO, accepted_formats=["national"])
+    assert venue.decide(citizen_cccd(), now=NOW).reason is Reason.FORMAT_NOT_ACCEPTED
+    second = venue.decide(national(), now=NOW + timedelta(seconds=3))
+    assert (second.repeat, second.passed, second.direction, venue.occupancy) == (False, True, "in", 1)
+    assert venue.decide(citizen_cccd(), now=NOW + timedelta(seconds=6)).repeat  # now a pass to repeat
+
+
+def test_cards_that_share_no_identity_are_two_people() -> None:
+    venue = policy(destination=AUTO)
+    venue.decide(national(id_number="*********317"), now=NOW)  # QID only: cannot be linked to the CCCD
+    assert venue.decide(citizen_cccd(), now=NOW + timedelta(minutes=1)).direction == "in"
+    assert venue.occupancy == 2
+    assert venue.decide(national(), now=NOW + timedelta(minutes=2)).direction == "out"  # both of them
+    assert venue.occupancy == 0
+
+
+def test_a_timed_out_person_is_forgotten_under_every_identity() -> None:
+    venue = policy(destination=AUTO)
+    venue.decide(national(), now=NOW)
+    assert venue.decide(citizen_cccd(), now=NOW + timedelta(seconds=3601)).direction == "in"
+    assert venue.occupancy == 1
 
 
 def test_a_refused_entry_is_not_counted() -> None:

@@ -23,6 +23,11 @@ class Card:
         raise NotImplementedError
 
     @property
+    def identities(self) -> tuple[str, ...]:
+        """Every identity the holder is known by here (status list, presence), `identity` first."""
+        return () if self.identity is None else (self.identity,)
+
+    @property
     def masked_name(self) -> str:
         """The holder's name masked for the screen (see kiosk.cards.masking)."""
         raise NotImplementedError

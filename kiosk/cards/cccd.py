@@ -17,6 +17,7 @@ from typing import Literal, cast
 from kiosk.cards.base import Card, Invalid
 from kiosk.cards.masking import mask_id, mask_name
 from kiosk.reasons import Reason
+from kiosk.statuslist import VIETNAM
 
 Gender = Literal["Nam", "Nữ"]
 GENDERS: tuple[Gender, ...] = ("Nam", "Nữ")
@@ -55,6 +56,11 @@ class CccdCard(Card):
     def identity(self) -> str:
         """The 12-digit id number."""
         return self.id_number
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The 12-digit id number, and the old 9-digit one when the card gives it."""
+        return (self.id_number, self.old_id_number) if self.old_id_number else (self.id_number,)
 
     @property
     def masked_name(self) -> str:
@@ -133,7 +139,8 @@ def parse_cccd(text: str, *, now: datetime) -> CccdCard:
         raise _invalid("bad gender")
     sex = cast(Gender, gender)
     birth_date, issue_date = _date(birth, "birth date"), _date(issued, "issue date")
-    if not birth_date <= issue_date <= now.date():
+    # Issue dates are days of the Vietnamese calendar: "today" begins at midnight there, not in UTC.
+    if not birth_date <= issue_date <= now.astimezone(VIETNAM).date():
         raise _invalid("dates out of order")
     _check_consistent(id_number, birth_date, sex)
     return CccdCard(

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from kiosk.cards.base import Card, Invalid
 from kiosk.cards.cose import Sign1, decode_sign1, signature_valid
-from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination
+from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination, is_plain_text
 from kiosk.cards.masking import mask_id, mask_name
 from kiosk.reasons import Reason
 
@@ -199,6 +199,15 @@ def _certificate(claims: Mapping[Any, Any]) -> HealthCertificate:
         raise _schema_error(e) from e
 
 
+def _issuer(claims: Mapping[Any, Any]) -> str:
+    issuer = claims.get(CLAIM_ISSUER)
+    if not isinstance(issuer, str):
+        return ""
+    if issuer and not is_plain_text(issuer):
+        raise Invalid(Reason.DCC_SCHEMA_VIOLATION, "claim iss too long or has control characters")
+    return issuer
+
+
 def _check_times(issued_at: datetime, expires_at: datetime, now: datetime) -> None:
     if now >= expires_at:
         raise Invalid(Reason.DCC_EXPIRED, "CWT expiry has passed")
@@ -214,15 +223,15 @@ def parse_dcc(text: str, *, trust: TrustList | None, now: datetime) -> DccCard:
     signer = _check_signer(sign1, trust, now) if trust is not None else None
     claims = _claims(sign1.payload)
     certificate = _certificate(claims)
+    issuer = _issuer(claims)
     if signer is not None:
         _check_key_usage(signer, certificate.kind)
     issued_at = _timestamp(claims, CLAIM_ISSUED_AT, "iat")
     expires_at = _timestamp(claims, CLAIM_EXPIRY, "exp")
     _check_times(issued_at, expires_at, now)
-    issuer = claims.get(CLAIM_ISSUER)
     return DccCard(
         certificate=certificate,
-        issuer=issuer if isinstance(issuer, str) else "",
+        issuer=issuer,
         issued_at=issued_at,
         expires_at=expires_at,
         verified=signer is not None,

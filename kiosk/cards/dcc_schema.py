@@ -4,11 +4,15 @@ Field names are readable; the CBOR keys of the specification are their aliases.
 Types are strict (a number written as text is a schema violation), dates must be
 ISO 8601 text, and exactly one of `v`, `t`, `r` must hold exactly one entry.
 Unknown extra keys are ignored, so a later 1.x minor version still reads.
+Free text (names, issuer, UVCI, codes) is at most 80 (codes 50) characters
+and holds no control, format or line-separator characters: the UVCI becomes
+the event's identity, and the text reaches the screen and the logs.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -27,6 +31,23 @@ from pydantic import (
 TEST_NOT_DETECTED = "260415000"
 TEST_DETECTED = "260373001"
 _FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_TEXT = 80
+# Control, format, surrogate, private-use, line and paragraph separator characters.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def is_plain_text(value: str, limit: int = MAX_TEXT) -> bool:
+    """Whether `value` is 1 to `limit` characters with no control or format characters."""
+    return 0 < len(value) <= limit and not any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in value)
+
+
+def _plain(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if not is_plain_text(value, limit):
+            raise ValueError(f"expected 1 to {limit} characters without control characters")
+        return value
+
+    return AfterValidator(check)
 
 
 def _iso_date(value: object) -> object:
@@ -49,8 +70,8 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=80)]
-Code = Annotated[StrictStr, StringConstraints(min_length=1, max_length=50)]
+Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT), _plain(MAX_TEXT)]
+Code = Annotated[StrictStr, StringConstraints(min_length=1, max_length=50), _plain(50)]
 Country = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{1,10}$")]
 Standardised = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z<]*$", max_length=80)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]

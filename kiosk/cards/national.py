@@ -14,6 +14,7 @@ from datetime import date, datetime
 from kiosk.cards.base import Card, Invalid
 from kiosk.cards.masking import mask_id, mask_name
 from kiosk.reasons import Reason
+from kiosk.statuslist import VIETNAM
 
 FIELD_COUNT = 6
 EXT_FIELD_COUNT = 5
@@ -54,6 +55,12 @@ class NationalCard(Card):
         if self.id_number and "*" not in self.id_number:
             return self.id_number
         return None
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The QID and the id number when it is not masked: one person, whichever is listed."""
+        unmasked = self.id_number if "*" not in self.id_number else ""
+        return tuple(dict.fromkeys(i for i in (self.qid, unmasked) if i))
 
     @property
     def masked_name(self) -> str:
@@ -120,7 +127,7 @@ def parse_national(text: str, *, now: datetime) -> NationalCard:
         raise Invalid(Reason.NATIONAL_INVALID, "bad id number length")
     if len(name) > MAX_NAME:
         raise Invalid(Reason.NATIONAL_INVALID, "name too long")
-    birth_date, birth_year = _birth(birth, now.date())
+    birth_date, birth_year = _birth(birth, now.astimezone(VIETNAM).date())
     ext = _ext(ext_text)
     return NationalCard(
         id_number=_need(_ID, id_number, "id number"),
