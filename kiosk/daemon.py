@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from kiosk.camera import Frame, FrameSource
-from kiosk.cards import Card, Rejection, parse_card
+from kiosk.cards import Rejection, parse_card
 from kiosk.clock import ClockWatch
 from kiosk.decoder import Decoder, Symbol
 from kiosk.errors import CameraEnded, CameraError, KioskError, SpoolError
@@ -33,7 +33,7 @@ from kiosk.feedback import Feedback
 from kiosk.inspection import INSPECTION_SCREEN_S, DeviceReadings, inspection_figures, street_finding
 from kiosk.inspector import inspector_draft, is_inspector_payload, parse_inspector_card
 from kiosk.notify import Notifier, watchdog_interval_s
-from kiosk.policy import Decision, Policy
+from kiosk.policy import Decision, Policy, listed_status
 from kiosk.reasons import Reason
 from kiosk.screen import IdleState
 from kiosk.spool import Spool
@@ -319,12 +319,12 @@ class Kiosk:
             return
         item = parse_card(raw, trust=self.parts.trust, now=now)
         store = self.parts.statuslist
-        identity = item.identity if isinstance(item, Card) else None
+        blocked = self.parts.policy.rules.blocked_statuses
         finding = street_finding(
             item,
-            status=store.lookup(identity) if store is not None and identity else None,
+            status=listed_status(store, item, now, blocked=blocked),
             now=now,
-            blocked=self.parts.policy.rules.blocked_statuses,
+            blocked=blocked,
             statuslist_loaded=store is not None and store.current is not None,
         )
         spooled = self.parts.spool.record(finding.draft(clock_synced=synced, decode_ms=decode_ms))

@@ -125,8 +125,11 @@ def quarantine_list(tmp_path: Path, authority: Ed25519PrivateKey, identity: str)
 
 
 def test_street_scan_of_a_quarantined_person(tmp_path: Path, authority: Ed25519PrivateKey) -> None:
-    quarantined = cardmaker.national_payload(qid="162979388586179999", name="TRAN THI B")
-    quarantine_list(tmp_path, authority, "162979388586179999")
+    # Listed by her citizen number; her PC-Covid QR also carries a QID: any identity on the card counts.
+    quarantined = cardmaker.national_payload(
+        id_number="079201001234", qid="162979388586179999", name="TRAN THI B"
+    )
+    quarantine_list(tmp_path, authority, "079201001234")
     settings = settings_with_authority(tmp_path, device={"mode": "inspector"})
     watched = Watched(settings, shown([cardmaker.cccd_payload(), quarantined]))
     events = spooled_events(settings)
