@@ -12,7 +12,14 @@ unacked ones are kept, with an alarm.
 
 Threads: the main loop calls `record()`; the uplink's drain thread calls the
 rest. Each thread gets its own connection; one lock orders write transactions
-so a writer never waits in SQLite's sleeping busy handler.
+so a writer never waits in SQLite's sleeping busy handler. Bulk changes (acks,
+pruning) run in chunks of `CHUNK_ROWS`, releasing the lock between chunks, so
+`record()` waits at most one chunk; the drain thread checkpoints the WAL so the
+main loop's commits rarely have to.
+
+Only the current device id's events are drained: after the device id changes
+(a new key from `kiosk provision --force`), the broker refuses the old id's
+topic. Those events are kept, never dropped, and reported by `alarms()`.
 """
 
 from __future__ import annotations
@@ -36,8 +43,14 @@ from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_e
 
 SCHEMA_VERSION = 1
 UNSENT, SENT, ACKED = 0, 1, 2
+CHUNK_ROWS = 500  # rows per write transaction in bulk changes: the longest a record() waits
+CHECKPOINT_EVERY = 20  # chunks between WAL checkpoints in a bulk change
+AUTOCHECKPOINT_PAGES = 4000  # a safety net; the drain thread checkpoints long before this
 EventKey = tuple[str, int, int]  # (device, epoch, seq)
 
+# The partial indexes hold only the rows still to send or to be acked, per device; the
+# queries name them (INDEXED BY) because the planner would otherwise walk the primary key
+# through every acked row kept for the retention.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER PRIMARY KEY, device TEXT NOT NULL, destination TEXT NOT NULL,
@@ -50,8 +63,10 @@ CREATE TABLE IF NOT EXISTS events (
     state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER,
     PRIMARY KEY (device, epoch, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_unsent ON events (epoch, seq) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS events_unacked ON events (state) WHERE state < 2;
+DROP INDEX IF EXISTS events_unsent;
+DROP INDEX IF EXISTS events_unacked;
+CREATE INDEX IF NOT EXISTS events_unsent_by_device ON events (device, epoch, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS events_unacked_by_device ON events (device, epoch, seq) WHERE state < 2;
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 
@@ -181,6 +196,9 @@ class Spool:
             # FULL: a committed event survives power loss (the WAL is fsynced at each commit).
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA journal_size_limit={8 * 1024 * 1024}")
+            # A commit that crosses this runs a checkpoint under the write lock; the drain
+            # thread's passive checkpoints keep the log well below it.
+            conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             return conn
         except sqlite3.OperationalError as e:
             raise SpoolError(
@@ -300,11 +318,12 @@ class Spool:
     # -- the drain thread --------------------------------------------------------------
 
     def unsent(self, limit: int = 256) -> list[SpooledEvent]:
-        """Up to `limit` events not yet accepted by the broker, oldest epoch and seq first."""
+        """Up to `limit` of this device id's events not yet accepted by the broker, oldest first."""
         rows = self._conn().execute(
-            "SELECT device, destination, epoch, seq, token FROM events WHERE state = 0"
+            "SELECT device, destination, epoch, seq, token FROM events INDEXED BY events_unsent_by_device"
+            " WHERE device = ? AND state = 0"
             " ORDER BY epoch, seq LIMIT ?",
-            (limit,),
+            (self.device_id, limit),
         )
         return [SpooledEvent(d, dest, e, s, bytes(t)) for d, dest, e, s, t in rows]
 
@@ -319,15 +338,33 @@ class Spool:
             return cur.rowcount
 
     def apply_ack(self, device: str, epochs: dict[int, int]) -> int:
-        """Mark acked every event of `device` with seq <= the acked seq of its epoch."""
-        with self._write(durable=False) as conn:
-            changed = 0
-            for epoch, seq in epochs.items():
+        """Mark acked every event of `device` with seq <= the acked seq of its epoch (in chunks)."""
+        return sum(self._ack_epoch(device, epoch, last) for epoch, last in epochs.items())
+
+    def _ack_epoch(self, device: str, epoch: int, last: int) -> int:
+        # Walk the unacked seqs up to `last` a chunk at a time; each chunk is its own
+        # transaction, so the capture loop's record() gets the lock in between.
+        changed, after, chunks = 0, -1, 0
+        while after < last:
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT seq FROM events INDEXED BY events_unacked_by_device"
+                    " WHERE device=? AND epoch=? AND seq > ? AND seq <= ? AND state < 2"
+                    " ORDER BY seq LIMIT 1 OFFSET ?",
+                    (device, epoch, after, last, CHUNK_ROWS - 1),
+                )
+                .fetchone()
+            )
+            upto = last if row is None else int(row[0])
+            with self._write(durable=False) as conn:
                 changed += conn.execute(
-                    "UPDATE events SET state = 2 WHERE device=? AND epoch=? AND seq <= ? AND state < 2",
-                    (device, epoch, seq),
+                    "UPDATE events INDEXED BY events_unacked_by_device SET state = 2"
+                    " WHERE device=? AND epoch=? AND seq > ? AND seq <= ? AND state < 2",
+                    (device, epoch, after, upto),
                 ).rowcount
-            return changed
+            after, chunks = upto, self._checkpoint_every(chunks + 1)
+        return changed
 
     def requeue(self, device: str, ranges: Iterable[tuple[int, int, int]]) -> int:
         """Send again the events in [(epoch, first_seq, last_seq), ...]; returns how many."""
@@ -354,13 +391,44 @@ class Spool:
             ).rowcount
 
     def prune(self, now: float | None = None) -> int:
-        """Delete acked events older than the retention (all acked ones when over budget)."""
+        """Delete acked events older than the retention (all acked ones when over budget), in chunks."""
         now = self._clock() if now is None else now
         cutoff = int((now - self.limits.retention_days * 86400) * 1000)
         if self.size_bytes() >= self.limits.disk_budget_bytes:
             cutoff = 2**62  # over budget: free the room of everything central already has
-        with self._write(durable=False) as conn:
-            return conn.execute("DELETE FROM events WHERE state = 2 AND ts < ?", (cutoff,)).rowcount
+        deleted, since, chunks = 0, -(2**62), 0
+        while True:
+            # Oldest first from where the last chunk ended: unacked rows passed over are not read again.
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT device, epoch, seq, ts FROM events WHERE ts >= ? AND ts < ? AND state = 2"
+                    " ORDER BY ts LIMIT ?",
+                    (since, cutoff, CHUNK_ROWS),
+                )
+                .fetchall()
+            )
+            if not rows:
+                return deleted
+            with self._write(durable=False) as conn:
+                deleted += conn.executemany(
+                    "DELETE FROM events WHERE device=? AND epoch=? AND seq=? AND state = 2",
+                    (row[:3] for row in rows),
+                ).rowcount
+            since, chunks = rows[-1][3], self._checkpoint_every(chunks + 1)
+
+    def _checkpoint_every(self, chunks: int) -> int:
+        if chunks >= CHECKPOINT_EVERY:
+            self.checkpoint()
+            return 0
+        return chunks
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database without waiting for anyone (drain thread)."""
+        try:
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:
+            raise SpoolError(f"cannot checkpoint the spool {self.path}: {e} (is the disk full?)") from e
 
     # -- health ------------------------------------------------------------------------
 
@@ -374,8 +442,21 @@ class Spool:
         return int(row[0])
 
     def unsent_count(self) -> int:
-        """Events not yet accepted by the broker."""
-        return int(self._conn().execute("SELECT count(*) FROM events WHERE state = 0").fetchone()[0])
+        """This device id's events not yet accepted by the broker (the uplink's backlog)."""
+        row = self._conn().execute(
+            "SELECT count(*) FROM events INDEXED BY events_unsent_by_device WHERE device = ? AND state = 0",
+            (self.device_id,),
+        )
+        return int(row.fetchone()[0])
+
+    def stranded(self) -> dict[str, int]:
+        """Unsent events of earlier device ids, per id: kept, but the uplink cannot send them."""
+        rows = self._conn().execute(
+            "SELECT device, count(*) FROM events WHERE device != ? AND state = 0"
+            " GROUP BY device ORDER BY device",
+            (self.device_id,),
+        )
+        return {device: int(n) for device, n in rows}
 
     def size_bytes(self) -> int:
         """Bytes the events take: the database's used pages (free pages are reused, not counted)."""
@@ -388,13 +469,18 @@ class Spool:
 
     def alarms(self) -> list[str]:
         """Problems the screen and the state topic should show (empty when all is well)."""
-        size, budget = self.size_bytes(), self.limits.disk_budget_bytes
-        if size < self.limits.alarm_fraction * budget:
-            return []
-        return [
-            f"spool at {100 * size // budget}% of its {budget / 2**20:.1f} MB budget with"
-            f" {self.depth()} events central has not acknowledged: check the uplink and central"
+        alarms = [
+            f"{n} events of a previous device id {device!r} are not sent (this device is now"
+            f" {self.device_id!r}, the broker takes only its own topic): they are kept in {self.path}"
+            for device, n in self.stranded().items()
         ]
+        size, budget = self.size_bytes(), self.limits.disk_budget_bytes
+        if size >= self.limits.alarm_fraction * budget:
+            alarms.append(
+                f"spool at {100 * size // budget}% of its {budget / 2**20:.1f} MB budget with"
+                f" {self.depth()} events central has not acknowledged: check the uplink and central"
+            )
+        return alarms
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -268,3 +268,72 @@ def test_from_settings(tmp_path: Path) -> None:
         assert spool.limits == SpoolLimits(3, 2 * 1024 * 1024, 0.8)
         assert spool.record(_draft()).event().identity == "plain:001093029317"
         assert spool.record(_draft()).event().device == "kiosk-9"
+
+
+def test_only_the_current_device_ids_events_are_drained(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with _open(path) as old:  # provisioned again later: a new key, so a new device id
+        old_keys = [old.record(_draft()).key for _ in range(3)]
+    other = Ed25519PrivateKey.generate()
+    with Spool.open(
+        path, device_id="kiosk-1b", destination_id="venue-1", signing_key=other, identity_key=IDENTITY_KEY
+    ) as spool:
+        assert spool.unsent(10) == [] and spool.unsent_count() == 0
+        assert spool.stranded() == {"kiosk-1": 3}
+        new = spool.record(_draft())
+        assert [s.key for s in spool.unsent(10)] == [new.key]  # not behind the old id's events
+        assert spool.unsent_count() == 1 and spool.depth() == 4  # the old ones are kept
+        assert spool.alarms() == [
+            f"3 events of a previous device id 'kiosk-1' are not sent (this device is now 'kiosk-1b',"
+            f" the broker takes only its own topic): they are kept in {path}"
+        ]
+    with _open(path) as back:  # the old id's events go out again under that id
+        assert [s.key for s in back.unsent(10)] == old_keys and back.stranded() == {"kiosk-1b": 1}
+
+
+def _bulk(spool: Spool, n: int, ts_ms: int = int(NOON * 1000)) -> None:
+    """Add `n` unsent events to the current epoch fast (copies of one token; no fsync per event)."""
+    token = spool.record(_draft(ts_ms)).token
+    conn = sqlite3.connect(spool.path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, token)"
+            " VALUES (?,?,?,?,?,'scan','pass','in',?)",
+            (
+                (spool.device_id, spool.epoch, seq, spool.destination_id, ts_ms, token)
+                for seq in range(2, n + 1)
+            ),
+        )
+        conn.execute("UPDATE epochs SET last_seq = ? WHERE epoch = ?", (n, spool.epoch))
+    conn.close()
+
+
+def test_acks_and_pruning_work_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiosk.spool.CHUNK_ROWS", 7)
+    monkeypatch.setattr("kiosk.spool.CHECKPOINT_EVERY", 3)
+    old_ts = int(NOON * 1000) - 30 * 86400 * 1000
+    with _open(tmp_path / "s.db", clock=lambda: NOON) as spool:
+        _bulk(spool, 100, ts_ms=old_ts)
+        epoch = spool.epoch
+        assert spool.apply_ack("kiosk-1", {epoch: 10}) == 10
+        assert spool.requeue("kiosk-1", [(epoch, 3, 4)]) == 2  # holes in what is acked
+        assert spool.apply_ack("kiosk-1", {epoch: 95}) == 87
+        assert spool.depth() == 5 and [s.seq for s in spool.unsent(10)] == [96, 97, 98, 99, 100]
+        assert spool.prune() == 95  # all of them, though every row has the same ts
+        assert spool.depth() == 5 and spool.prune() == 0
+
+
+def test_record_is_not_held_up_by_a_big_ack(tmp_path: Path) -> None:
+    with _open(tmp_path / "s.db") as spool:
+        _bulk(spool, 50_000)
+        acked: list[int] = []
+        ack = threading.Thread(target=lambda: acked.append(spool.apply_ack("kiosk-1", {spool.epoch: 50_000})))
+        waits: list[float] = []
+        ack.start()
+        while ack.is_alive() or not waits:
+            started = time.monotonic()
+            spool.record(_draft())
+            waits.append(time.monotonic() - started)
+        ack.join()
+        assert acked == [50_000]
+        assert max(waits) < 0.2, f"record() waited {max(waits):.3f}s behind the ack"

@@ -309,3 +309,29 @@ def test_tls_files_that_do_not_exist(tmp_path: Path, closing) -> None:
     settings = UplinkConfig(broker="mqtts://127.0.0.1:1", tls=tls)
     with pytest.raises(UplinkError, match="cannot load the TLS files"):
         Uplink(settings, spool=spool)
+
+
+def test_a_new_device_id_is_not_held_up_by_the_old_ids_events(
+    locked_broker: Mosquitto, tmp_path: Path, clients, closing: list[Uplink | Spool]
+) -> None:
+    # `kiosk provision --force` gives a new key and with it a new device id; the spool
+    # still holds the old id's unsent events, which the broker's ACL would refuse.
+    with open_spool(tmp_path / "spool.db", device="kiosk-2") as old:
+        for n in range(4):
+            old.record(draft(n))
+    watcher = Inbox(clients(locked_broker, "central"), "kiosk/v1/+/+/event")
+    spool = open_spool(tmp_path / "spool.db", device="kiosk-1")
+    closing.append(spool)
+    settings = uplink_settings(locked_broker, password_file=password_file(tmp_path, "kiosk-1"))
+    uplink = Uplink(settings, spool=spool, authority_keys=AUTHORITY_KEYS)
+    closing.insert(0, uplink)
+    uplink.start()
+    for n in range(5):
+        spool.record(draft(n))
+    uplink.wake()
+    wait_until(lambda: len(watcher.messages) == 5, 10, "the new id's 5 events")
+    assert {m.topic for m in watcher.messages} == {"kiosk/v1/venue-1/kiosk-1/event"}
+    wait_until(lambda: spool.unsent_count() == 0, 10, "the PUBACKs to be marked")
+    assert uplink.stats().broker_refused == 0  # the old id's events were never offered
+    assert spool.stranded() == {"kiosk-2": 4}  # kept, not dropped
+    assert any("4 events of a previous device id 'kiosk-2'" in alarm for alarm in spool.alarms())
