@@ -52,8 +52,11 @@ log = logging.getLogger(__name__)
 MAX_ACK_BYTES = 256 * 1024
 MAX_INBOX = 64  # acks and status lists waiting for the drain thread; more is a flood
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_SLACK_S = 1.0  # close() returns within its grace plus this: the stopped state and the joins
+STOPPED_RESERVE_S = 0.3  # of the close deadline, kept for the disconnect after the stopped state
 TICK_S = 0.2
 PRUNE_INTERVAL_S = 3600.0
+CHECKPOINT_INTERVAL_S = 10.0
 MARK_INTERVAL_S = 0.05
 MARK_BATCH = 512
 AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
@@ -153,6 +156,8 @@ class Uplink:
         self._to_mark: list[EventKey] = []
         self._marked_at = 0.0
         self._paused_until = self._next_state = self._next_prune = self._connected_at = 0.0
+        self._next_checkpoint = 0.0
+        self._close_deadline = float("inf")
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._client = self._build_client()
@@ -223,7 +228,8 @@ class Uplink:
                 f"cannot load the TLS files (uplink.tls: ca_file={tls.ca_file}, cert_file={tls.cert_file},"
                 f" key_file={tls.key_file}): {e}; check they exist, are PEM, and the key fits the certificate"
             ) from e
-        context.sslsocket_class = _ClosingSSLSocket
+        # A subclass per uplink, so a handshake in progress sees this uplink's stop.
+        context.sslsocket_class = type("_UplinkSSLSocket", (_ClosingSSLSocket,), {"stop": self._stop})
         client.tls_set_context(context)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -267,19 +273,27 @@ class Uplink:
             )
 
     def close(self, grace_s: float = 2.0) -> None:
-        """Flush for up to `grace_s`, publish the `stopped` state, disconnect, join threads; idempotent."""
+        """Flush, publish the `stopped` state, disconnect; returns within `grace_s` + 1 s. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        # One deadline for everything: the daemon must stop soon after SIGTERM, broker or not.
+        start = time.monotonic()
+        self._close_deadline = start + grace_s + CLOSE_SLACK_S
         if self._threads:
-            self._flush(time.monotonic() + grace_s)
+            self._flush(start + grace_s)
             self._closing.set()
             self._wake.set()
-            self._threads[1].join(grace_s + 5)
-        self._stop.set()
+            self._join(self._threads[1])
+        self._stop.set()  # also ends a TLS handshake in progress
         self._client.disconnect()
         for thread in self._threads:
-            thread.join(CONNECT_TIMEOUT_S + 5)
+            self._join(thread)
+
+    def _join(self, thread: threading.Thread) -> None:
+        thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        if thread.is_alive():  # e.g. a TCP connect to an unreachable broker; a daemon thread
+            log.warning("uplink: thread %s still busy at close; not waiting for it", thread.name)
 
     def _flush(self, deadline: float) -> None:
         try:
@@ -318,7 +332,8 @@ class Uplink:
             self._client.connect(self.host, self.port, self.settings.keepalive_s, properties=properties)
             return True
         except (OSError, ValueError) as e:
-            self._connect_failed(self._explain(e), transient=not isinstance(e, ssl.SSLError))
+            if not self._stop.is_set():  # an attempt cut short by close() is no failure to report
+                self._connect_failed(self._explain(e), transient=not isinstance(e, ssl.SSLError))
             return False
 
     def _run_network(self) -> None:
@@ -445,6 +460,9 @@ class Uplink:
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S
             self.spool.prune()
+        if now >= self._next_checkpoint:  # here, so the capture loop's commits rarely checkpoint
+            self._next_checkpoint = now + CHECKPOINT_INTERVAL_S
+            self.spool.checkpoint()
 
     def _drain_once(self) -> None:
         self._settle_pubacks()
@@ -597,17 +615,23 @@ class Uplink:
         }
         if status != "online":
             return state
-        state |= {
-            "version": __version__,
-            "spool_depth": self.spool.depth(),
-            "unsent": self.spool.unsent_count(),
-            "counts_today": self.spool.counts_today(),
-            "fps": None,
-            "clock_synced": None,
+        # The daemon's health report usually has it all (spool figures and alarms included);
+        # only what it leaves out is computed here, so nothing is counted or listed twice.
+        health = dict(self._safe_health())
+        fallbacks: dict[str, Callable[[], Any]] = {
+            "version": lambda: __version__,
+            "spool_depth": self.spool.depth,
+            "unsent": self.spool.unsent_count,
+            "counts_today": self.spool.counts_today,
+            "fps": lambda: None,
+            "clock_synced": lambda: None,
+            "alarms": self.spool.alarms,
         }
-        extra = dict(self._safe_health())
-        alarms = self.spool.alarms() + list(extra.pop("alarms", []))
-        return state | extra | {"alarms": alarms}
+        for key, compute in fallbacks.items():
+            if key not in health:
+                health[key] = compute()
+        health["alarms"] = list(dict.fromkeys(health["alarms"]))
+        return state | {key: value for key, value in health.items() if key not in state}
 
     def _safe_health(self) -> Mapping[str, Any]:
         try:
@@ -620,7 +644,7 @@ class Uplink:
         if not self.connected:
             return
         info = self._publish_state("stopped")
-        deadline = time.monotonic() + 2.0
+        deadline = min(time.monotonic() + 2.0, self._close_deadline - STOPPED_RESERVE_S)
         while not info.is_published() and self.connected and time.monotonic() < deadline:
             time.sleep(0.01)
 
@@ -637,19 +661,44 @@ class Uplink:
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
-    """An SSL socket that closes itself when its handshake fails.
+    """An SSL socket that closes itself when its handshake fails, and gives up when `stop` is set.
 
     paho drops the socket of a failed handshake without closing it; every
     reconnect to a broker with the wrong CA would leak a descriptor until GC.
+    paho's handshake blocks for the whole connect timeout; a broker that accepts
+    and never answers must not hold up the uplink's close() that long.
     """
+
+    stop: threading.Event | None = None  # set on the per-uplink subclass
 
     def do_handshake(self, block: bool = False) -> None:
         """Handshake, closing the socket on failure."""
         try:
-            super().do_handshake(block)
+            self._handshake_in_slices(block)
         except BaseException:
             self.close()
             raise
+
+    def _handshake_in_slices(self, block: bool) -> None:
+        budget = self.gettimeout()
+        if self.stop is None or budget is None or budget <= 0:
+            super().do_handshake(block)
+            return
+        # OpenSSL keeps the handshake's state across a timeout, so it resumes slice by slice.
+        deadline = time.monotonic() + budget
+        while True:
+            if self.stop.is_set():
+                raise ConnectionAbortedError("the uplink is stopping")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("_ssl.c: The handshake operation timed out")
+            self.settimeout(min(TICK_S, left))
+            try:
+                super().do_handshake(block)
+                break
+            except TimeoutError:
+                continue
+        self.settimeout(budget)
 
 
 @lru_cache(maxsize=64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -558,3 +559,105 @@ def test_a_failing_spool_is_logged_not_fatal(
     wait_until(lambda: "is closed" in caplog.text, 10, "the error to be logged")
     uplink.close(grace_s=0.5)
     assert all(t.name not in ("uplink-mqtt", "uplink-drain") for t in threading.enumerate())
+
+
+class SilentListener:
+    """A TCP server on loopback that accepts connections and never says a word (no TLS, no MQTT)."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server((broker_support.HOST, 0))
+        self.port = self._server.getsockname()[1]
+        self.accepted = threading.Event()
+        self._clients: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="test-silent-listener", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            self._clients.append(client)
+            self.accepted.set()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self._server.close()
+        self._thread.join(5)
+        for client in self._clients:
+            client.close()
+
+
+def test_close_is_bounded_when_the_broker_never_answers_tls(spool: Spool) -> None:
+    listener = SilentListener()
+    uplink = Uplink(
+        UplinkConfig(broker=f"mqtts://{broker_support.HOST}:{listener.port}", backoff_min_s=0.05),
+        spool=spool,
+        authority_keys=AUTHORITY_KEYS,
+    )
+    try:
+        uplink.start()
+        assert listener.accepted.wait(10), "the uplink never connected to the listener"
+        spool.record(draft())
+        uplink.wake()
+        time.sleep(0.3)  # well inside the TLS handshake, which would block for the connect timeout
+        started = time.monotonic()
+        uplink.close(grace_s=2.0)
+        took = time.monotonic() - started
+        assert took < 3.1, f"close(2.0) took {took:.1f}s"
+        assert not any(t.is_alive() for t in uplink._threads)  # the handshake gave up at once
+        assert uplink.stats().connect_failures == 0  # a handshake cut short by close() is no failure
+        assert spool.unsent_count() == 1  # kept for next time
+    finally:
+        uplink.close()
+        listener.close()
+
+
+def test_close_with_a_backlog_still_says_stopped_in_time(
+    mosquitto: Mosquitto, spool: Spool, central_factory
+) -> None:
+    central = central_factory(mosquitto, ack=False)
+    for n in range(300):
+        spool.record(draft(n))
+    uplink = Uplink(uplink_settings(mosquitto, inflight=4), spool=spool, authority_keys=AUTHORITY_KEYS)
+    uplink.start()
+    wait_until(lambda: central.count() > 0, 10, "the drain to start")
+    started = time.monotonic()
+    uplink.close(grace_s=0.0)  # no time to flush: the stopped state must go out all the same
+    took = time.monotonic() - started
+    assert took < 1.1, f"close(0.0) took {took:.1f}s"
+    wait_until(lambda: central.states[-1:] == ["stopped"], 5, "the stopped state")
+
+
+def test_the_state_takes_health_figures_and_alarms_from_the_daemon(tmp_path: Path) -> None:
+    from kiosk.spool import SpoolLimits
+
+    spool = Spool.open(
+        tmp_path / "spool.db",
+        device_id="kiosk-1",
+        destination_id="venue-1",
+        signing_key=DEVICE_KEY,
+        identity_key=IDENTITY_KEY,
+        limits=SpoolLimits(disk_budget_bytes=64 * 1024, alarm_fraction=0.1),
+    )
+    with spool:
+        spool.record(draft())
+        assert spool.alarms(), "the spool raises its budget alarm"
+
+        def health() -> dict[str, object]:  # like the daemon's: spool alarms included
+            return {"spool_depth": 7, "fps": 12.5, "alarms": [*spool.alarms(), "fault: camera"]}
+
+        uplink = Uplink(UplinkConfig(broker="mqtt://127.0.0.1:1"), spool=spool, health=health)
+        try:
+            state = uplink._state("online")
+            assert state["spool_depth"] == 7 and state["fps"] == 12.5  # the daemon's figures win
+            assert state["alarms"] == [*spool.alarms(), "fault: camera"]  # each alarm once
+            assert state["unsent"] == 1 and state["clock_synced"] is None  # missing ones filled in
+            assert (state["status"], state["device"]) == ("online", "kiosk-1")
+
+            uplink._health = dict  # a daemon that reports nothing: the uplink fills in everything
+            state = uplink._state("online")
+            assert state["spool_depth"] == 1 and state["alarms"] == spool.alarms()
+        finally:
+            uplink.close()
