@@ -105,7 +105,7 @@ def connect(
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
     if on_message is not None:
-        client.on_message = lambda _c, _u, m: on_message(m.topic, m.payload, m.mid, m.qos)
+        client.on_message = lambda _c, _u, m: on_message(m.topic, bytes(m.payload), m.mid, m.qos)
     _start(client, settings, receive_maximum)
     _wait_ready(client, settings, ready, refused, timeout_s)
     return client

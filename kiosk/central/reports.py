@@ -15,7 +15,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -229,7 +229,8 @@ class _Context:
         self.states = {s.device: s.status for s in store.states()}
         self.start, self.end = day_range(day, settings.zone)
         history_start = day_range(day - timedelta(days=settings.history_days), settings.zone)[0]
-        offset = int(settings.zone.utcoffset(datetime.combine(day, time(12))).total_seconds() * 1000)
+        noon = datetime.combine(day, time(12))
+        offset = int(noon.replace(tzinfo=UTC).timestamp() * 1000) - _local_ms(day, time(12), settings.zone)
         self.daily = store.daily_counts(history_start, self.end, offset_ms=offset)
         self.day_number = (self.start + offset) // DAY_MS
 

@@ -9,7 +9,6 @@ and acknowledges them to devices only after it.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -145,15 +144,14 @@ class StateRow:
         return dict(json.loads(self.detail))
 
 
-@functools.cache
-def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _values(row: Any) -> tuple[Any, ...]:
     # Shallow, unlike dataclasses.astuple (which deep-copies every field: slow at ingest rates).
+    names = _NAMES.get(type(row)) or _NAMES.setdefault(type(row), tuple(f.name for f in fields(row)))
     values = row.__dict__
-    return tuple(values[name] for name in _names(type(row)))
+    return tuple(values[name] for name in names)
 
 
 def _columns(cls: type) -> str:
