@@ -105,6 +105,11 @@ def _note_start(connect_at: Any) -> None:
             connect_at.value = time.time()
 
 
+def _forward(stop: Any, stopping: threading.Event) -> None:
+    stop.wait()
+    stopping.set()
+
+
 def ingester(url: str, client_id: str, db: str, connect_at: Any, ready: Any, stop: Any) -> None:
     """One ingest process."""
     with open_store(db) as store:
@@ -114,20 +119,10 @@ def ingester(url: str, client_id: str, db: str, connect_at: Any, ready: Any, sto
         topics = Topics(share_group=client_id.rsplit("-", 1)[0])
         processor = Processor(store=store, registry=Registry(store), authority_key=key, topics=topics)
         stopping = threading.Event()
-        threading.Thread(target=lambda: (stop.wait(), stopping.set()), daemon=True).start()
+        threading.Thread(target=_forward, args=(stop, stopping), daemon=True).start()
         settings = mqtt.BrokerSettings(url=url, client_id=client_id)
         _note_start(connect_at)
-        Ingest(processor=processor, broker=settings).run(stopping, ready=_Relay(ready))
-
-
-class _Relay:
-    """Passes Ingest's `ready.set()` to a multiprocessing event."""
-
-    def __init__(self, event: Any) -> None:
-        self._event = event
-
-    def set(self) -> None:
-        self._event.set()
+        Ingest(processor=processor, broker=settings).run(stopping, ready=ready)
 
 
 class Workers:

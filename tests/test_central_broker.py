@@ -113,7 +113,7 @@ def _retained_acks(broker: Mosquitto) -> dict[str, dict[str, object]]:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-ack-reader", protocol=paho.MQTTv5)
 
     def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        body = json.loads(jws.verify(message.payload, AUTHORITY.public_key()).payload)
+        body = json.loads(jws.verify(bytes(message.payload), AUTHORITY.public_key()).payload)
         got[body["device"]] = body
 
     client.on_message = on_message

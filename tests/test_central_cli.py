@@ -127,7 +127,7 @@ def _signed_list(key: Ed25519PrivateKey) -> bytes:
 def _retained(broker: Mosquitto, topic: str) -> bytes | None:
     got: list[bytes] = []
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-reader", protocol=paho.MQTTv5)
-    client.on_message = lambda _c, _u, m: got.append(m.payload)
+    client.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
     client.connect(broker.host, broker.port)
     client.subscribe(topic)
     client.loop_start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,7 +40,7 @@ def _event(n: int, who: str, dest: str, ts: int, direction: str | None, verdict:
     )  # fmt: skip
 
 
-SCENARIO = [
+SCENARIO: list[tuple[Any, ...]] = [
     (X_NATIONAL, "shop-a", at(10), "in"),
     (X_NATIONAL, "shop-a", at(11), "out"),
     (X_NATIONAL, "shop-b", at(14), "in"),  # no out: an hour's dwell

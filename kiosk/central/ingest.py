@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -350,6 +350,13 @@ def run_loop(
             settle(items, processor.flush())
 
 
+class Signal(Protocol):
+    """Anything with `set()`: a threading or multiprocessing Event."""
+
+    def set(self) -> None:
+        """Signal it."""
+
+
 class Ingest:
     """The MQTT side: subscribe, feed the processor in batches, PUBACK and publish acks after each commit."""
 
@@ -361,7 +368,7 @@ class Ingest:
         self._batch_size = batch_size
         self._wait_s = wait_s
 
-    def run(self, stop: threading.Event, *, ready: threading.Event | None = None) -> None:
+    def run(self, stop: threading.Event, *, ready: Signal | None = None) -> None:
         """Ingest until `stop` is set (`ready` is set once subscribed); UplinkError when refused."""
         messages = MessageQueue()
         topics = self._processor.topics
