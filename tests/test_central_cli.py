@@ -118,6 +118,13 @@ def test_trace_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 2 and "--to must be after --from" in err
 
 
+def test_ingest_without_an_authority_key_says_how_to_make_one(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "--db", db, "ingest", "--key", str(tmp_path / "none.key"))
+    assert code == 2 and "kiosk statuslist keygen" in err
+
+
 def _signed_list(key: Ed25519PrivateKey) -> bytes:
     entries = [sl.Entry("001093029317", sl.Status("F1"))]
     payload = sl.build_payload(entries, version=7, issued=datetime(2026, 11, 20, tzinfo=UTC))

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
 from kiosk.central import mqtt, render, trace
@@ -22,7 +24,7 @@ from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_m
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import build_report, load_report_settings
 from kiosk.central.store import Store, open_store
-from kiosk.errors import ConfigError, KioskError, RegistryError, UplinkError
+from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
 
 log = logging.getLogger("kiosk.central")
 
@@ -183,9 +185,15 @@ def _ingest(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=ingest_command)
 
 
+def _authority_key(path: Path) -> Ed25519PrivateKey:
+    if not path.exists():
+        raise DeviceKeyError(f"authority key {path} not found: make one with `kiosk statuslist keygen`")
+    return keys.load_private_key(path)
+
+
 def ingest_command(args: argparse.Namespace) -> int:
     """Run the ingest until SIGTERM or SIGINT."""
-    key = keys.load_private_key(args.key)
+    key = _authority_key(args.key)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
