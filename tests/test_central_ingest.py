@@ -13,6 +13,7 @@ from kiosk import jws
 from kiosk.central.ingest import IngestOptions, Processor, Topics
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.store import Store, open_store
+from kiosk.events import MAX_RESEND_RANGES, verify_ack
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
 from tests.support.central import TestDevice
@@ -177,3 +178,23 @@ def test_topics() -> None:
     assert topics.parse("a/b/shop-1/k-1/state") == ("shop-1", "k-1", "state")
     assert topics.parse("a/b/shop-1/k-1/ack") is None
     assert topics.parse("a/b/SHOP/k-1/event") is None
+
+
+def test_acks_are_what_the_kiosk_accepts(processor: Processor) -> None:
+    processor.handle(K1.topic(), K1.token(2))
+    [(_, token)] = processor.flush()
+    ack = verify_ack(token, AUTHORITY.public_key())
+    assert ack.acked() == {} and ack.device == "kiosk-1"
+    processor.handle(K1.topic(), K1.token(1))
+    [(_, token)] = processor.flush()
+    assert verify_ack(token, AUTHORITY.public_key()).acked() == {K1.epoch: 2}
+
+
+def test_resend_ranges_are_capped_at_what_a_kiosk_accepts(processor: Processor, clock: Clock) -> None:
+    for seq in range(2, 2 * MAX_RESEND_RANGES + 10, 2):  # every odd seq missing
+        processor.handle(K1.topic(), K1.token(seq))
+    processor.flush()
+    clock.ms += 11_000
+    ack = verify_ack(processor.flush()[0][1], AUTHORITY.public_key())
+    assert len(ack.resend) == MAX_RESEND_RANGES
+    assert ack.resend[0] == (K1.epoch, 1, 1)

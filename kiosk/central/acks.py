@@ -4,19 +4,13 @@ Per epoch, the ack names the highest seq such that every seq at or below it is
 stored; a device may delete events up to it. Missing seqs below a later stored one
 are gaps; the ack asks for them ("resend") once they are old enough that they are
 not merely still in flight, or in another ingest instance's uncommitted batch.
+The ack itself is `kiosk.events.Ack`, signed with `kiosk.events.sign_ack`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from kiosk import jws, keys
-
-ACK_TYP = "kiosk-ack"
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -47,29 +41,3 @@ def walk(contiguous: int, stored: Sequence[tuple[int, int]], *, older_than_ms: i
             mark = seq
         expected = seq + 1
     return Walk(contiguous=mark, gaps=tuple(gaps), missing=missing)
-
-
-@dataclass(frozen=True)
-class Ack:
-    """The content of one device's ack message."""
-
-    device: str
-    epochs: Mapping[int, int]
-    resend: tuple[tuple[int, int, int], ...] = field(default=())
-    ts: int = 0
-
-    def payload(self) -> bytes:
-        """The ack as the compact JSON the wire protocol defines."""
-        body = {
-            "v": 1,
-            "device": self.device,
-            "epochs": {str(epoch): seq for epoch, seq in sorted(self.epochs.items())},
-            "resend": [list(item) for item in self.resend],
-            "ts": self.ts,
-        }
-        return json.dumps(body, separators=(",", ":")).encode()
-
-
-def sign_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
-    """The ack as a JWS signed by an authority key (kid = the key's thumbprint)."""
-    return jws.sign(ack.payload(), key, kid=keys.thumbprint(key.public_key()), typ=ACK_TYP)

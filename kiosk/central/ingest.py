@@ -31,7 +31,7 @@ from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, StateRow, Store
 from kiosk.errors import EventError, SignatureError
-from kiosk.events import ScanEvent, verify_event
+from kiosk.events import MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +268,11 @@ class Processor:
             if registered is None:
                 continue
             ranges = _ranges(device, resend)
-            ack = acks.Ack(
-                device=device, epochs=self._store.progress(device), resend=ranges, ts=self._clock()
-            )
-            out.append((self.topics.ack(registered.destination, device), acks.sign_ack(ack, self._key)))
+            epochs = {str(epoch): seq for epoch, seq in sorted(self._store.progress(device).items())}
+            # The kiosk refuses an ack with more ranges; the rest are asked for on a later sweep.
+            asked = list(ranges[:MAX_RESEND_RANGES])
+            ack = Ack(device=device, epochs=epochs, resend=asked, ts=self._clock())
+            out.append((self.topics.ack(registered.destination, device), sign_ack(ack, self._key)))
         self.stats.acks += len(out)
         return out
 
