@@ -12,7 +12,7 @@ from typing import Any
 from kiosk import cardmaker
 from kiosk.cards import Rejection
 from kiosk.cli.card import aware_time
-from kiosk.cli.statuslist import keygen_command
+from kiosk.cli.statuslist import register_keygen
 from kiosk.errors import InspectorCardError
 from kiosk.inspector import InspectorCard, make_inspector_payload, parse_inspector_card
 from kiosk.keys import load_private_key, load_public_keys
@@ -25,19 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `inspector` command group."""
     group = subparsers.add_parser("inspector", help="make and verify inspector cards (docs/cards.md)")
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    _register_keygen(actions)
+    register_keygen(
+        actions, "make an authority signing key (PEM, 0600) and its public key (as statuslist keygen)"
+    )
     _register_make(actions)
     _register_verify(actions)
-
-
-def _register_keygen(actions: argparse._SubParsersAction) -> None:
-    keygen = actions.add_parser(
-        "keygen", help="make an authority signing key (PEM, 0600) and its public key (as statuslist keygen)"
-    )
-    keygen.add_argument("--out-key", type=Path, required=True, help="private key file to write")
-    keygen.add_argument("--out-pub", type=Path, help="public key file (default: KEY.pub.pem)")
-    keygen.add_argument("--force", action="store_true", help="replace an existing key")
-    keygen.set_defaults(func=keygen_command)
 
 
 def _register_make(actions: argparse._SubParsersAction) -> None:

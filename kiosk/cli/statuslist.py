@@ -18,14 +18,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "statuslist", help="make, sign and verify status lists (docs/statuslist.md)"
     )
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    _register_keygen(actions)
+    register_keygen(actions)
     _register_make(actions)
     _register_sign(actions)
     _register_verify(actions)
 
 
-def _register_keygen(actions: argparse._SubParsersAction) -> None:
-    keygen = actions.add_parser("keygen", help="make an authority signing key (PEM, 0600) and its public key")
+def register_keygen(
+    actions: argparse._SubParsersAction,
+    help: str = "make an authority signing key (PEM, 0600) and its public key",
+) -> None:
+    """Add `keygen`: an authority key pair (shared by the status list and inspector card tools)."""
+    keygen = actions.add_parser("keygen", help=help)
     keygen.add_argument("--out-key", type=Path, required=True, help="private key file to write")
     keygen.add_argument("--out-pub", type=Path, help="public key file (default: KEY.pub.pem)")
     keygen.add_argument("--force", action="store_true", help="replace an existing key")
