@@ -6,24 +6,35 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.cards import Rejection
+from kiosk.central.ingest import Processor
+from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.render import as_csv, as_html, as_json, as_table
 from kiosk.central.reports import (
     DestinationReport,
     Report,
     ReportSettings,
+    StreetCounts,
+    Visit,
     build_report,
     load_report_settings,
 )
 from kiosk.central.store import DeviceRow, EventRow, Store, open_store
 from kiosk.errors import ConfigError
+from kiosk.events import EventDraft, build_event, hash_identity, sign_event
+from kiosk.inspection import street_finding
+from kiosk.inspector import inspector_draft, make_inspector_payload, parse_inspector_card
+from kiosk.reasons import Reason
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
+from tests.support.central import IDENTITY_KEY, TestDevice
 
 postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
@@ -221,3 +232,177 @@ def test_bad_destinations_file_lists_every_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_report_settings(path)
     assert len(caught.value.problems) == 3
+
+
+# A day with inspections: a venue visited twice, refused inspector cards, two street handhelds.
+
+AUTHORITY = Ed25519PrivateKey.generate()
+KV1 = TestDevice("kv1", "shop-v")
+HH1, HH2 = TestDevice("hh1", "team-1"), TestDevice("hh2", "team-2")
+
+
+class Signed:
+    """Signs each device's events with real keys, in seq order, and ingests them like central does."""
+
+    def __init__(self, store: Store) -> None:
+        registry = Registry(store)
+        for dev in (KV1, HH1, HH2):
+            registry.add(parse_registration(json.dumps(dev.registration())))
+        self.processor = Processor(store=store, registry=registry, authority_key=AUTHORITY)
+        self.seqs: dict[str, int] = {}
+
+    def _seq(self, dev: TestDevice) -> int:
+        self.seqs[dev.device] = self.seqs.get(dev.device, 0) + 1
+        return self.seqs[dev.device]
+
+    def event(self, dev: TestDevice, ts: int, **draft: object) -> None:
+        self.processor.handle(dev.topic(), dev.token(self._seq(dev), ts, **draft))
+
+    def draft(self, dev: TestDevice, draft: EventDraft) -> None:
+        event = build_event(draft, device=dev.device, destination=dev.destination, epoch=dev.epoch,
+                            seq=self._seq(dev), identity_key=IDENTITY_KEY)  # fmt: skip
+        self.processor.handle(dev.topic(), sign_event(event, dev.key))
+
+
+def _card_shown(signed: Signed, ts: int, key: Ed25519PrivateKey, inspector: str, days: int = 30) -> None:
+    """An inspector card (signed by `key`, valid from 10 days before `ts` for `days`) shown to kv1."""
+    moment = datetime.fromtimestamp(ts / 1000, UTC)
+    payload = make_inspector_payload(key, inspector=inspector, valid_from=moment - timedelta(days=10),
+                                     valid_until=moment + timedelta(days=days - 10))  # fmt: skip
+    result = parse_inspector_card(payload.encode(), keys=AUTHORITY.public_key(), now=moment)
+    signed.draft(KV1, inspector_draft(result, at=moment, clock_synced=True))
+
+
+def _venue_day(signed: Signed) -> None:
+    for i in range(10):  # 08:00-12:30 every 30 min, five people twice
+        signed.event(KV1, at(8, 30 * i), card=f"00109302931{i % 5}")
+    signed.event(KV1, at(9, 15), verdict="fail", reason="old_venue_qr", format="poster", direction=None)
+    _card_shown(signed, at(10, 3), Ed25519PrivateKey.generate(), "insp-7")  # forged: unknown key
+    _card_shown(signed, at(10, 4), AUTHORITY, "insp-8", days=5)  # expired five days ago
+    _card_shown(signed, at(10, 5), AUTHORITY, "insp-7")
+    _card_shown(signed, at(14), AUTHORITY, "insp-9")
+
+
+def _street_day(signed: Signed) -> None:
+    def check(dev: TestDevice, ts: int, verdict: str, reason: str, card: str) -> None:
+        signed.event(dev, ts, kind="inspection", verdict=verdict, reason=reason, card=card, direction=None)
+
+    for i in range(3):
+        check(HH1, at(9, i), "pass", "ok", f"07912345678{i}")
+    for i in range(2):
+        check(HH1, at(10, i), "fail", "status_blocked", f"07900000000{i}")
+    for minute, refusal in (
+        (20, Rejection(reason=Reason.UNRECOGNISED)),
+        (21, Rejection(reason=Reason.OLD_VENUE_QR, format="poster")),
+    ):
+        moment = datetime.fromtimestamp(at(10, minute) / 1000, UTC)
+        signed.draft(HH1, street_finding(refusal, status=None, now=moment).draft(clock_synced=True))
+    for minute in (30, 31):
+        signed.event(HH1, at(10, minute), kind="no_qr", verdict="fail", reason="no_qr", format="unknown",
+                     direction=None)  # fmt: skip
+    check(HH2, at(15), "pass", "ok", "079111111111")
+    check(HH2, at(15, 5), "fail", "status_blocked", "079222222222")
+    signed.event(
+        HH2, at(15, 10), kind="no_qr", verdict="fail", reason="no_qr", format="unknown", direction=None
+    )
+
+
+def _inspection_scenario(store: Store) -> None:
+    signed = Signed(store)
+    _venue_day(signed)
+    _street_day(signed)
+    signed.processor.flush()
+    assert signed.processor.stats.stored == 15 + 9 + 3 and not signed.processor.stats.rejected
+    for ts, status in ((at(6), "online"), (at(13), "offline"), (at(14, 30), "online")):
+        store.log_state("kv1", ts, status)
+    store.commit()
+
+
+@pytest.fixture
+def inspected(store_url: str) -> Iterator[Report]:
+    with open_store(store_url) as store:
+        _inspection_scenario(store)
+        yield build_report(store, day=DAY, settings=ReportSettings(), now_ms=at(23))
+
+
+def _inspector(name: str) -> str:
+    return hash_identity(IDENTITY_KEY, "inspector", name)
+
+
+def test_venue_figures_count_visitor_scans_only(inspected: Report) -> None:
+    [v] = inspected.destinations  # team-1 and team-2 are handhelds' areas, not venues
+    assert (v.destination, v.scans, v.people, v.old_poster) == ("shop-v", 11, 5, 1)
+    assert v.verdicts == {"pass": {"ok": 10}, "fail": {"old_venue_qr": 1}}
+    assert v.directions == {"in": 10, "out": 0, "none": 1}
+    assert v.hourly == [0] * 8 + [2, 3, 2, 2, 2] + [0] * 11
+    assert v.kinds == {"inspection": 2, "scan": 13}
+    assert v.silences == [(at(12, 30), at(21))]  # the 14:00 visit is no visitor
+    assert [f.code for f in v.flags] == ["device_offline", "silent"]
+    assert v.devices[0].events == 15
+    assert v.refused_inspector_cards == {"inspector_card_expired": 1, "inspector_card_unknown_key": 1}
+
+
+def test_inspection_visits_with_their_findings(inspected: Report) -> None:
+    first, second = inspected.destinations[0].visits
+    assert first == Visit(ts=at(10, 5), device="kv1", inspector=_inspector("insp-7"), scans=6, old_poster=1,
+                          states={"kv1": "online"}, flags=["device_offline", "silent"])  # fmt: skip
+    assert (second.ts, second.inspector, second.scans, second.old_poster) == (
+        at(14),
+        _inspector("insp-9"),
+        11,
+        1,
+    )
+    assert second.states == {"kv1": "offline"}
+
+
+def test_street_inspections_by_outcome(inspected: Report) -> None:
+    hh1, hh2 = inspected.street
+    assert (hh1.device, hh1.destination, hh1.status) == ("hh1", "team-1", "active")
+    assert hh1.counts == StreetCounts(
+        checks=7, passed=3, violations={"status_blocked": 2},
+        invalid={"old_venue_qr": 1, "unrecognised": 1}, no_qr=2,
+    )  # fmt: skip
+    assert hh2.counts == StreetCounts(checks=2, passed=1, violations={"status_blocked": 1}, no_qr=1)
+    assert inspected.street_total == StreetCounts(
+        checks=9, passed=4, violations={"status_blocked": 3},
+        invalid={"old_venue_qr": 1, "unrecognised": 1}, no_qr=3,
+    )  # fmt: skip
+
+
+def test_one_team_only(store_url: str) -> None:
+    with open_store(store_url) as store:
+        _inspection_scenario(store)
+        report = build_report(store, day=DAY, settings=ReportSettings(), now_ms=at(23), destination="team-2")
+    assert report.destinations == []
+    assert [h.device for h in report.street] == ["hh2"]
+    assert report.street_total.checks == 2
+
+
+def test_inspections_in_every_format(inspected: Report) -> None:
+    rows = list(csv.reader(io.StringIO(as_csv(inspected))))
+    for row in (
+        ["shop-v", "visit:1", "time", "10:05"], ["shop-v", "visit:1", "inspector", _inspector("insp-7")],
+        ["shop-v", "visit:1", "scans", "6"], ["shop-v", "visit:2", "state:kv1", "offline"],
+        ["shop-v", "visit:2", "flags", "device_offline silent"],
+        ["shop-v", "refused_inspector_card", "inspector_card_unknown_key", "1"],
+        ["team-1", "street:hh1", "violation:status_blocked", "2"],
+        ["team-1", "street:hh1", "invalid:unrecognised", "1"],
+        ["team-2", "street:hh2", "no_qr", "1"], ["", "street_total", "checks", "9"],
+        ["", "street_total", "passed", "4"], ["", "street_total", "no_qr", "3"],
+    ):  # fmt: skip
+        assert ["2026-11-20", *row] in rows
+    data = json.loads(as_json(inspected))
+    assert data["street_total"]["violations"] == {"status_blocked": 3}
+    assert data["destinations"][0]["visits"][1]["scans"] == 11
+    table = as_table(inspected)
+    assert f"inspection 10:05 on kv1 by {_inspector('insp-7')}: 6 scans so far, 1 old posters" in table
+    assert "refused inspector cards: inspector_card_expired 1, inspector_card_unknown_key 1" in table
+    assert (
+        "total: 9 checks, 4 passed, violations status_blocked 3,"
+        " not valid old_venue_qr 1, unrecognised 1, no QR 3" in table
+    )
+    assert "hh1 (team-1, active): 7 checks, 3 passed" in table
+    html = as_html(inspected)
+    assert "<h2>Street inspections</h2>" in html and _inspector("insp-9") in html
+    assert "<td>total</td><td></td><td>9</td><td>4</td>" in html
+    assert "src=" not in html and "href=" not in html and "<script" not in html

@@ -1,5 +1,8 @@
 """The daily report as text for people (table, HTML with inline SVG charts) and for programs (CSV, JSON).
 
+Every form has the venues (with their inspection visits and refused inspector
+cards) and then the street inspections, per handheld and in total.
+
 The HTML page is one self-contained file: styles and charts are inline, nothing is
 fetched, so it can be mailed or opened offline.
 """
@@ -15,7 +18,7 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from kiosk.central.reports import DestinationReport, DeviceReport, Report
+from kiosk.central.reports import DestinationReport, DeviceReport, Report, StreetCounts, Visit
 
 FORMATS = ("table", "csv", "json", "html")
 
@@ -54,6 +57,26 @@ def _rows(d: DestinationReport, zone: ZoneInfo) -> Iterator[tuple[str, str, obje
         yield from _device_rows(dev, zone)
     yield from (("silence", _clock(a, zone), _clock(b, zone)) for a, b in d.silences)
     yield from (("flag", flag.code, flag.message) for flag in d.flags)
+    for number, visit in enumerate(d.visits, 1):
+        yield from _visit_rows(f"visit:{number}", visit, zone)
+    yield from (("refused_inspector_card", reason, n) for reason, n in d.refused_inspector_cards.items())
+
+
+def _visit_rows(section: str, visit: Visit, zone: ZoneInfo) -> Iterator[tuple[str, str, object]]:
+    yield (section, "time", _clock(visit.ts, zone))
+    yield (section, "device", visit.device)
+    yield (section, "inspector", visit.inspector)
+    yield (section, "scans", visit.scans)
+    yield (section, "old_poster", visit.old_poster)
+    yield from ((section, f"state:{device}", state) for device, state in visit.states.items())
+    yield (section, "flags", " ".join(visit.flags))
+
+
+def _street_rows(section: str, c: StreetCounts) -> Iterator[tuple[str, str, object]]:
+    yield from ((section, key, getattr(c, key)) for key in ("checks", "passed"))
+    yield from ((section, f"violation:{reason}", n) for reason, n in c.violations.items())
+    yield from ((section, f"invalid:{reason}", n) for reason, n in c.invalid.items())
+    yield (section, "no_qr", c.no_qr)
 
 
 def _device_rows(dev: DeviceReport, zone: ZoneInfo) -> Iterator[tuple[str, str, object]]:
@@ -75,6 +98,11 @@ def as_csv(report: Report) -> str:
     for d in report.destinations:
         for section, key, value in _rows(d, zone):
             writer.writerow([report.day, d.destination, section, key, "" if value is None else value])
+    for h in report.street:
+        for section, key, value in _street_rows(f"street:{h.device}", h.counts):
+            writer.writerow([report.day, h.destination, section, key, value])
+    for section, key, value in _street_rows("street_total", report.street_total):
+        writer.writerow([report.day, "", section, key, value])
     return out.getvalue()
 
 
@@ -92,7 +120,31 @@ def as_table(report: Report) -> str:
                 f" {dev.missing_seqs} missing, last {_clock(dev.last_event_ms, zone)}"
             )
         lines += [f"  FLAG {flag.code}: {flag.message}" for flag in d.flags] or ["  no flags"]
+        lines += [f"  {_visit_line(v, zone)}" for v in d.visits] or ["  no inspection visit"]
+        if d.refused_inspector_cards:
+            lines.append(f"  refused inspector cards: {_counts(d.refused_inspector_cards)}")
+    lines += ["", "Street inspections", f"  total: {_street_line(report.street_total)}"]
+    lines += [f"  {h.device} ({h.destination}, {h.status}): {_street_line(h.counts)}" for h in report.street]
     return "\n".join(lines) + "\n"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {n}" for key, n in counts.items()) or "-"
+
+
+def _visit_line(v: Visit, zone: ZoneInfo) -> str:
+    states = ", ".join(f"{device} {state}" for device, state in v.states.items()) or "-"
+    return (
+        f"inspection {_clock(v.ts, zone)} on {v.device} by {v.inspector or '-'}: {v.scans} scans so far,"
+        f" {v.old_poster} old posters; devices {states}; flags {' '.join(v.flags) or '-'}"
+    )
+
+
+def _street_line(c: StreetCounts) -> str:
+    return (
+        f"{c.checks} checks, {c.passed} passed, violations {_counts(c.violations)},"
+        f" not valid {_counts(c.invalid)}, no QR {c.no_qr}"
+    )
 
 
 def _title(d: DestinationReport) -> str:
@@ -123,7 +175,7 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bott
 def as_html(report: Report) -> str:
     """One self-contained HTML page with inline SVG charts."""
     zone = ZoneInfo(report.timezone)
-    body = "".join(_html_destination(d, zone) for d in report.destinations)
+    body = "".join(_html_destination(d, zone) for d in report.destinations) + _html_street(report)
     title = f"Scan report {escape(report.day)}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
@@ -139,8 +191,42 @@ def _html_destination(d: DestinationReport, zone: ZoneInfo) -> str:
         f"<section><h2>{escape(_title(d))}</h2>{summary}"
         f"<ul>{flags or '<li class=ok>no flags</li>'}</ul>"
         f"<h3>Scans per hour</h3>{hourly_svg(d.hourly)}"
-        f"<h3>Devices</h3>{_device_table(d.devices, zone)}</section>"
+        f"<h3>Devices</h3>{_device_table(d.devices, zone)}"
+        f"<h3>Inspections</h3>{_visit_table(d, zone)}</section>"
     )
+
+
+def _cells(*values: object) -> str:
+    return "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>"
+
+
+def _visit_table(d: DestinationReport, zone: ZoneInfo) -> str:
+    head = "<tr><th>time</th><th>device</th><th>inspector</th><th>scans so far</th>"
+    head += "<th>old posters</th><th>devices</th><th>flags</th></tr>"
+    rows = "".join(_visit_cells(v, zone) for v in d.visits)
+    table = f"<table>{head}{rows}</table>" if d.visits else "<p>no inspection visit</p>"
+    refused = d.refused_inspector_cards
+    return table + (
+        f"<p class=flag>refused inspector cards: {escape(_counts(refused))}</p>" if refused else ""
+    )
+
+
+def _visit_cells(v: Visit, zone: ZoneInfo) -> str:
+    states = ", ".join(f"{dev} {state}" for dev, state in v.states.items()) or "-"
+    flags = " ".join(v.flags) or "-"
+    return _cells(_clock(v.ts, zone), v.device, v.inspector or "-", v.scans, v.old_poster, states, flags)
+
+
+def _html_street(report: Report) -> str:
+    head = "<tr><th>handheld</th><th>team or area</th><th>checks</th><th>passed</th>"
+    head += "<th>violations</th><th>not valid</th><th>no QR</th></tr>"
+    rows = "".join(_street_cells(h.device, h.destination, h.counts) for h in report.street)
+    total = _street_cells("total", "", report.street_total)
+    return f"<section><h2>Street inspections</h2><table>{head}{rows}{total}</table></section>"
+
+
+def _street_cells(device: str, area: str, c: StreetCounts) -> str:
+    return _cells(device, area, c.checks, c.passed, _counts(c.violations), _counts(c.invalid), c.no_qr)
 
 
 def _device_table(devices: list[DeviceReport], zone: ZoneInfo) -> str:

@@ -1,10 +1,18 @@
-"""Inspectors' daily report: per destination, what was scanned, by which devices, and what looks wrong.
+"""Inspectors' daily report: per venue, what was scanned, by which devices, what looks wrong and
+which inspectors came; and the street inspections' outcomes per handheld.
 
 Days, hours and opening hours are local time (default Asia/Ho_Chi_Minh). The
 destinations central knows are those of registered devices plus those listed in
 an optional destinations file (TOML, see docs/central.md), which also gives each
 one a name, a peer group and its own opening hours; a listed destination without
 an active device is flagged "no device installed".
+
+A venue's figures count visitor scans only (`is_visitor_scan`): inspections,
+people without a QR and refused inspector cards are reported on their own. A
+device whose events in the report's history window are street checks and no-QR
+records only is a handheld (`handhelds`); a destination whose every device is a
+handheld is an inspection team or area, not a venue: it gets no venue figures
+or flags, and its handhelds appear in the street part of the report.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from kiosk.errors import ConfigError
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 OLD_POSTER = "old_venue_qr"
+INSPECTOR = "inspector"  # the card format of inspector cards
+# Street-check reasons that mean the person breaks the rules; any other refusal is a code that is not valid.
+VIOLATIONS = frozenset({"status_blocked"})
 
 
 def _hours(value: str) -> str:
@@ -131,6 +142,40 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """An inspector's visit to a venue, with what central knew of the venue at that moment."""
+
+    ts: int
+    device: str  # the kiosk the inspector card was shown to
+    inspector: str | None  # the inspector's identity as stored (hashed like any identity)
+    scans: int  # the venue's visitor scans that day up to the visit
+    old_poster: int  # ... of them old venue posters
+    states: dict[str, str]  # each of the venue's kiosks: its last known state at the visit
+    flags: list[str]  # the venue's flag codes in this report
+
+
+@dataclass(frozen=True)
+class StreetCounts:
+    """Street inspections by outcome."""
+
+    checks: int = 0  # cards checked
+    passed: int = 0
+    violations: dict[str, int] = field(default_factory=dict)  # reason -> count (e.g. status_blocked)
+    invalid: dict[str, int] = field(default_factory=dict)  # codes that are not valid cards, by reason
+    no_qr: int = 0  # people without a QR
+
+
+@dataclass(frozen=True)
+class HandheldReport:
+    """One street inspector's handheld: its team or area (its destination id) and the day's outcomes."""
+
+    device: str
+    destination: str
+    status: str  # registry status
+    counts: StreetCounts
+
+
+@dataclass(frozen=True)
 class DeviceReport:
     """One device's day."""
 
@@ -164,6 +209,8 @@ class DestinationReport:
     silences: list[tuple[int, int]]  # opening-hours stretches (start, end ms) without a scan
     devices: list[DeviceReport]
     flags: list[Flag]
+    visits: list[Visit] = field(default_factory=list)
+    refused_inspector_cards: dict[str, int] = field(default_factory=dict)  # reason -> count
 
 
 @dataclass(frozen=True)
@@ -174,6 +221,8 @@ class Report:
     timezone: str
     generated_ms: int
     destinations: list[DestinationReport] = field(default_factory=list)
+    street: list[HandheldReport] = field(default_factory=list)
+    street_total: StreetCounts = field(default_factory=StreetCounts)
 
 
 @dataclass(frozen=True)
@@ -210,12 +259,57 @@ def build_report(
     destination: str | None = None,
 ) -> Report:
     """Compute the report of `day` for every known destination (or one)."""
-    devices = store.devices()
-    known = sorted({d.destination for d in devices} | {d.id for d in settings.destinations})
-    wanted = [d for d in known if destination in (None, d)]
-    context = _Context(store, settings, day, now_ms, devices)
-    reports = [context.destination(dest) for dest in wanted]
-    return Report(day=day.isoformat(), timezone=settings.timezone, generated_ms=now_ms, destinations=reports)
+    context = _Context(store, settings, day, now_ms, store.devices())
+    venues = {d.destination for d in context.kiosks} | {d.id for d in settings.destinations}
+    wanted = sorted(d for d in venues - context.street_areas if destination in (None, d))
+    handhelds = context.street(destination)
+    return Report(
+        day=day.isoformat(), timezone=settings.timezone, generated_ms=now_ms,
+        destinations=[context.destination(dest) for dest in wanted],
+        street=handhelds, street_total=_total(h.counts for h in handhelds),
+    )  # fmt: skip
+
+
+def is_visitor_scan(event: EventRow) -> bool:
+    """A visitor's card scan: not an inspection, not a person without a QR, not an inspector's card."""
+    return event.kind == "scan" and event.format != INSPECTOR
+
+
+def _is_street(kind: str, card_format: str) -> bool:
+    return kind == "no_qr" or (kind == "inspection" and card_format != INSPECTOR)
+
+
+def handhelds(kinds: dict[str, set[tuple[str, str]]]) -> set[str]:
+    """Devices whose (kind, format) pairs are street checks and no-QR records only."""
+    return {dev for dev, pairs in kinds.items() if pairs and all(_is_street(*pair) for pair in pairs)}
+
+
+def street_counts(events: Iterable[EventRow]) -> StreetCounts:
+    """Street checks and no-QR records by outcome."""
+    events = [e for e in events if _is_street(e.kind, e.format)]
+    checks = [e for e in events if e.kind == "inspection"]
+    fails = [e.reason for e in checks if e.verdict == "fail"]
+    return StreetCounts(
+        checks=len(checks),
+        passed=sum(1 for e in checks if e.verdict == "pass"),
+        violations=dict(sorted(Counter(r for r in fails if r in VIOLATIONS).items())),
+        invalid=dict(sorted(Counter(r for r in fails if r not in VIOLATIONS).items())),
+        no_qr=sum(1 for e in events if e.kind == "no_qr"),
+    )
+
+
+def _total(counts: Iterable[StreetCounts]) -> StreetCounts:
+    violations: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    checks = passed = no_qr = 0
+    for c in counts:
+        checks, passed, no_qr = checks + c.checks, passed + c.passed, no_qr + c.no_qr
+        violations.update(c.violations)
+        invalid.update(c.invalid)
+    return StreetCounts(
+        checks=checks, passed=passed, violations=dict(sorted(violations.items())),
+        invalid=dict(sorted(invalid.items())), no_qr=no_qr,
+    )  # fmt: skip
 
 
 class _Context:
@@ -229,6 +323,9 @@ class _Context:
         self.states = {s.device: s.status for s in store.states()}
         self.start, self.end = day_range(day, settings.zone)
         history_start = day_range(day - timedelta(days=settings.history_days), settings.zone)[0]
+        self.handhelds = handhelds(store.device_kinds(history_start, self.end))
+        self.kiosks = [d for d in devices if d.device not in self.handhelds]
+        self.street_areas = {d.destination for d in devices} - {d.destination for d in self.kiosks}
         noon = datetime.combine(day, time(12))
         offset = int(noon.replace(tzinfo=UTC).timestamp() * 1000) - _local_ms(day, time(12), settings.zone)
         self.daily = store.daily_counts(history_start, self.end, offset_ms=offset)
@@ -239,16 +336,56 @@ class _Context:
         hours = info.opening_hours or self.settings.opening_hours
         window = _opening(self.day, hours, self.settings.zone, self.now_ms)
         events = self.store.events(self.start, self.end, destination=dest)
-        own = [d for d in self.devices if d.destination == dest]
+        scans = [e for e in events if is_visitor_scan(e)]
+        own = [d for d in self.kiosks if d.destination == dest]
         device_reports = [self._device(d, events, window) for d in own]
-        silences = _silences([e.ts for e in events], window, self.settings.silent_minutes)
+        silences = _silences([e.ts for e in scans], window, self.settings.silent_minutes)
         usual, peers = self._usual(dest), self._peers(dest, info.group)
-        figures = _figures(events, self.settings.zone)
-        flags = _flags(self.settings, len(events), usual, peers, own, device_reports, silences)
+        figures = _figures(scans, events, self.settings.zone)
+        flags = _flags(self.settings, len(scans), usual, peers, own, device_reports, silences)
+        refused = Counter(e.reason for e in events if e.kind == "scan" and e.format == INSPECTOR)
         return DestinationReport(
             destination=dest, name=info.name, group=info.group, opening_hours=hours, **figures,
             usual=usual, peers=peers, silences=silences, devices=device_reports, flags=flags,
+            visits=self._visits(events, own, [f.code for f in flags]),
+            refused_inspector_cards=dict(sorted(refused.items())),
         )  # fmt: skip
+
+    def _visits(self, events: Sequence[EventRow], own: Sequence[DeviceRow], flags: list[str]) -> list[Visit]:
+        visits = [e for e in events if e.kind == "inspection" and e.format == INSPECTOR]
+        return [self._visit(v, events, own, flags) for v in visits]
+
+    def _visit(
+        self, visit: EventRow, events: Sequence[EventRow], own: Sequence[DeviceRow], flags: list[str]
+    ) -> Visit:
+        before = [e for e in events if is_visitor_scan(e) and e.ts <= visit.ts]
+        return Visit(
+            ts=visit.ts, device=visit.device, inspector=visit.identity, scans=len(before),
+            old_poster=sum(1 for e in before if e.reason == OLD_POSTER),
+            states={d.device: self._state_at(d.device, visit.ts) for d in own}, flags=flags,
+        )  # fmt: skip
+
+    def _state_at(self, device: str, ts: int) -> str:
+        """A device's last status change at or before ts ("unknown" when none is logged)."""
+        changes = self.store.state_log(device, ts + 1, ts + 1)
+        return changes[-1][1] if changes else "unknown"
+
+    def street(self, destination: str | None) -> list[HandheldReport]:
+        """The day's street inspections of every handheld (or those of one team or area)."""
+        rows = [
+            d for d in self.devices if d.device in self.handhelds and destination in (None, d.destination)
+        ]
+        events = {
+            dest: self.store.events(self.start, self.end, destination=dest)
+            for dest in sorted({d.destination for d in rows})
+        }
+        return [self._handheld(d, events[d.destination]) for d in rows]
+
+    def _handheld(self, row: DeviceRow, events: Sequence[EventRow]) -> HandheldReport:
+        counts = street_counts(e for e in events if e.device == row.device)
+        return HandheldReport(
+            device=row.device, destination=row.destination, status=row.status, counts=counts
+        )
 
     def _device(self, row: DeviceRow, events: Sequence[EventRow], window: _Window) -> DeviceReport:
         own = [e for e in events if e.device == row.device]
@@ -269,29 +406,30 @@ class _Context:
         return statistics.median(days) if len(days) >= self.settings.min_history_days else None
 
     def _peers(self, dest: str, group: str) -> float | None:
-        peers = {d.destination for d in self.devices if d.status == ACTIVE and d.destination != dest}
+        peers = {d.destination for d in self.kiosks if d.status == ACTIVE and d.destination != dest}
         peers = {p for p in peers if self.settings.info(p).group == group}
         if len(peers) < 2:
             return None
         return statistics.median(self.daily.get((p, self.day_number), 0) for p in peers)
 
 
-def _figures(events: Sequence[EventRow], zone: ZoneInfo) -> dict[str, Any]:
+def _figures(scans: Sequence[EventRow], events: Sequence[EventRow], zone: ZoneInfo) -> dict[str, Any]:
+    """The visitor-scan figures; `kinds` counts every event of the destination."""
     verdicts: dict[str, Counter[str]] = {"pass": Counter(), "fail": Counter()}
     hourly = [0] * 24
-    for e in events:
+    for e in scans:
         verdicts[e.verdict][e.reason] += 1
         hourly[datetime.fromtimestamp(e.ts / 1000, zone).hour] += 1
     return {
-        "scans": len(events),
+        "scans": len(scans),
         "kinds": dict(sorted(Counter(e.kind for e in events).items())),
         "directions": {
-            d: sum(1 for e in events if (e.direction or "none") == d) for d in ("in", "out", "none")
+            d: sum(1 for e in scans if (e.direction or "none") == d) for d in ("in", "out", "none")
         },
         "verdicts": {v: dict(sorted(c.items())) for v, c in verdicts.items()},
-        "people": len({e.identity for e in events if e.identity is not None}),
+        "people": len({e.identity for e in scans if e.identity is not None}),
         "hourly": hourly,
-        "old_poster": sum(1 for e in events if e.reason == OLD_POSTER),
+        "old_poster": sum(1 for e in scans if e.reason == OLD_POSTER),
     }
 
 

@@ -264,11 +264,25 @@ class Store:
         return int(self._query("SELECT COUNT(*) FROM events")[0][0])
 
     def daily_counts(self, start_ms: int, end_ms: int, *, offset_ms: int) -> dict[tuple[str, int], int]:
-        """Events per (destination, local day number) in a time range; offset_ms shifts UTC to local."""
+        """Visitor scans per (destination, local day number) in a time range; offset_ms shifts UTC to local.
+
+        Visitor scans are `scan` events of any card but an inspector's: inspections,
+        people without a QR and refused inspector cards are not a venue's visitors.
+        """
         sql = "SELECT destination, (ts + ?) / 86400000 AS day, COUNT(*) FROM events"
-        sql += " WHERE ts >= ? AND ts < ? GROUP BY destination, day"
+        sql += (
+            " WHERE ts >= ? AND ts < ? AND kind = 'scan' AND format <> 'inspector' GROUP BY destination, day"
+        )
         rows = self._query(sql, (offset_ms, start_ms, end_ms))
         return {(str(dest), int(day)): int(n) for dest, day, n in rows}
+
+    def device_kinds(self, start_ms: int, end_ms: int) -> dict[str, set[tuple[str, str]]]:
+        """Per device, the (kind, format) pairs of its events in a time range."""
+        sql = "SELECT DISTINCT device, kind, format FROM events WHERE ts >= ? AND ts < ?"
+        found: dict[str, set[tuple[str, str]]] = {}
+        for device, kind, card_format in self._query(sql, (start_ms, end_ms)):
+            found.setdefault(str(device), set()).add((str(kind), str(card_format)))
+        return found
 
     # Sequence progress, for acks.
 
