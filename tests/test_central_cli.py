@@ -197,3 +197,34 @@ def test_ingest_process_stores_and_stops_on_sigterm(mosquitto: Mosquitto, tmp_pa
             proc.wait()
     assert proc.returncode == 0
     assert "2 received, 1 stored, 0 duplicates, rejected {'bad_signature': 1}" in err
+
+
+def test_report_command_with_inspections(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    handheld = TestDevice("handheld-1", "team-1")
+    main(["--db", db, "devices", "add", str(handheld.write_registration(tmp_path))])
+    _day_of_scans(db, tmp_path, capsys)
+    ts = int(datetime(2026, 11, 20, 3, 5, tzinfo=UTC).timestamp() * 1000)  # 10:05 in Vietnam
+    from kiosk.central.ingest import Processor
+    from kiosk.central.registry import Registry
+
+    with open_store(db) as store:
+        processor = Processor(
+            store=store, registry=Registry(store), authority_key=Ed25519PrivateKey.generate()
+        )
+        processor.handle(K1.topic(), K1.token(3, ts, kind="inspection", reason="inspector_card_ok",
+                                              format="inspector", card="insp-1", direction=None))  # fmt: skip
+        processor.handle(handheld.topic(), handheld.token(1, ts, kind="inspection", verdict="fail",
+                                                          reason="status_blocked", card="001093029317",
+                                                          direction=None))  # fmt: skip
+        processor.handle(handheld.topic(), handheld.token(2, ts, kind="no_qr", verdict="fail", reason="no_qr",
+                                                          format="unknown", direction=None))  # fmt: skip
+        processor.flush()
+    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20")
+    assert code == 0 and "scans 2 (in 2, out 0), people 2" in out  # the inspector is no visitor
+    assert "inspection 10:05 on kiosk-1 by hmac:" in out and ": 2 scans so far, 0 old posters" in out
+    assert "handheld-1 (team-1, active): 1 checks, 0 passed, violations status_blocked 1" in out
+    assert "team-1, open" not in out  # a handheld's team is not a venue
+    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20", "--destination", "team-1",
+                        "--format", "csv")  # fmt: skip
+    assert code == 0 and "2026-11-20,team-1,street:handheld-1,no_qr,1" in out
+    assert "2026-11-20,,street_total,checks,1" in out and ",shop-1," not in out

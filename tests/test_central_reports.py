@@ -264,13 +264,15 @@ class Signed:
         self.processor.handle(dev.topic(), sign_event(event, dev.key))
 
 
-def _card_shown(signed: Signed, ts: int, key: Ed25519PrivateKey, inspector: str, days: int = 30) -> None:
-    """An inspector card (signed by `key`, valid from 10 days before `ts` for `days`) shown to kv1."""
+def _card_shown(
+    signed: Signed, ts: int, key: Ed25519PrivateKey, inspector: str, days: int = 30, device: TestDevice = KV1
+) -> None:
+    """An inspector card (signed by `key`, valid from 10 days before `ts` for `days`) shown to a device."""
     moment = datetime.fromtimestamp(ts / 1000, UTC)
     payload = make_inspector_payload(key, inspector=inspector, valid_from=moment - timedelta(days=10),
                                      valid_until=moment + timedelta(days=days - 10))  # fmt: skip
     result = parse_inspector_card(payload.encode(), keys=AUTHORITY.public_key(), now=moment)
-    signed.draft(KV1, inspector_draft(result, at=moment, clock_synced=True))
+    signed.draft(device, inspector_draft(result, at=moment, clock_synced=True))
 
 
 def _venue_day(signed: Signed) -> None:
@@ -300,6 +302,7 @@ def _street_day(signed: Signed) -> None:
     for minute in (30, 31):
         signed.event(HH1, at(10, minute), kind="no_qr", verdict="fail", reason="no_qr", format="unknown",
                      direction=None)  # fmt: skip
+    _card_shown(signed, at(8), AUTHORITY, "insp-7", device=HH1)  # trying the handheld: no venue visit
     check(HH2, at(15), "pass", "ok", "079111111111")
     check(HH2, at(15, 5), "fail", "status_blocked", "079222222222")
     signed.event(
@@ -312,7 +315,7 @@ def _inspection_scenario(store: Store) -> None:
     _venue_day(signed)
     _street_day(signed)
     signed.processor.flush()
-    assert signed.processor.stats.stored == 15 + 9 + 3 and not signed.processor.stats.rejected
+    assert signed.processor.stats.stored == 15 + 10 + 3 and not signed.processor.stats.rejected
     for ts, status in ((at(6), "online"), (at(13), "offline"), (at(14, 30), "online")):
         store.log_state("kv1", ts, status)
     store.commit()

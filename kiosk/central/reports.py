@@ -9,8 +9,8 @@ an active device is flagged "no device installed".
 
 A venue's figures count visitor scans only (`is_visitor_scan`): inspections,
 people without a QR and refused inspector cards are reported on their own. A
-device whose events in the report's history window are street checks and no-QR
-records only is a handheld (`handhelds`); a destination whose every device is a
+device with street checks or no-QR records and no visitor scans in the report's
+history window is a handheld (`handhelds`); a destination whose every device is a
 handheld is an inspection team or area, not a venue: it gets no venue figures
 or flags, and its handhelds appear in the street part of the report.
 """
@@ -280,8 +280,16 @@ def _is_street(kind: str, card_format: str) -> bool:
 
 
 def handhelds(kinds: dict[str, set[tuple[str, str]]]) -> set[str]:
-    """Devices whose (kind, format) pairs are street checks and no-QR records only."""
-    return {dev for dev, pairs in kinds.items() if pairs and all(_is_street(*pair) for pair in pairs)}
+    """Devices, from their (kind, format) pairs, with street checks or no-QR records and no visitor scans.
+
+    Inspector cards do not count either way: a handheld opens the inspection screen too.
+    """
+    return {
+        dev
+        for dev, pairs in kinds.items()
+        if any(_is_street(*pair) for pair in pairs)
+        and not any(kind == "scan" and card_format != INSPECTOR for kind, card_format in pairs)
+    }
 
 
 def street_counts(events: Iterable[EventRow]) -> StreetCounts:
