@@ -111,21 +111,26 @@ def as_table(report: Report) -> str:
     zone = ZoneInfo(report.timezone)
     lines = [f"Report for {report.day} ({report.timezone})"]
     for d in report.destinations:
-        lines += ["", _title(d), *_summary_lines(d)]
-        lines += [f"  hourly: {' '.join(str(n) for n in d.hourly)}"]
-        for dev in d.devices:
-            lines.append(
-                f"  device {dev.device} [{dev.status}, {dev.state}]: {dev.events} events,"
-                f" uptime {dev.uptime:.0%}, offline {dev.offline_minutes:.0f} min,"
-                f" {dev.missing_seqs} missing, last {_clock(dev.last_event_ms, zone)}"
-            )
-        lines += [f"  FLAG {flag.code}: {flag.message}" for flag in d.flags] or ["  no flags"]
-        lines += [f"  {_visit_line(v, zone)}" for v in d.visits] or ["  no inspection visit"]
-        if d.refused_inspector_cards:
-            lines.append(f"  refused inspector cards: {_counts(d.refused_inspector_cards)}")
+        lines += ["", *_table_destination(d, zone)]
     lines += ["", "Street inspections", f"  total: {_street_line(report.street_total)}"]
     lines += [f"  {h.device} ({h.destination}, {h.status}): {_street_line(h.counts)}" for h in report.street]
     return "\n".join(lines) + "\n"
+
+
+def _table_destination(d: DestinationReport, zone: ZoneInfo) -> list[str]:
+    lines = [_title(d), *_summary_lines(d)]
+    lines += [f"  hourly: {' '.join(str(n) for n in d.hourly)}"]
+    for dev in d.devices:
+        lines.append(
+            f"  device {dev.device} [{dev.status}, {dev.state}]: {dev.events} events,"
+            f" uptime {dev.uptime:.0%}, offline {dev.offline_minutes:.0f} min,"
+            f" {dev.missing_seqs} missing, last {_clock(dev.last_event_ms, zone)}"
+        )
+    lines += [f"  FLAG {flag.code}: {flag.message}" for flag in d.flags] or ["  no flags"]
+    lines += [f"  {_visit_line(v, zone)}" for v in d.visits] or ["  no inspection visit"]
+    if d.refused_inspector_cards:
+        lines.append(f"  refused inspector cards: {_counts(d.refused_inspector_cards)}")
+    return lines
 
 
 def _counts(counts: dict[str, int]) -> str:
