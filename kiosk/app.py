@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from kiosk.config import Settings, load_config
 from kiosk.daemon import Kiosk, LoopCounters, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
+from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
 from kiosk.inspection import DeviceReadings
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
@@ -63,7 +65,13 @@ def assemble(
         statuslist = StatusListStore.from_config(
             settings.policy.authority_keys, settings.paths.statuslist_file
         )
-        policy = Policy(settings.policy, settings.destination, statuslist=statuslist)
+        policy = Policy(
+            settings.policy,
+            settings.destination,
+            statuslist=statuslist,
+            presence_keys=presence_keys(settings),
+        )
+        restore_presence(policy, spool, settings)
         feedback = feedback or Feedback(settings.feedback, lang=settings.destination.language)
         stack.callback(feedback.close)
         counters = LoopCounters()
@@ -92,6 +100,27 @@ def assemble(
             yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
         finally:
             notifier.stopping()  # before the closing starts, so systemd knows a clean stop is under way
+
+
+def presence_keys(settings: Settings) -> Callable[[str], tuple[str, ...]]:
+    """How the policy knows a person in its presence table: as the events know them (hashed)."""
+    if settings.uplink.plain_identity:
+        return lambda identity: (f"plain:{identity}",)
+    key = load_identity_key(settings.paths.identity_key_file)
+    # Every format: a person who came in with one card may leave with another carrying the same number.
+    return lambda identity: tuple(hash_identity(key, fmt, identity) for fmt in ("national", "cccd", "dcc"))
+
+
+def restore_presence(policy: Policy, spool: Spool, settings: Settings) -> None:
+    """After a restart, who is inside is rebuilt from the spool's entries and exits (auto mode)."""
+    if settings.destination.direction != "auto":
+        return
+    since = datetime.now(UTC) - timedelta(seconds=settings.destination.presence_timeout_s)
+    passes = spool.recent_passes(int(since.timestamp() * 1000))
+    policy.restore_presence(
+        (datetime.fromtimestamp(ts / 1000, UTC), direction, identity) for ts, direction, identity in passes
+    )
+    log.info("presence rebuilt from the spool: %d people inside", policy.occupancy)
 
 
 def open_spool(settings: Settings) -> Spool:

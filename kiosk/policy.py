@@ -19,7 +19,7 @@ dictionary operations and at most one status-list lookup per card identity.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -93,9 +93,17 @@ class Policy:
     """Decides pass or fail for each scan at one destination, and tracks who is inside."""
 
     def __init__(
-        self, rules: PolicyConfig, destination: DestinationConfig, *, statuslist: StatusSource | None = None
+        self,
+        rules: PolicyConfig,
+        destination: DestinationConfig,
+        *,
+        statuslist: StatusSource | None = None,
+        presence_keys: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.statuslist = statuslist
+        # How an identity is known in the presence table: the daemon passes the events' identity hashes,
+        # so that who is inside can be rebuilt from the spool after a restart (restore_presence).
+        self._presence_keys = presence_keys or (lambda identity: (identity,))
         self.reconfigure(rules, destination)
         self._recent: OrderedDict[Hashable, tuple[datetime, Decision]] = OrderedDict()
         self._present = _Presence()
@@ -229,17 +237,29 @@ class Policy:
     def _direction(self, identities: Iterable[str]) -> Direction:
         if self.destination.direction != "auto":
             return self.destination.direction
-        return "out" if self._present.inside(identities) else "in"
+        return "out" if self._present.inside(self._keys(identities)) else "in"
 
     def _enter(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
         # Only auto mode sees people leave, and a card without identity cannot be matched on exit.
         if self.destination.direction == "auto" and decision.identity is not None:
-            self._present.enter(decision.identity, identities, decision.at)
+            keys = self._keys(identities)
+            self._present.enter(keys[0], keys, decision.at)
         return decision
 
     def _leave(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
-        self._present.leave(identities)
+        self._present.leave(self._keys(identities))
         return decision
+
+    def _keys(self, identities: Iterable[str]) -> tuple[str, ...]:
+        return tuple(key for identity in identities for key in self._presence_keys(identity))
+
+    def restore_presence(self, passes: Iterable[tuple[datetime, Direction, str]]) -> None:
+        """Replay recorded entries and exits (time, direction, presence key), oldest first (restart)."""
+        for at, direction, key in passes:
+            if direction == "in":
+                self._present.enter(key, (key,), at)
+            else:
+                self._present.leave((key,))
 
     def _remember(self, keys: tuple[Hashable, ...], decision: Decision, now: datetime) -> None:
         if self._window:

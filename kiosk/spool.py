@@ -24,6 +24,7 @@ topic. Those events are kept, never dropped, and reported by `alarms()`.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -33,12 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import jws, keys
 from kiosk.config import Settings, SpoolConfig
-from kiosk.errors import SpoolError
+from kiosk.errors import SignatureError, SpoolError
 from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event
 
 SCHEMA_VERSION = 1
@@ -300,12 +302,30 @@ class Spool:
             plain_identity=self._plain_identity,
         )
 
+    def recent_passes(self, since_ms: int) -> list[tuple[int, str, str]]:
+        """(ts, direction, event identity) of this destination's passes since `since_ms`, oldest first.
+
+        For rebuilding who is inside after a restart; the identities are the events' own (hashed) ones.
+        """
+        rows = self._conn().execute(
+            "SELECT ts, direction, token FROM events WHERE destination = ? AND kind = 'scan'"
+            " AND verdict = 'pass' AND direction IN ('in', 'out') AND ts >= ? ORDER BY ts, epoch, seq",
+            (self.destination_id, since_ms),
+        )
+        passes = []
+        for ts, direction, token in rows:
+            identity = _payload(token).get("identity")
+            if isinstance(identity, str):
+                passes.append((ts, direction, identity))
+        return passes
+
     def counts_today(self, now: float | None = None) -> dict[str, int]:
         """Today's (local time) entries, exits, passes and fails, from the spool."""
         now = self._clock() if now is None else now
         midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
         rows = self._conn().execute(
-            "SELECT direction, verdict, count(*) FROM events WHERE ts >= ? GROUP BY direction, verdict",
+            "SELECT direction, verdict, count(*) FROM events WHERE ts >= ? AND kind = 'scan'"
+            " GROUP BY direction, verdict",
             (int(midnight.timestamp() * 1000),),
         )
         counts = {"in": 0, "out": 0, "pass": 0, "fail": 0}
@@ -502,3 +522,12 @@ class Spool:
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
+
+
+def _payload(token: bytes) -> dict[str, Any]:
+    """The JSON payload of one of our own spooled tokens (written and signed by us: no check needed)."""
+    try:
+        payload = json.loads(jws.b64url_decode(bytes(token).split(b".")[1]))
+    except (IndexError, ValueError, SignatureError):
+        return {}
+    return payload if isinstance(payload, dict) else {}

@@ -349,3 +349,21 @@ def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:
         kiosk.run()
     assert kiosk.parts.policy.rules.accepted_formats == ["national", "cccd", "dcc"], "nothing changed"
     assert kiosk.counters.errors == 1
+
+
+def test_who_is_inside_survives_a_restart(tmp_path: Path) -> None:
+    from kiosk.cards import parse_card
+
+    settings = make_settings(tmp_path, destination={"direction": "auto"}, policy={"repeat_window_s": 1})
+    cccd_number = parse_card(CCCD.encode(), trust=None, now=datetime.now(UTC)).identity
+    assert cccd_number is not None
+    with assemble(settings, frames=frames_for(CCCD, NATIONAL)) as kiosk:
+        kiosk.run()
+        assert kiosk.parts.policy.occupancy == 2
+    # The kiosk restarts; the first person leaves showing a PC-Covid QR that names the same citizen number.
+    leaving = cardmaker.national_payload(id_number=cccd_number, qid="162979388586170001")
+    with assemble(settings, frames=frames_for(leaving)) as kiosk:
+        assert kiosk.parts.policy.occupancy == 2, "rebuilt from the spool"
+        kiosk.run()
+        assert kiosk.parts.policy.occupancy == 1
+    assert [e.direction for e in spooled_events(settings)] == ["in", "in", "out"]
