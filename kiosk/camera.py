@@ -270,7 +270,7 @@ def open_replay(config: CameraConfig, frames: Sequence[np.ndarray] | None = None
 # A national QR and a CCCD QR, as the built-in demo scene shows them.
 DEMO_PAYLOADS = (
     "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422",
-    "001093029317|012345678|Nguyễn Văn Ánh|18011987|Nam|Số 1 Phố Huế, Phường Hàng Bài, "
+    "001087029317|012345678|Nguyễn Văn Ánh|18011987|Nam|Số 1 Phố Huế, Phường Hàng Bài, "
     "Quận Hoàn Kiếm, Hà Nội|01012021",
 )
 

@@ -302,3 +302,13 @@ def test_v4l2_reads_a_video_then_reports_the_stall(tmp_path: Path) -> None:
         with pytest.raises(CameraError, match=r"no frame for 0\.3 s"):
             source.read()
         assert time.monotonic() - start < 1.5
+
+
+def test_the_built_in_demo_scene_shows_valid_cards() -> None:
+    from datetime import UTC, datetime
+
+    from kiosk.camera import DEMO_PAYLOADS
+    from kiosk.cards import Card, parse_card
+
+    for payload in DEMO_PAYLOADS:
+        assert isinstance(parse_card(payload.encode(), trust=None, now=datetime.now(UTC)), Card), payload
