@@ -244,6 +244,8 @@ class Kiosk:
         started = time.perf_counter()
         result = self.parts.decoder.decode(frame.pixels)
         decode_ms = (time.perf_counter() - started) * 1000
+        # The small live preview (off by default) keeps a scaled copy now: a camera frame is only lent.
+        self.parts.feedback.preview(frame.pixels, result.symbols[0].corners if result.symbols else None)
         for symbol in result.symbols:
             self.counters.decoded += 1
             self.handle_symbol(symbol, decode_ms, pixels=frame.pixels)

@@ -367,3 +367,16 @@ def test_who_is_inside_survives_a_restart(tmp_path: Path) -> None:
         kiosk.run()
         assert kiosk.parts.policy.occupancy == 1
     assert [e.direction for e in spooled_events(settings)] == ["in", "in", "out"]
+
+
+def test_the_live_preview_shows_the_camera_when_enabled(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, feedback={"preview": True})
+    with assemble(settings, frames=frames_for(NATIONAL)) as kiosk:
+        screen = kiosk.parts.feedback.screen
+        assert screen is not None
+        kiosk.run()
+        preview = screen._preview
+        assert preview is not None and preview._image is not None, "frames reached the preview"
+        assert preview._image.get_width() <= settings.feedback.screen_width // 4, (
+            "a small picture in the corner"
+        )
