@@ -377,6 +377,6 @@ def test_the_live_preview_shows_the_camera_when_enabled(tmp_path: Path) -> None:
         kiosk.run()
         preview = screen._preview
         assert preview is not None and preview._image is not None, "frames reached the preview"
-        assert preview._image.get_width() <= settings.feedback.screen_width // 4, (
+        assert preview._image.get_width() <= settings.feedback.screen_width // 3, (
             "a small picture in the corner"
         )
