@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from kiosk import cardmaker
 from kiosk.cards import Card, Rejection, parse_card
-from kiosk.cli.common import add_config_argument, settings_from
+from kiosk.cli.common import add_config_argument, aware_time, positive_int, settings_from
 from kiosk.config import Settings
 from kiosk.errors import ImageError, SignerKeyError, StatusListError
 from kiosk.keys import load_public_keys
@@ -68,17 +68,6 @@ def _register_check(actions: argparse._SubParsersAction) -> None:
     )
     add_config_argument(check)
     check.set_defaults(func=check_command)
-
-
-def aware_time(text: str) -> datetime:
-    """An argparse type: an ISO 8601 time that names its zone."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from e
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. 2021-10-01T10:00:00+07:00")
-    return moment
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -185,7 +174,7 @@ def _register_make_dcc(kinds: argparse._SubParsersAction) -> None:
     dcc.add_argument("--positive", action="store_true", help="test: the virus was detected")
     dcc.add_argument("--issued-at", type=aware_time, help="issue time, ISO 8601 with zone (default: now)")
     dcc.add_argument(
-        "--valid-days", type=_positive, default=365, help="the passport expires this many days after issue"
+        "--valid-days", type=positive_int, default=365, help="the passport expires this many days after issue"
     )
     dcc.add_argument("--uvci", help="certificate identifier (default: a random URN:UVCI:01:VN:...)")
     _add_png(dcc)
@@ -203,20 +192,10 @@ def _register_make_signer(kinds: argparse._SubParsersAction) -> None:
         "--valid-from", type=aware_time, help="certificate start, ISO 8601 with zone (default: now)"
     )
     signer.add_argument(
-        "--days", type=_positive, default=730, help="certificate validity from its start, days"
+        "--days", type=positive_int, default=730, help="certificate validity from its start, days"
     )
     signer.add_argument("--types", nargs="+", choices=sorted(SIGNER_TYPES), help="limit to these types")
     signer.set_defaults(func=make_signer)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _iso_moment(text: str) -> datetime:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kiosk import cardmaker
 from kiosk.cards import Rejection
-from kiosk.cli.card import aware_time
+from kiosk.cli.common import aware_time, positive_int
 from kiosk.cli.statuslist import register_keygen
 from kiosk.errors import InspectorCardError
 from kiosk.inspector import InspectorCard, make_inspector_payload, parse_inspector_card
@@ -41,7 +41,7 @@ def _register_make(actions: argparse._SubParsersAction) -> None:
         "--valid-from", type=aware_time, metavar="TIME", help="ISO 8601 with zone (default: now)"
     )
     until = make.add_mutually_exclusive_group()
-    until.add_argument("--days", type=_positive, help=f"valid this many days (default: {DEFAULT_DAYS})")
+    until.add_argument("--days", type=positive_int, help=f"valid this many days (default: {DEFAULT_DAYS})")
     until.add_argument("--valid-until", type=aware_time, metavar="TIME", help="ISO 8601 with zone")
     make.add_argument("--png", type=Path, help="also write the QR code as a PNG image")
     make.set_defaults(func=make_command)
@@ -55,16 +55,6 @@ def _register_verify(actions: argparse._SubParsersAction) -> None:
     verify.add_argument("--keys", type=Path, required=True, help="PEM file of authority public keys")
     verify.add_argument("--at", type=aware_time, metavar="TIME", help="the clock, ISO 8601 with zone")
     verify.set_defaults(func=verify_command)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def make_command(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiosk import statuslist as sl
+from kiosk.cli.common import aware_time
 from kiosk.errors import StatusListError
 from kiosk.keys import generate_device_key, load_private_key, load_public_keys, public_pem, thumbprint
 
@@ -41,7 +42,7 @@ def _register_make(actions: argparse._SubParsersAction) -> None:
     make.add_argument("csv", type=Path, help="CSV file, or - for stdin")
     make.add_argument("-o", "--out", type=Path, required=True, help="unsigned payload file to write")
     make.add_argument("--version", type=int, help="list version (default: issue time in Unix seconds)")
-    make.add_argument("--issued", type=_aware_time, help="issue time, ISO 8601 with zone (default: now)")
+    make.add_argument("--issued", type=aware_time, help="issue time, ISO 8601 with zone (default: now)")
     make.set_defaults(func=make_command)
 
 
@@ -59,16 +60,6 @@ def _register_verify(actions: argparse._SubParsersAction) -> None:
     verify.add_argument("--keys", type=Path, required=True, help="PEM file of authority public keys")
     verify.add_argument("--lookup", action="append", default=[], metavar="IDENTITY", help="also look this up")
     verify.set_defaults(func=verify_command)
-
-
-def _aware_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from e
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. 2021-09-01T08:00:00+07:00")
-    return moment
 
 
 def keygen_command(args: argparse.Namespace) -> int:
