@@ -118,7 +118,8 @@ def restore_presence(policy: Policy, spool: Spool, settings: Settings) -> None:
     since = datetime.now(UTC) - timedelta(seconds=settings.destination.presence_timeout_s)
     passes = spool.recent_passes(int(since.timestamp() * 1000))
     policy.restore_presence(
-        (datetime.fromtimestamp(ts / 1000, UTC), direction, identity) for ts, direction, identity in passes
+        (datetime.fromtimestamp(ts / 1000, UTC), "in" if direction == "in" else "out", identity)
+        for ts, direction, identity in passes
     )
     log.info("presence rebuilt from the spool: %d people inside", policy.occupancy)
 
