@@ -139,7 +139,6 @@ class Kiosk:
         self._camera: FrameSource | None = None
         self._camera_failures = 0
         self._ready = False
-        self._fault: str | None = None
         self._offline_since: float | None = None
         self._watchdog_s = watchdog_interval_s() or 2.0
         self._last_frame_at = time.monotonic()
@@ -220,7 +219,7 @@ class Kiosk:
         if not self._ready:
             self._ready = True
             self.parts.notifier.ready(self.summary())
-        if self._fault == "camera":
+        if self.counters.fault == "camera":
             self._set_fault(None)
 
     def _camera_lost(self, error: CameraError) -> None:
@@ -397,7 +396,7 @@ class Kiosk:
         except SpoolError as e:
             log.error("cannot read the spool: %s", e)
             fault = "spool"
-        if self._fault != "camera":
+        if self.counters.fault != "camera":
             self._set_fault(fault)
 
     def _standing_fault(self, now: float) -> str | None:
@@ -422,9 +421,8 @@ class Kiosk:
             log.error("reload failed, keeping the previous state: %s", e)
 
     def _set_fault(self, problem: str | None) -> None:
-        if problem == self._fault:
+        if problem == self.counters.fault:
             return
-        self._fault = problem
         self.counters.fault = problem
         if problem is None:
             self.parts.feedback.clear_fault()
@@ -434,7 +432,7 @@ class Kiosk:
     def summary(self) -> str:
         """One line for `systemctl status`: frame rate, decisions, backlog, fault."""
         fps = self._camera.fps if self._camera is not None else 0.0
-        fault = f", fault: {self._fault}" if self._fault else ""
+        fault = f", fault: {self.counters.fault}" if self.counters.fault else ""
         try:
             backlog = str(self.parts.spool.unsent_count())
         except SpoolError:
