@@ -19,7 +19,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -344,21 +344,49 @@ AE_METERING = {"centre": 0, "spot": 1, "matrix": 2}
 AE_CONSTRAINT_NORMAL, AE_CONSTRAINT_HIGHLIGHT = 0, 1
 
 
-def picamera2_controls(config: CameraConfig) -> dict[str, Any]:
-    """The libcamera controls the configuration asks for."""
+def picamera2_controls(config: CameraConfig, advertised: Mapping[str, Any]) -> dict[str, Any]:
+    """The libcamera controls the configuration asks for that this camera advertises.
+
+    picamera2 refuses a control libcamera does not advertise for the attached sensor
+    (`RuntimeError: Control AfMode is not advertised by libcamera`), so autofocus is
+    asked only of a camera that has it (Camera Module 3) and the rest is filtered.
+    """
+    wanted = _exposure_controls(config) | _focus_controls(config, advertised)
+    missing = sorted(set(wanted) - set(advertised))
+    if missing:
+        log.warning("the camera does not advertise %s: left at the camera's defaults", ", ".join(missing))
+    return {name: value for name, value in wanted.items() if name in advertised}
+
+
+def _exposure_controls(config: CameraConfig) -> dict[str, Any]:
     frame_us = int(1_000_000 / config.fps)
-    controls: dict[str, Any] = {
+    return {
         # A fixed frame time keeps the rate steady; AE may not stretch frames in dim light.
         "FrameDurationLimits": (frame_us, frame_us),
         "AeMeteringMode": AE_METERING[config.metering],
         # Spot metering is for phone screens: expose for the bright screen, not the room.
         "AeConstraintMode": AE_CONSTRAINT_HIGHLIGHT if config.metering == "spot" else AE_CONSTRAINT_NORMAL,
     }
+
+
+def _focus_controls(config: CameraConfig, advertised: Mapping[str, Any]) -> dict[str, Any]:
+    """Autofocus where the camera has a movable lens, nothing (fixed focus) otherwise; logs which."""
+    if config.autofocus == "none":
+        log.info("focus: left as the camera sets it (camera.autofocus = none)")
+        return {}
+    if "AfMode" not in advertised:
+        log.info(
+            "focus: fixed (this camera has no autofocus; camera.autofocus = %s does not apply)",
+            config.autofocus,
+        )
+        return {}
     if config.autofocus == "continuous":
-        controls |= {"AfMode": AF_MODE_CONTINUOUS, "AfRange": AF_RANGE_MACRO}
-    elif config.autofocus == "manual":
-        controls |= {"AfMode": AF_MODE_MANUAL, "LensPosition": config.lens_position}
-    return controls
+        log.info("focus: continuous autofocus, macro range")
+        return {"AfMode": AF_MODE_CONTINUOUS, "AfRange": AF_RANGE_MACRO}
+    low, high, _ = advertised.get("LensPosition", (0.0, config.lens_position, None))
+    position = min(max(config.lens_position, low), high)
+    log.info("focus: manual, lens position %g dioptres (the lens allows %g to %g)", position, low, high)
+    return {"AfMode": AF_MODE_MANUAL, "LensPosition": position}
 
 
 class Picamera2Source(FrameSource):
@@ -391,7 +419,7 @@ class Picamera2Source(FrameSource):
             # (a larger one can make libcamera pick a full-resolution mode at a third of the rate).
             main={"size": self._size, "format": "YUV420"},
             lores={"size": self._size, "format": "YUV420"},
-            controls=picamera2_controls(self._config),
+            controls=picamera2_controls(self._config, self._camera.camera_controls),
             buffer_count=4,
             queue=False,  # never hand out a frame that waited in a queue: people move
         )
@@ -418,6 +446,9 @@ class Picamera2Source(FrameSource):
         try:
             return self._camera.capture_request(wait=self._config.stall_timeout_s)
         except TimeoutError as e:
+            # The timed-out job stays first in picamera2's queue: a later stop() would wait
+            # behind it forever, and a late frame would go to it and never be released.
+            self._camera.cancel_all_and_flush()
             raise CameraError(
                 f"Pi camera delivered no frame for {self._config.stall_timeout_s:g} s: "
                 f"is the ribbon cable seated? {SELFTEST_HINT}"

@@ -137,7 +137,10 @@ class CameraConfig(Section):
     )
     autofocus: Literal["continuous", "manual", "none"] = Field(
         "continuous",
-        description="picamera2 (Camera Module 3): continuous macro autofocus, or a fixed lens position.",
+        description=(
+            "picamera2: continuous macro autofocus, or a fixed lens position, where the camera has "
+            "autofocus (Camera Module 3); a fixed-focus camera ignores it (logged at start)."
+        ),
     )
     lens_position: float = Field(
         4.0,

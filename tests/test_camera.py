@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from kiosk.camera import Frame, RateMeter, ReplaySource, open_camera, picamera2_controls
 from kiosk.config import CameraConfig
 from kiosk.errors import CameraEnded, CameraError
-from tests.support.fake_picamera2 import PADDING, FakePicamera2Module
+from tests.support.fake_picamera2 import MODELS, PADDING, FakePicamera2Module, WouldHangError
 
 W, H = 64, 48
 
@@ -214,9 +215,61 @@ def test_picamera2_configuration_and_controls_follow_config() -> None:
     assert camera.controls["AfMode"] == 2 and camera.controls["AfRange"] == 1
     assert camera.controls["FrameDurationLimits"] == (40000, 40000)
     assert camera.controls["AeMeteringMode"] == 1
-    manual = picamera2_controls(pi_config(autofocus="manual", lens_position=7.5, metering="matrix"))
-    assert manual["AfMode"] == 0 and manual["LensPosition"] == 7.5 and manual["AeMeteringMode"] == 2
-    assert "AfMode" not in picamera2_controls(pi_config(autofocus="none"))
+
+
+@pytest.mark.parametrize("autofocus", ["continuous", "manual"])
+@pytest.mark.parametrize("model", ["imx219", "imx477"])
+def test_picamera2_fixed_focus_cameras_start_without_focus_controls(
+    model: str, autofocus: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.camera")
+    fake = FakePicamera2Module(pi_frame, model=model)
+    with open_camera(pi_config(autofocus=autofocus), picamera2=fake) as source:
+        assert int(source.read().pixels[0, 0]) == 0
+    controls = fake.cameras[0].controls
+    assert not {"AfMode", "AfRange", "LensPosition"} & set(controls)
+    assert controls["AeMeteringMode"] == 1, "the controls the camera has are still set"
+    assert f"focus: fixed (this camera has no autofocus; camera.autofocus = {autofocus}" in caplog.text
+
+
+def test_picamera2_camera_module_3_gets_manual_focus_within_its_lens_range(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="kiosk.camera")
+    fake = FakePicamera2Module(pi_frame, model="imx708")
+    with open_camera(pi_config(autofocus="manual", lens_position=7.5, metering="matrix"), picamera2=fake):
+        controls = fake.cameras[0].controls
+    assert controls["AfMode"] == 0 and controls["LensPosition"] == 7.5 and controls["AeMeteringMode"] == 2
+    assert "focus: manual, lens position 7.5 dioptres" in caplog.text
+    far = picamera2_controls(
+        pi_config(autofocus="manual", lens_position=30), MODELS["imx708"].camera_controls
+    )
+    assert far["LensPosition"] == 15.0, "clamped to what the imx708 lens advertises"
+    assert "AfMode" not in picamera2_controls(pi_config(autofocus="none"), MODELS["imx708"].camera_controls)
+
+
+def test_picamera2_controls_leave_out_what_the_camera_does_not_advertise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    advertised = {"AeMeteringMode": (0, 3, 0)}
+    controls = picamera2_controls(pi_config(), advertised)
+    assert controls == {"AeMeteringMode": 1}
+    assert "does not advertise AeConstraintMode, FrameDurationLimits" in caplog.text
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_fake_refuses_controls_its_camera_does_not_advertise(model: str) -> None:
+    camera = FakePicamera2Module(pi_frame, model=model).Picamera2()
+    unknown = "AfMode" if "AfMode" not in camera.camera_controls else "NoSuchControl"
+    config = camera.create_video_configuration(
+        main={"size": (W * 10, H * 10), "format": "YUV420"},
+        lores={"size": (W * 10, H * 10), "format": "YUV420"},
+        controls={unknown: 0},
+    )
+    with pytest.raises(RuntimeError, match=f"Control {unknown} is not advertised by libcamera"):
+        camera.configure(config)
+    with pytest.raises(RuntimeError, match="is not advertised by libcamera"):
+        camera.set_controls({unknown: 0})
 
 
 def test_picamera2_caps_exposure_through_the_sensor_tuning() -> None:
@@ -251,8 +304,8 @@ def test_picamera2_missing_camera_is_a_clear_error() -> None:
         open_camera(pi_config(), picamera2=FakePicamera2Module(pi_frame, missing=True))
 
 
-def test_picamera2_stall_raises_within_the_timeout() -> None:
-    fake = FakePicamera2Module(pi_frame)
+def test_picamera2_stall_raises_within_the_timeout_and_the_camera_still_closes() -> None:
+    fake = FakePicamera2Module(pi_frame, hang_limit_s=0.5)
     with open_camera(pi_config(stall_timeout_s=0.3), picamera2=fake) as source:
         source.read()
         fake.cameras[0].stalled.set()
@@ -260,7 +313,39 @@ def test_picamera2_stall_raises_within_the_timeout() -> None:
         with pytest.raises(CameraError, match=r"no frame for 0.3 s.*selftest"):
             source.read()
         assert time.monotonic() - start < 1.0
-    assert fake.cameras[0].outstanding == set()
+    camera = fake.cameras[0]
+    # Without the flush, stop() would wait forever behind the timed-out capture (WouldHangError here).
+    assert camera.calls == ["configure", "start", "cancel_all_and_flush", "stop", "close"]
+    assert camera.outstanding == set()
+
+
+def test_picamera2_frame_after_a_stall_is_not_lost_to_the_timed_out_job() -> None:
+    fake = FakePicamera2Module(pi_frame)
+    with open_camera(pi_config(stall_timeout_s=0.2), picamera2=fake) as source:
+        source.read()
+        camera = fake.cameras[0]
+        camera.stalled.set()
+        with pytest.raises(CameraError):
+            source.read()
+        camera.resume()
+        assert int(source.read().pixels[0, 0]) == 20, "the next frame comes to the next read"
+        assert camera.leaked == [], "no request went to a job nobody waits for"
+
+
+def test_fake_stop_waits_behind_a_timed_out_job_until_flushed() -> None:
+    camera = FakePicamera2Module(pi_frame, hang_limit_s=0.2).Picamera2()
+    size = {"size": (W * 10, H * 10), "format": "YUV420"}
+    camera.configure(camera.create_video_configuration(main=size, lores=size))
+    camera.start()
+    camera.stalled.set()
+    with pytest.raises(TimeoutError):
+        camera.capture_request(wait=0.1)
+    with pytest.raises(WouldHangError):
+        camera.stop()
+    camera.cancel_all_and_flush()
+    camera.stop()
+    assert not camera.started
+    camera.close()
 
 
 def test_picamera2_failure_is_a_camera_error() -> None:

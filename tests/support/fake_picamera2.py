@@ -1,4 +1,4 @@
-"""A fake of the picamera2 calls kiosk.camera uses, that records what happened.
+"""A fake of the picamera2 calls kiosk.camera uses, as strict as picamera2 0.3 is.
 
 It hands out YUV420 lores buffers laid out like libcamera's: each row is
 `stride` bytes, wider than the image, with the padding filled with a marker
@@ -7,6 +7,22 @@ real memory maps, reused round-robin like the camera's DMA buffers: a request
 must be released before its buffer is filled again, mapped arrays must be
 unmapped before their request is released, and closing the camera unmaps them
 (failing, as picamera2 does, while a numpy view of one is still alive).
+
+What it takes from picamera2's own source (picamera2.py, controls.py, job.py):
+- Controls are checked against the camera's advertised ones (`camera_controls`,
+  from libcamera) when configured or set: an unknown one raises
+  `RuntimeError("Control AfMode is not advertised by libcamera")`.
+- `capture_request(wait=t)` queues a job for the camera's event loop; on a
+  timeout the job stays at the head of the queue. `stop()` is itself a job
+  queued behind it (the NullPreview event loop runs while the camera is
+  started), so it waits forever until `cancel_all_and_flush()` empties the
+  queue. Here it waits `hang_limit_s` and then raises `WouldHangError`, so a test
+  fails instead of hanging. `close()` stops the event loop first and then stops
+  the camera directly, so it does not wait. A job left queued takes the next
+  frame when the camera recovers, and nobody ever releases that request.
+- The modelled cameras (`MODELS`) are the Camera Module 2 (imx219, fixed
+  focus), the Camera Module 3 (imx708, autofocus) and the HQ camera (imx477,
+  manual lens): their controls and sensor modes as picamera2 lists them.
 """
 
 from __future__ import annotations
@@ -15,6 +31,8 @@ import copy
 import mmap
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,13 +96,145 @@ class MappedArray:
         self.array = None
 
 
+class WouldHangError(AssertionError):
+    """The real picamera2 would block here forever."""
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """One Raspberry Pi camera module as picamera2 sees it."""
+
+    sensor: str  # global_camera_info()[n]["Model"], and the tuning file's name
+    name: str
+    camera_controls: dict[str, tuple[Any, Any, Any]]  # name: (min, max, default), as picamera2 lists them
+    sensor_modes: list[dict[str, Any]] = field(default_factory=list)
+
+
+# What the Raspberry Pi pipeline handler advertises for every sensor (libcamera 0.3).
+_COMMON_CONTROLS: dict[str, tuple[Any, Any, Any]] = {
+    "AeConstraintMode": (0, 3, 0),
+    "AeEnable": (False, True, None),
+    "AeExposureMode": (0, 3, 0),
+    "AeFlickerMode": (0, 1, 0),
+    "AeFlickerPeriod": (100, 1000000, None),
+    "AeMeteringMode": (0, 3, 0),
+    "AwbEnable": (False, True, None),
+    "AwbMode": (0, 7, 0),
+    "Brightness": (-1.0, 1.0, 0.0),
+    "ColourGains": (0.0, 32.0, None),
+    "Contrast": (0.0, 32.0, 1.0),
+    "ExposureValue": (-8.0, 8.0, 0.0),
+    "NoiseReductionMode": (0, 4, 0),
+    "Saturation": (0.0, 32.0, 1.0),
+    "Sharpness": (0.0, 16.0, 1.0),
+    "StatsOutputEnable": (False, True, False),
+}
+
+# Only the imx708 has a lens the camera can move (Camera Module 3); its controls.
+_AUTOFOCUS_CONTROLS: dict[str, tuple[Any, Any, Any]] = {
+    "AfMode": (0, 2, 0),
+    "AfRange": (0, 2, 0),
+    "AfSpeed": (0, 1, 0),
+    "AfMetering": (0, 1, 0),
+    "AfWindows": ((0, 0, 0, 0), (65535, 65535, 65535, 65535), (0, 0, 0, 0)),
+    "AfTrigger": (0, 1, 0),
+    "AfPause": (0, 2, 0),
+    "LensPosition": (0.0, 15.0, 1.0),
+}
+
+
+def _mode(size: tuple[int, int], fps: float, bit_depth: int, fmt: str) -> dict[str, Any]:
+    """One raw sensor mode, as `Picamera2.sensor_modes` lists it."""
+    return {
+        "format": fmt,
+        "unpacked": fmt.replace("_CSI2P", ""),
+        "bit_depth": bit_depth,
+        "size": size,
+        "fps": fps,
+    }
+
+
+def _sensor(
+    full: tuple[int, int], gain: float, exposure: tuple[int, int], frame: tuple[int, int]
+) -> dict[str, tuple[Any, Any, Any]]:
+    """The controls whose ranges depend on the sensor."""
+    return {
+        "AnalogueGain": (1.0, gain, None),
+        "ExposureTime": (exposure[0], exposure[1], None),
+        "FrameDurationLimits": (frame[0], frame[1], None),
+        "ScalerCrop": ((0, 0, 64, 64), (0, 0, *full), (0, 0, *full)),
+    }
+
+
+MODELS: dict[str, CameraModel] = {
+    "imx219": CameraModel(
+        "imx219",
+        "Camera Module 2",
+        _COMMON_CONTROLS | _sensor((3280, 2464), 10.666667, (75, 11766829), (47183, 11767556)),
+        [
+            _mode((640, 480), 103.33, 10, "SRGGB10_CSI2P"),
+            _mode((1640, 1232), 41.85, 10, "SRGGB10_CSI2P"),
+            _mode((1920, 1080), 47.57, 10, "SRGGB10_CSI2P"),
+            _mode((3280, 2464), 21.19, 10, "SRGGB10_CSI2P"),
+        ],
+    ),
+    "imx708": CameraModel(
+        "imx708",
+        "Camera Module 3",
+        _COMMON_CONTROLS
+        | _AUTOFOCUS_CONTROLS
+        | {"HdrMode": (0, 4, 0)}
+        | _sensor((4608, 2592), 16.0, (26, 112015443), (8324, 112016132)),
+        [
+            _mode((1536, 864), 120.13, 10, "SRGGB10_CSI2P"),
+            _mode((2304, 1296), 56.03, 10, "SRGGB10_CSI2P"),
+            _mode((4608, 2592), 14.35, 10, "SRGGB10_CSI2P"),
+        ],
+    ),
+    "imx477": CameraModel(
+        "imx477",
+        "HQ Camera",
+        _COMMON_CONTROLS | _sensor((4056, 3040), 22.2608, (31, 667234896), (8333, 667244877)),
+        [
+            _mode((1332, 990), 120.05, 10, "SRGGB10_CSI2P"),
+            _mode((2028, 1080), 50.03, 12, "SRGGB12_CSI2P"),
+            _mode((2028, 1520), 40.01, 12, "SRGGB12_CSI2P"),
+            _mode((4056, 3040), 10.0, 12, "SRGGB12_CSI2P"),
+        ],
+    ),
+}
+
+
+class FakeJob:
+    """A job on the camera's event loop: a future that completes with a request (job.py)."""
+
+    def __init__(self) -> None:
+        self.future: Future[FakeRequest] = Future()
+        self.future.set_running_or_notify_cancel()
+        self.abandoned = False  # its caller timed out: a request it gets is never released
+
+    def cancel(self) -> None:
+        """Mark it cancelled, as Job.cancel does (it stays queued unless the queue is flushed)."""
+        self.future.set_exception(CancelledError())
+
+
 class FakeCamera:
     """One camera: records configuration, controls and lifecycle calls."""
 
-    def __init__(self, frames: Callable[[int], np.ndarray], *, frame_ns: int, skip: Sequence[int]) -> None:
+    def __init__(
+        self,
+        frames: Callable[[int], np.ndarray],
+        *,
+        frame_ns: int,
+        skip: Sequence[int],
+        model: CameraModel,
+        hang_limit_s: float = 1.0,
+    ) -> None:
         self.frames = frames
         self.frame_ns = frame_ns
         self.skip = set(skip)  # frame numbers the sensor makes but nobody gets
+        self.model = model
+        self.hang_limit_s = hang_limit_s  # how long stop() waits before saying it would hang
         self.calls: list[str] = []
         self.camera_config: dict[str, Any] = {}
         self.controls: dict[str, Any] = {}
@@ -96,27 +246,67 @@ class FakeCamera:
         self.tuning: dict[str, Any] | None = None
         self.failure: str | None = None  # set to make capture_request fail as libcamera can
         self.buffers: list[mmap.mmap] = []
+        self.jobs: list[FakeJob] = []  # the event loop's queue (Picamera2._job_list)
+        self.leaked: list[FakeRequest] = []  # requests given to jobs nobody waits for any more
+        self._lock = threading.Condition()
 
-    def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
-        """Fill in the strides libcamera would choose."""
-        config = {key: (dict(value) if isinstance(value, dict) else value) for key, value in kwargs.items()}
-        for stream in ("main", "lores"):
-            if config.get(stream):
-                width = config[stream]["size"][0]
-                config[stream]["stride"] = -(-(width + 1) // STRIDE_ALIGN) * STRIDE_ALIGN
+    @property
+    def camera_controls(self) -> dict[str, tuple[Any, Any, Any]]:
+        """What libcamera advertises for this camera: name -> (min, max, default)."""
+        return dict(self.model.camera_controls)
+
+    @property
+    def sensor_modes(self) -> list[dict[str, Any]]:
+        """The sensor's raw modes."""
+        return [dict(mode) for mode in self.model.sensor_modes]
+
+    def _check_controls(self, controls: dict[str, Any]) -> None:
+        """Controls.__setattr__: a control the camera does not advertise is refused."""
+        for name in controls:
+            if name not in self.model.camera_controls:
+                raise RuntimeError(f"Control {name} is not advertised by libcamera")
+
+    def create_video_configuration(
+        self,
+        main: dict[str, Any] | None = None,
+        lores: dict[str, Any] | None = None,
+        *,
+        controls: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Fill in the strides libcamera would choose, and picamera2's default video controls."""
+        config: dict[str, Any] = {"buffer_count": 6, "queue": True} | options
+        for name, stream in (("main", main or {}), ("lores", lores)):
+            if stream is None:
+                config[name] = None
+                continue
+            bad = set(stream) - {"format", "size", "stride", "preserve_ar"}
+            if bad:
+                raise ValueError(f"Bad key {sorted(bad)[0]!r}: valid stream configuration keys are ...")
+            config[name] = dict(stream)
+            width = config[name]["size"][0]
+            config[name]["stride"] = -(-(width + 1) // STRIDE_ALIGN) * STRIDE_ALIGN
+        defaults: dict[str, Any] = {}
+        if {"NoiseReductionMode", "FrameDurationLimits"} <= set(self.model.camera_controls):
+            defaults = {"NoiseReductionMode": 1, "FrameDurationLimits": (33333, 33333)}
+        config["controls"] = defaults | (controls or {})
         return config
 
     def configure(self, config: dict[str, Any]) -> None:
         """Take the configuration (and its controls); map the buffers, as picamera2's DMA allocator does."""
         self.calls.append("configure")
+        if self.started:
+            raise RuntimeError("Camera must be stopped before configuring")
+        self._check_controls(config.get("controls", {}))
         self.camera_config = config
-        self.controls.update(config.get("controls", {}))
+        self.controls = dict(config.get("controls", {}))
         height, stride = config["lores"]["size"][1], config["lores"]["stride"]
         self.buffers = [mmap.mmap(-1, height * 3 // 2 * stride) for _ in range(config["buffer_count"])]
 
     def set_controls(self, controls: dict[str, Any]) -> None:
         """Change controls while running."""
         self.calls.append("set_controls")
+        self._check_controls(controls)
         self.controls.update(controls)
 
     def start(self) -> None:
@@ -125,14 +315,40 @@ class FakeCamera:
         self.started = True
 
     def capture_request(self, wait: Any = None, flush: Any = None) -> FakeRequest:
-        """The next frame; raises TimeoutError after `wait` seconds when stalled (like picamera2)."""
+        """The next frame; after `wait` seconds of a stall, TimeoutError with the job left queued."""
         assert self.started, "capture_request before start"
         assert isinstance(wait, int | float) and wait > 0, "capture_request without a timeout can hang"
-        if self.stalled.is_set():
-            threading.Event().wait(wait)
-            raise TimeoutError("fake camera stalled")
-        if self.failure is not None:
-            raise RuntimeError(self.failure)
+        with self._lock:
+            if self.failure is not None:
+                raise RuntimeError(self.failure)
+            job = FakeJob()
+            self.jobs.append(job)
+            self._serve_jobs()
+        try:
+            # Job.get_result: concurrent.futures' TimeoutError is the built-in one.
+            return job.future.result(timeout=wait)
+        except TimeoutError:
+            job.abandoned = True  # but still queued, as in picamera2
+            raise
+
+    def resume(self) -> None:
+        """End a stall: frames flow again, and queued jobs take them in order."""
+        with self._lock:
+            self.stalled.clear()
+            self._serve_jobs()
+
+    def _serve_jobs(self) -> None:
+        """process_requests: each queued job, oldest first, takes the next frame (while not stalled)."""
+        while self.jobs and not self.stalled.is_set():
+            job = self.jobs.pop(0)
+            request = self._next_request()
+            if job.abandoned or job.future.done():  # nobody will ever release this request
+                self.leaked.append(request)
+            if not job.future.done():
+                job.future.set_result(request)
+        self._lock.notify_all()
+
+    def _next_request(self) -> FakeRequest:
         while self.sensor_frame in self.skip:
             self.sensor_frame += 1
         request = FakeRequest(self, self._fill(self.frames(self.issued)), self.sensor_frame * self.frame_ns)
@@ -140,6 +356,16 @@ class FakeCamera:
         self.issued += 1
         self.outstanding.add(request)
         return request
+
+    def cancel_all_and_flush(self) -> None:
+        """Cancel every queued job and empty the queue."""
+        self.calls.append("cancel_all_and_flush")
+        with self._lock:
+            for job in self.jobs:
+                if not job.future.done():
+                    job.cancel()
+            self.jobs = []
+            self._lock.notify_all()
 
     def plane_view(self, buffer: int) -> np.ndarray:
         """The lores buffer as (height * 3/2) rows of stride bytes, sharing the mapped memory."""
@@ -150,22 +376,33 @@ class FakeCamera:
     def _fill(self, image: np.ndarray) -> int:
         """Write the next frame into a free buffer, as the ISP would; return its index."""
         busy = {request.buffer for request in self.outstanding}
-        buffer = next(i for i in range(len(self.buffers)) if i not in busy)  # none free = a stalled pipeline
+        free = [i for i in range(len(self.buffers)) if i not in busy]
+        assert free, "every buffer is held by a request nobody released: the camera pipeline stalls"
         width, height = self.camera_config["lores"]["size"]
         assert image.shape == (height, width), f"fake frame is {image.shape}, lores is {(height, width)}"
-        planes = self.plane_view(buffer)
+        planes = self.plane_view(free[0])
         planes[:] = PADDING
         planes[:height, :width] = image
-        return buffer
+        return free[0]
 
     def stop(self) -> None:
-        """Stop streaming (harmless when stopped)."""
+        """Stop streaming: a job queued behind any other on the event loop (harmless when stopped)."""
         self.calls.append("stop")
+        if not self.started:
+            return
+        with self._lock:
+            if not self._lock.wait_for(lambda: not self.jobs, timeout=self.hang_limit_s):
+                raise WouldHangError(
+                    "Picamera2.stop() waits forever behind a timed-out capture job: "
+                    "call cancel_all_and_flush() first"
+                )
         self.started = False
 
     def close(self) -> None:
         """Close the camera and unmap its buffers; BufferError if a view of one is still alive."""
         self.calls.append("close")
+        # picamera2 stops its event loop first, then the camera directly: no waiting on jobs.
+        self.started = False
         for buffer in self.buffers:
             buffer.close()  # raises BufferError while numpy still exports it, as picamera2's does
 
@@ -212,7 +449,7 @@ class FakePicamera2Class:
 
     def load_tuning_file(self, tuning_file: str, dir: str | None = None) -> dict[str, Any]:
         """A fresh copy of the sensor's tuning, if the file name is the sensor's."""
-        if tuning_file != "imx708.json":
+        if tuning_file not in {f"{sensor}.json" for sensor in MODELS}:
             raise RuntimeError("Tuning file not found")
         return copy.deepcopy(TUNING)
 
@@ -234,9 +471,18 @@ class FakePicamera2Module:
         skip: Sequence[int] = (),
         missing: bool = False,
         model: str = "imx708",
+        hang_limit_s: float = 1.0,
     ) -> None:
         self.missing = missing
         self.model = model
+        # A sensor not modelled stands for a third-party one: the common controls, no tuning file.
+        camera_model = MODELS.get(model) or CameraModel(
+            model,
+            "third-party camera",
+            _COMMON_CONTROLS | _sensor((4656, 3496), 16.0, (1, 66666), (33333, 66666)),
+        )
         self.cameras: list[FakeCamera] = []
-        self.make_camera = lambda: FakeCamera(frames, frame_ns=int(1e9 / fps), skip=skip)
+        self.make_camera = lambda: FakeCamera(
+            frames, frame_ns=int(1e9 / fps), skip=skip, model=camera_model, hang_limit_s=hang_limit_s
+        )
         self.Picamera2 = FakePicamera2Class(self)
