@@ -29,6 +29,7 @@ from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
 from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
+from kiosk.imaging import sharpness
 from kiosk.inspection import DeviceReadings
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
@@ -240,13 +241,11 @@ def device_readings(
     settings: Settings, pixels: np.ndarray | None, *, counters: LoopCounters, uplink: Any
 ) -> DeviceReadings:
     """What the inspection screen needs that only the running daemon knows."""
-    from kiosk.selftest import frame_figures
-
     return DeviceReadings(
         device_id=settings.device.id,
         destination_id=settings.destination.id,
         fps=counters.fps,
-        sharpness=frame_figures(pixels)[0] if pixels is not None else None,
+        sharpness=sharpness(pixels) if pixels is not None else None,
         clock_synced=counters.clock_synced,
         last_ack=uplink.stats().last_ack if uplink is not None else None,
     )

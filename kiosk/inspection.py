@@ -31,8 +31,8 @@ from kiosk.cards.dcc_schema import DiagnosticTest, Recovery, Vaccination
 from kiosk.cards.masking import mask_id
 from kiosk.errors import SpoolError
 from kiosk.events import CardFormat, EventDraft
+from kiosk.imaging import MIN_SHARPNESS  # the camera check's limit: softer edges do not read
 from kiosk.reasons import Lang, Reason, message
-from kiosk.selftest import MIN_SHARPNESS  # the camera check's limit: softer edges do not read
 from kiosk.statuslist import VIETNAM, Status
 
 INSPECTION_SCREEN_S = 60.0

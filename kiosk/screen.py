@@ -30,6 +30,7 @@ import pygame
 
 from kiosk.cards.masking import mask_name
 from kiosk.errors import FeedbackError
+from kiosk.imaging import MIN_SHARPNESS
 from kiosk.reasons import Reason, message
 
 if TYPE_CHECKING:
@@ -662,8 +663,6 @@ DRAWERS: dict[type, Callable[[Painter, Canvas, ScreenState], None]] = {
 def _inspection_warnings(figures: InspectionFigures) -> tuple[bool, ...]:
     """Which of `figures.lines()` after the device line call for attention, in their order:
     today, 7 days, old posters, central's ack, camera, clock."""
-    from kiosk.selftest import MIN_SHARPNESS
-
     sharpness = figures.device.sharpness
     return (
         False,

@@ -27,14 +27,13 @@ import numpy as np
 from kiosk import __version__
 from kiosk.config import Settings, load_config
 from kiosk.errors import CameraEnded, ConfigError, KioskError, UplinkError
+from kiosk.imaging import MIN_SHARPNESS, clipped_fraction, mean_level, sharpness
 
 Status = Literal["pass", "warn", "fail", "skip"]
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 # A payload the decoder check draws and must read back; any text would do.
 TEST_PAYLOAD = "kiosk selftest 0123456789|NGUYEN VAN A|1987-01-18"
 CAMERA_SAMPLE_S = 1.0
-# Below this variance of the Laplacian a QR code's edges are too soft to read reliably.
-MIN_SHARPNESS = 50.0
 # More than this share of pixels at the ends of the range means the exposure is wrong.
 MAX_CLIPPED = 0.05
 
@@ -237,11 +236,7 @@ def _summarise(stats: list[tuple[float, float, float]], fps: float, decoded: set
 
 def frame_figures(pixels: np.ndarray) -> tuple[float, float, float]:
     """(sharpness as the variance of the Laplacian, mean level, fraction of clipped pixels)."""
-    import cv2
-
-    sharpness = float(cv2.Laplacian(pixels, cv2.CV_64F).var())
-    clipped = float(np.count_nonzero((pixels <= 2) | (pixels >= 253))) / pixels.size
-    return sharpness, float(pixels.mean()), clipped
+    return sharpness(pixels), mean_level(pixels), clipped_fraction(pixels)
 
 
 def check_camera(settings: Settings, probes: Probes) -> CheckResult:
