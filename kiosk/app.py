@@ -24,13 +24,12 @@ from kiosk import __version__
 from kiosk.camera import open_camera
 from kiosk.clock import ClockWatch
 from kiosk.config import Settings, load_config
-from kiosk.daemon import Kiosk, LoopCounters, Parts
+from kiosk.daemon import Kiosk, LoopState, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
 from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
 from kiosk.imaging import sharpness
-from kiosk.inspection import DeviceReadings
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
@@ -38,6 +37,7 @@ from kiosk.screen import IdleState
 from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
 from kiosk.trustlist import TrustList
+from kiosk.venue_check import DeviceReadings
 
 log = logging.getLogger("kiosk.app")
 
@@ -75,9 +75,9 @@ def assemble(
         restore_presence(policy, spool, settings)
         feedback = feedback or Feedback(settings.feedback, lang=settings.destination.language)
         stack.callback(feedback.close)
-        counters = LoopCounters()
+        state = LoopState()
         live = LiveSettings(settings, config_path)
-        uplink = open_uplink(settings, spool=spool, statuslist=statuslist, counters=counters, stack=stack)
+        uplink = open_uplink(settings, spool=spool, statuslist=statuslist, state=state, stack=stack)
         parts = Parts(
             open_camera=partial(open_camera, settings.camera, frames=frames),
             decoder=open_decoder(settings.decoder),
@@ -95,10 +95,10 @@ def assemble(
             if settings.policy.authority_keys
             else {},
             statuslist=statuslist,
-            readings=partial(device_readings, settings, counters=counters, uplink=uplink),
+            readings=partial(device_readings, settings, state=state, uplink=uplink),
         )
         try:
-            yield Kiosk(parts, stop=stop, counters=counters, end_on_replay_end=end_on_replay_end)
+            yield Kiosk(parts, stop=stop, state=state, end_on_replay_end=end_on_replay_end)
         finally:
             notifier.stopping()  # before the closing starts, so systemd knows a clean stop is under way
 
@@ -148,7 +148,7 @@ def open_uplink(
     *,
     spool: Spool,
     statuslist: StatusListStore,
-    counters: LoopCounters,
+    state: LoopState,
     stack: contextlib.ExitStack,
 ) -> Any:
     """Start the MQTT uplink (its own threads), or None when publishing is disabled."""
@@ -159,7 +159,7 @@ def open_uplink(
     uplink = Uplink.from_settings(
         settings,
         spool=spool,
-        health=partial(health, spool=spool, counters=counters),
+        health=partial(health, spool=spool, state=state),
         on_statuslist=partial(offer_statuslist, statuslist),
     )
     uplink.start()
@@ -224,29 +224,29 @@ def _warn_fixed_sections(old: Settings, new: Settings) -> None:
         log.warning("restart the kiosk to apply the changes to [%s]", "], [".join(changed))
 
 
-def health(*, spool: Spool, counters: LoopCounters) -> dict[str, Any]:
+def health(*, spool: Spool, state: LoopState) -> dict[str, Any]:
     """The health part of the retained state message (called from the uplink's thread)."""
     return {
         "version": __version__,
         "spool_depth": spool.depth(),
         "unsent": spool.unsent_count(),
         "counts_today": spool.counts_today(),
-        "fps": round(counters.fps, 1),
-        "clock_synced": counters.clock_synced,
-        "alarms": spool.alarms() + ([f"fault: {counters.fault}"] if counters.fault else []),
+        "fps": round(state.fps, 1),
+        "clock_synced": state.clock_synced,
+        "alarms": spool.alarms() + ([f"fault: {state.fault}"] if state.fault else []),
     }
 
 
 def device_readings(
-    settings: Settings, pixels: np.ndarray | None, *, counters: LoopCounters, uplink: Any
+    settings: Settings, pixels: np.ndarray | None, *, state: LoopState, uplink: Any
 ) -> DeviceReadings:
     """What the inspection screen needs that only the running daemon knows."""
     return DeviceReadings(
         device_id=settings.device.id,
         destination_id=settings.destination.id,
-        fps=counters.fps,
+        fps=state.fps,
         sharpness=sharpness(pixels) if pixels is not None else None,
-        clock_synced=counters.clock_synced,
+        clock_synced=state.clock_synced,
         last_ack=uplink.stats().last_ack if uplink is not None else None,
     )
 

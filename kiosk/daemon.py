@@ -25,20 +25,21 @@ import numpy as np
 
 from kiosk.camera import Frame, FrameSource
 from kiosk.cards import Rejection, parse_card
+from kiosk.cards.inspector import is_inspector_payload, parse_inspector_card
 from kiosk.clock import ClockWatch
 from kiosk.decoder import Decoder, Symbol
 from kiosk.errors import CameraEnded, CameraError, KioskError, SpoolError
 from kiosk.events import EventDraft
 from kiosk.feedback import Feedback
-from kiosk.inspection import INSPECTION_SCREEN_S, DeviceReadings, inspection_figures, street_finding
-from kiosk.inspector import inspector_draft, is_inspector_payload, parse_inspector_card
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy, listed_status
 from kiosk.reasons import Reason
 from kiosk.screen import IdleState
 from kiosk.spool import Spool
 from kiosk.statuslist import KeySource, StatusListStore
+from kiosk.street_check import street_finding
 from kiosk.trustlist import TrustList
+from kiosk.venue_check import INSPECTION_SCREEN_S, DeviceReadings, inspection_figures, inspector_draft
 
 log = logging.getLogger("kiosk.daemon")
 decisions_log = logging.getLogger("kiosk.decision")
@@ -74,10 +75,16 @@ class LoopCounters:
     hints: int = 0
     errors: int = 0
     camera_restarts: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class LoopState:
+    """How the loop stands now: frame rate, clock, and the fault in force; read by the state topic."""
+
     fps: float = 0.0
     clock_synced: bool = False
-    fault: str | None = None
-    by_reason: Counter[str] = field(default_factory=Counter)
+    fault: str | None = None  # camera, spool or broker: what the screen and LEDs show
 
 
 @dataclass(frozen=True)
@@ -129,11 +136,13 @@ class Kiosk:
         *,
         stop: threading.Event | None = None,
         counters: LoopCounters | None = None,
+        state: LoopState | None = None,
         end_on_replay_end: bool = True,
     ) -> None:
         self.parts = parts
         self.stop = stop or threading.Event()
         self.counters = counters or LoopCounters()
+        self.state = state or LoopState()
         self.end_on_replay_end = end_on_replay_end
         self._reload_requested = threading.Event()
         self._camera: FrameSource | None = None
@@ -219,7 +228,7 @@ class Kiosk:
         if not self._ready:
             self._ready = True
             self.parts.notifier.ready(self.summary())
-        if self.counters.fault == "camera":
+        if self.state.fault == "camera":
             self._set_fault(None)
 
     def _camera_lost(self, error: CameraError) -> None:
@@ -374,7 +383,7 @@ class Kiosk:
         if self._is_due("status", now, STATUS_INTERVAL_S):
             self.parts.notifier.status(self.summary())
         if self._is_due("stats", now, STATS_INTERVAL_S):
-            log_counters(self.counters)
+            log_counters(self.counters, self.state)
 
     def _is_due(self, what: str, now: float, interval: float) -> bool:
         if now < self._due[what]:
@@ -387,8 +396,8 @@ class Kiosk:
         return self._camera is not None and now - self._last_frame_at < self._watchdog_s * 2
 
     def _refresh_idle(self, now: float) -> None:
-        self.counters.fps = self._camera.fps if self._camera is not None else 0.0
-        self.counters.clock_synced = self.parts.clock.synced()
+        self.state.fps = self._camera.fps if self._camera is not None else 0.0
+        self.state.clock_synced = self.parts.clock.synced()
         try:
             if self.parts.idle is not None:
                 self.parts.feedback.idle(self.parts.idle())
@@ -396,7 +405,7 @@ class Kiosk:
         except SpoolError as e:
             log.error("cannot read the spool: %s", e)
             fault = "spool"
-        if self.counters.fault != "camera":
+        if self.state.fault != "camera":
             self._set_fault(fault)
 
     def _standing_fault(self, now: float) -> str | None:
@@ -421,9 +430,9 @@ class Kiosk:
             log.error("reload failed, keeping the previous state: %s", e)
 
     def _set_fault(self, problem: str | None) -> None:
-        if problem == self.counters.fault:
+        if problem == self.state.fault:
             return
-        self.counters.fault = problem
+        self.state.fault = problem
         if problem is None:
             self.parts.feedback.clear_fault()
         else:
@@ -432,7 +441,7 @@ class Kiosk:
     def summary(self) -> str:
         """One line for `systemctl status`: frame rate, decisions, backlog, fault."""
         fps = self._camera.fps if self._camera is not None else 0.0
-        fault = f", fault: {self.counters.fault}" if self.counters.fault else ""
+        fault = f", fault: {self.state.fault}" if self.state.fault else ""
         try:
             backlog = str(self.parts.spool.unsent_count())
         except SpoolError:
@@ -462,13 +471,13 @@ def draft_for(decision: Decision, decode_ms: float) -> EventDraft:
     )
 
 
-def log_counters(counters: LoopCounters) -> None:
-    """The loop's counters, once a minute, for the journal."""
+def log_counters(counters: LoopCounters, state: LoopState) -> None:
+    """The loop's counters and frame rate, once a minute, for the journal."""
     c = counters
     log.info(
         "counters frames=%d decoded=%d decisions=%d repeats=%d hints=%d errors=%d camera_restarts=%d"
         " fps=%.1f",
-        c.frames, c.decoded, c.decisions, c.repeats, c.hints, c.errors, c.camera_restarts, c.fps,
+        c.frames, c.decoded, c.decisions, c.repeats, c.hints, c.errors, c.camera_restarts, state.fps,
     )  # fmt: skip
 
 

@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble
+from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import LoopCounters
 from kiosk.feedback import Feedback
-from kiosk.inspector import make_inspector_payload
 from kiosk.localbroker import LocalBroker, find_mosquitto
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from kiosk.errors import FeedbackError
-from kiosk.inspection import INSPECTION_SCREEN_S, InspectionFigures, StreetFinding
 from kiosk.reasons import Reason, message
 from kiosk.screen import (
     FAULTS,
@@ -40,6 +39,8 @@ from kiosk.screen import (
     StreetState,
 )
 from kiosk.sound import Sound
+from kiosk.street_check import StreetFinding
+from kiosk.venue_check import INSPECTION_SCREEN_S, InspectionFigures
 
 if TYPE_CHECKING:
     import numpy as np

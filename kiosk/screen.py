@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from kiosk.config import FeedbackConfig
-    from kiosk.inspection import InspectionFigures, StreetFinding
+    from kiosk.street_check import StreetFinding
+    from kiosk.venue_check import InspectionFigures
 
 Lang = Literal["vi", "en"]
 RGB = tuple[int, int, int]
@@ -934,8 +935,8 @@ def example_figures() -> InspectionFigures:
     """A market gate's inspection figures at EXAMPLE_TIME (Vietnam time), for examples and tests."""
     from datetime import timedelta
 
-    from kiosk.inspection import WEEK_DAYS, DayCounts, DeviceReadings, InspectionFigures
     from kiosk.statuslist import VIETNAM
+    from kiosk.venue_check import WEEK_DAYS, DayCounts, DeviceReadings, InspectionFigures
 
     at = EXAMPLE_TIME.replace(tzinfo=VIETNAM)
     week = []
@@ -964,8 +965,8 @@ def example_figures() -> InspectionFigures:
 def example_finding(status: str | None = "quarantine") -> StreetFinding:
     """A street check of a national QR at EXAMPLE_TIME: under quarantine (a violation), or unlisted."""
     from kiosk.cards import parse_card
-    from kiosk.inspection import street_finding
     from kiosk.statuslist import VIETNAM, Status, parse_until
+    from kiosk.street_check import street_finding
 
     now = EXAMPLE_TIME.replace(tzinfo=VIETNAM)
     entry = None if status is None else Status(status, parse_until("2026-12-05"))

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.cards import Rejection
+from kiosk.cards.inspector import make_inspector_payload, parse_inspector_card
 from kiosk.central.ingest import Processor
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.render import as_csv, as_html, as_json, as_table
@@ -29,9 +30,9 @@ from kiosk.central.reports import (
 from kiosk.central.store import DeviceRow, EventRow, Store, open_store
 from kiosk.errors import ConfigError
 from kiosk.events import EventDraft, build_event, hash_identity, sign_event
-from kiosk.inspection import street_finding
-from kiosk.inspector import inspector_draft, make_inspector_payload, parse_inspector_card
 from kiosk.reasons import Reason
+from kiosk.street_check import street_finding
+from kiosk.venue_check import inspector_draft
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
 from tests.support.central import IDENTITY_KEY, TestDevice

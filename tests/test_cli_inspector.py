@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.camera import read_image
+from kiosk.cards.inspector import PREFIX, InspectorCard, parse_inspector_card
 from kiosk.cli import main
 from kiosk.config import DecoderConfig
 from kiosk.decoder import open_decoder
-from kiosk.inspector import PREFIX, InspectorCard, parse_inspector_card
 from kiosk.keys import load_public_keys
 
 VALID_FROM = "2021-09-01T08:00:00+07:00"

@@ -323,7 +323,7 @@ def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> 
         kiosk.run()
     assert refused == [Reason.INTERNAL_ERROR, Reason.INTERNAL_ERROR], "fail closed: nobody passes unrecorded"
     assert kiosk.counters.errors == 2 and kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
-    assert kiosk.counters.fault == "spool"
+    assert kiosk.state.fault == "spool"
 
 
 def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
 from kiosk.feedback import NO_QR_SCREEN_S, Feedback, NoQrButton, Signals, make_pin_factory
-from kiosk.inspection import INSPECTION_SCREEN_S
 from kiosk.reasons import Reason, message
 from kiosk.screen import GREEN as GREEN_RGB
 from kiosk.screen import (
@@ -33,6 +32,7 @@ from kiosk.screen import (
     example_finding,
 )
 from kiosk.sound import TUNES, Sound
+from kiosk.venue_check import INSPECTION_SCREEN_S
 
 # Timing tolerances for gpiozero's threads on a shared, busy 2-core machine: each step of a
 # pattern, the start of a pattern after the call, and how long a call may take (patterns last

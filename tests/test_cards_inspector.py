@@ -14,24 +14,24 @@ from hypothesis import strategies as st
 
 from kiosk import jws
 from kiosk.cards import Rejection, parse_card
-from kiosk.config import DecoderConfig
-from kiosk.decoder import open_decoder
-from kiosk.errors import InspectorCardError
-from kiosk.events import verify_event
-from kiosk.inspector import (
+from kiosk.cards.inspector import (
     CLOCK_SKEW,
     PREFIX,
     TYP,
     InspectorCard,
-    inspector_draft,
     is_inspector_payload,
     make_inspector_payload,
     parse_inspector_card,
 )
+from kiosk.config import DecoderConfig
+from kiosk.decoder import open_decoder
+from kiosk.errors import InspectorCardError
+from kiosk.events import verify_event
 from kiosk.keys import load_public_keys, public_pem, thumbprint
 from kiosk.reasons import Reason
 from kiosk.scenes import Scene, render
 from kiosk.spool import Spool
+from kiosk.venue_check import inspector_draft
 
 AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))

@@ -1,4 +1,4 @@
-"""Inspector cards: a QR signed by the authority that opens a kiosk's inspection screen.
+"""Inspector cards: an inspector's identity, signed by the authority, that opens a venue check.
 
 QR text: `KIOSK-INSPECTOR:` + a compact JWS (kiosk.jws, typ `kiosk-inspector`,
 kid = the authority key's RFC 7638 thumbprint) over compact UTF-8 JSON
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -27,7 +27,6 @@ from kiosk import jws
 from kiosk.cards.base import Rejection
 from kiosk.cards.masking import mask_name
 from kiosk.errors import InspectorCardError, SignatureError
-from kiosk.events import EventDraft
 from kiosk.keys import thumbprint
 from kiosk.reasons import Reason
 from kiosk.statuslist import KeySource
@@ -245,27 +244,3 @@ def _check_time(card: InspectorCard, now: datetime, clock_synced: bool) -> None:
         raise _Refused(Reason.INSPECTOR_CARD_EXPIRED, f"expired {card.valid_until.isoformat()}")
     if clock_synced and now < card.valid_from - CLOCK_SKEW:
         raise _Refused(Reason.INSPECTOR_CARD_EXPIRED, f"not valid before {card.valid_from.isoformat()}")
-
-
-# ---------------------------------------------------------------- the event it makes
-
-
-def inspector_draft(
-    result: InspectorCard | Rejection, *, at: datetime, clock_synced: bool, decode_ms: float = 0.0
-) -> EventDraft:
-    """The event for an inspector card shown to a kiosk: an `inspection` pass, or a plain failed scan."""
-    common: dict[str, Any] = {
-        "format": "inspector",
-        "ts": int(at.timestamp() * 1000),
-        "clock_synced": clock_synced,
-        "decode_ms": round(decode_ms, 3),
-    }
-    if isinstance(result, InspectorCard):
-        return EventDraft(
-            kind="inspection",
-            verdict="pass",
-            reason=Reason.INSPECTOR_CARD_OK.value,
-            card_identity=result.inspector,
-            **common,
-        )
-    return EventDraft(kind="scan", verdict="fail", reason=result.reason.value, **common)
