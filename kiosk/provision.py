@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk import __version__, keys
 from kiosk.config import Settings, parse_config
 from kiosk.errors import ConfigError, DeviceKeyError, ProvisionError
+from kiosk.names import reserved_pattern
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def registration_for(key: Ed25519PrivateKey, settings: Settings, *, created: dat
 
 def check_request(request: ProvisionRequest) -> None:
     """Every problem with the arguments at once, as one ProvisionError."""
-    problems = _credential_problems(request)
+    problems = _credential_problems(request) + _reserved_name_problems(request)
     files = {
         "--ca": request.ca_file,
         "--cert": request.cert_file,
@@ -178,6 +179,16 @@ def _credential_problems(request: ProvisionRequest) -> list[str]:
     if request.broker.startswith("mqtt://") and (request.ca_file or request.cert_file):
         problems.append("TLS files were given but the broker URL is mqtt://: use mqtts://HOST:8883")
     return problems
+
+
+def _reserved_name_problems(request: ProvisionRequest) -> list[str]:
+    # A device named like central could log in as central and read every device's acks.
+    names = {"--device-id": request.device_id, "--username": request.username}
+    return [
+        f"{flag} {name}: reserved for the authority's services (matches {pattern!r}); choose another"
+        for flag, name in names.items()
+        if name is not None and (pattern := reserved_pattern(name)) is not None
+    ]
 
 
 def _file_problem(flag: str, path: Path) -> str:

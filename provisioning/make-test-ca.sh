@@ -10,7 +10,10 @@
 # is the device id (mosquitto's `use_identity_as_username true` makes it the MQTT
 # username, so the per-device ACL patterns apply). An existing CA is reused, so devices
 # can be added later; check a chain with `openssl verify -CAfile DIR/ca.crt DIR/X.crt`.
+# Names reserved for central (kiosk/assets/reserved-names.txt) are refused.
 set -euo pipefail
+
+reserved_names=$(dirname "$0")/../kiosk/assets/reserved-names.txt
 
 out=./test-ca
 server=localhost
@@ -19,7 +22,7 @@ days=825
 devices=()
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -35,9 +38,32 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# reserved ID: the reserved-names pattern ID matches, if any (a certificate with CN=central
+# would log in as central's broker user).
+reserved() {
+    local pattern
+    while read -r pattern; do
+        [[ -z $pattern || $pattern == \#* ]] && continue
+        # shellcheck disable=SC2053  # the pattern is a glob on purpose
+        if [[ $1 == $pattern ]]; then
+            echo "$pattern"
+            return 0
+        fi
+    done <"$reserved_names"
+    return 1
+}
+
+if [ ! -r "$reserved_names" ]; then
+    echo "make-test-ca.sh: cannot read $reserved_names: run the script from the kiosk source tree" >&2
+    exit 2
+fi
 for id in "${devices[@]}"; do
     if ! [[ $id =~ ^[a-z0-9][a-z0-9._-]{0,63}$ ]]; then
         echo "make-test-ca.sh: '$id' is not a device id (lower-case letters, digits, . _ -)" >&2
+        exit 2
+    fi
+    if pattern=$(reserved "$id"); then
+        echo "make-test-ca.sh: '$id' is reserved for the authority's services (matches '$pattern'); choose another" >&2
         exit 2
     fi
 done

@@ -11,12 +11,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiosk import keys
 from kiosk.central.store import DeviceRow, Store
 from kiosk.config import ID_PATTERN
 from kiosk.errors import RegistryError
+from kiosk.names import check_not_reserved
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -34,6 +35,8 @@ class Registration(BaseModel):
     fingerprint: str = Field(description="RFC 7638 thumbprint of the key.")
     software: str = Field(description="Software version at provisioning.")
     created: str = Field(description="When the key was made, ISO-8601 UTC.")
+
+    _device_not_reserved = field_validator("device")(check_not_reserved)
 
 
 def parse_registration(text: str | bytes) -> Registration:
