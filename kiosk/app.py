@@ -1,9 +1,10 @@
 """The application: open every part in a visible order, run the loop, close in reverse.
 
 Start-up: keys → spool → trust list → status list → policy → feedback (GPIO and
-screen) → uplink → camera (opened by the loop, which tells systemd READY at the
-first frame). Shutdown, after the loop stops: camera → uplink (sends what it can
-within the grace period, publishes `stopped`) → feedback → spool.
+screen) → uplink → camera (opened by the loop, which tells systemd READY after its
+first try, so a kiosk without a camera stays up and shows the fault). Shutdown,
+after the loop stops: camera → uplink (sends what it can within the grace period,
+publishes `stopped`) → feedback → spool.
 """
 
 from __future__ import annotations

@@ -150,7 +150,6 @@ class Kiosk:
         self._ready = False
         self._offline_since: float | None = None
         self._watchdog_s = watchdog_interval_s() or 2.0
-        self._last_frame_at = time.monotonic()
         self._recent = RecentCodes()
         self._spool_failing = False
         self._due = {
@@ -163,7 +162,7 @@ class Kiosk:
     # -- lifecycle -------------------------------------------------------------------
 
     def run(self) -> int:
-        """Loop until the stop event is set (or a replay ends); systemd hears READY at the first frame."""
+        """Loop until the stop event is set (or a replay ends), with READY to systemd after the first turn."""
         try:
             while not self.stop.is_set():
                 self.turn()
@@ -204,9 +203,17 @@ class Kiosk:
                 raise
             frame = None
             self.stop.wait(0.1)
+        self._announce_ready()
         if frame is not None:
             self._handle_frame(frame)
         self._housekeeping()
+
+    def _announce_ready(self) -> None:
+        """Tell systemd READY once, after the first camera try (frame or fault)."""
+        # A kiosk booted without its camera stays up to show the fault; no restart loop.
+        if not self._ready:
+            self._ready = True
+            self.parts.notifier.ready(self.summary())
 
     def _read_or_reopen(self) -> Frame | None:
         try:
@@ -223,11 +230,7 @@ class Kiosk:
 
     def _frame_arrived(self) -> None:
         self.counters.frames += 1
-        self._last_frame_at = time.monotonic()
         self._camera_failures = 0
-        if not self._ready:
-            self._ready = True
-            self.parts.notifier.ready(self.summary())
         if self.state.fault == "camera":
             self._set_fault(None)
 
@@ -238,6 +241,7 @@ class Kiosk:
         self.counters.errors += 1
         log.error("camera: %s", error)
         self._set_fault("camera")
+        self._announce_ready()
         self._close_camera()
         delay = CAMERA_BACKOFF_S[min(self._camera_failures, len(CAMERA_BACKOFF_S)) - 1]
         self._wait_pumping(delay)
@@ -246,6 +250,7 @@ class Kiosk:
         deadline = time.monotonic() + seconds
         while not self.stop.is_set() and time.monotonic() < deadline:
             self._pump()
+            self._pet_watchdog(time.monotonic())
             self.stop.wait(0.05)
 
     def _handle_frame(self, frame: Frame) -> None:
@@ -376,8 +381,7 @@ class Kiosk:
         now = time.monotonic()
         if self._reload_requested.is_set():
             self._reload()
-        if self._is_due("watchdog", now, self._watchdog_s) and self._healthy(now):
-            self.parts.notifier.watchdog()
+        self._pet_watchdog(now)
         if self._is_due("idle", now, IDLE_INTERVAL_S):
             self._refresh_idle(now)
         if self._is_due("status", now, STATUS_INTERVAL_S):
@@ -391,9 +395,15 @@ class Kiosk:
         self._due[what] = now + interval
         return True
 
-    def _healthy(self, now: float) -> bool:
-        """Frames keep arriving: the watchdog is petted only while this holds."""
-        return self._camera is not None and now - self._last_frame_at < self._watchdog_s * 2
+    def _pet_watchdog(self, now: float) -> None:
+        """The loop is turning: the watchdog guards its liveness, not the camera's presence.
+
+        A missing or stalled camera is a fault shown on the screen, LEDs and state topic
+        while the loop retries it; a restart would only hide that from the technician. A
+        loop stuck in a call that never returns stops petting, and systemd restarts it.
+        """
+        if self._is_due("watchdog", now, self._watchdog_s):
+            self.parts.notifier.watchdog()
 
     def _refresh_idle(self, now: float) -> None:
         self.state.fps = self._camera.fps if self._camera is not None else 0.0
