@@ -62,10 +62,10 @@ def make_events(devices: int, events: int) -> tuple[list[TestDevice], list[tuple
 
 def publisher(url: str, messages: list[tuple[str, bytes]], started: Any) -> None:
     """Publish every message at QoS 1 as fast as the broker takes them."""
-    host, port, _tls = mqtt.BrokerSettings(url=url).host_port
+    address = mqtt.BrokerSettings(url=url).address
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-fleet", protocol=paho.MQTTv5)
     client.max_inflight_messages_set(1000)
-    client.connect(host, port)
+    client.connect(address.host, address.port)
     client.loop_start()
     started.set()
     infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import ssl
 import stat
 import subprocess
 import threading
@@ -28,6 +26,7 @@ from kiosk import __version__
 from kiosk.config import Settings, load_config
 from kiosk.errors import CameraEnded, ConfigError, KioskError, UplinkError
 from kiosk.imaging import MIN_SHARPNESS, clipped_fraction, mean_level, sharpness
+from kiosk.topics import DeviceTopics
 
 Status = Literal["pass", "warn", "fail", "skip"]
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
@@ -438,7 +437,7 @@ def check_broker(settings: Settings, probes: Probes) -> CheckResult:
     uplink = settings.uplink
     if not uplink.enabled:
         return CheckResult("broker", "skip", "uplink.enabled is false: events are only spooled")
-    topic = f"{uplink.topic_prefix}/{settings.destination.id}/{settings.device.id}/state"
+    topic = DeviceTopics(uplink.topic_prefix, settings.destination.id, settings.device.id).state
     started = time.monotonic()
     publish_test_message(settings, topic, timeout_s=probes.broker_timeout_s)
     ms = (time.monotonic() - started) * 1000
@@ -452,61 +451,23 @@ def check_broker(settings: Settings, probes: Probes) -> CheckResult:
 
 def publish_test_message(settings: Settings, topic: str, *, timeout_s: float) -> None:
     """Connect, publish one non-retained QoS 1 message, wait for its PUBACK; raise UplinkError."""
-    url = urlsplit(settings.uplink.broker)
-    host, port = url.hostname or "", url.port or (8883 if url.scheme == "mqtts" else 1883)
-    if url.scheme == "mqtts":
-        check_tls(settings, host, port, timeout_s=timeout_s)
-    client, acked = _connect(settings, host, port, timeout_s=timeout_s)
+    from kiosk import broker  # paho only where the broker is checked
+
+    connection = broker.BrokerSettings.for_device(settings.uplink, settings.device.id)
+    client = broker.new_client(connection, f"{settings.device.id}-selftest")
+    broker.connect(client, connection, timeout_s=timeout_s)
+    acked = _Outcome()
+    client.on_publish = lambda _c, _u, _mid, reason, _p: acked.set(reason)
     try:
         client.publish(topic, _test_payload(), qos=1, retain=False)
         _await(acked, timeout_s, "publish not accepted", settings)
     finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def _connect(settings: Settings, host: str, port: int, *, timeout_s: float) -> tuple[Any, _Outcome]:
-    """A connected client with its network loop running, and where its PUBACK will arrive."""
-    client = _mqtt_client(settings)
-    connected, acked = _Outcome(), _Outcome()
-    client.on_connect = lambda _c, _u, _f, reason, _p: connected.set(reason)
-    client.on_publish = lambda _c, _u, _mid, reason, _p: acked.set(reason)
-    try:
-        client.connect(host, port, keepalive=settings.uplink.keepalive_s)
-    except (OSError, ssl.SSLError) as e:
-        raise UplinkError(
-            f"cannot reach {settings.uplink.broker}: {e}: check the network, host and port"
-        ) from e
-    client.loop_start()
-    try:
-        _await(connected, timeout_s, "connection refused", settings)
-    except UplinkError:
-        client.disconnect()
-        client.loop_stop()
-        raise
-    return client, acked
+        broker.close(client)
 
 
 def _test_payload() -> str:
     # Not retained: the daemon's retained state on this topic stays as it was.
     return json.dumps({"selftest": True, "software": __version__, "time": time.time()})
-
-
-def check_tls(settings: Settings, host: str, port: int, *, timeout_s: float) -> None:
-    """Complete a TLS handshake with the broker, so certificate problems are named as such."""
-    try:
-        raw = socket.create_connection((host, port), timeout=timeout_s)
-        with raw, _tls_context(settings).wrap_socket(raw, server_hostname=host):
-            pass
-    except ssl.SSLCertVerificationError as e:
-        raise UplinkError(
-            f"{settings.uplink.broker}: the broker's certificate is not trusted ({e.verify_message}): "
-            "uplink.tls.ca_file must be the CA that signed it, and the URL the name it was issued for"
-        ) from e
-    except (OSError, ssl.SSLError) as e:
-        raise UplinkError(
-            f"cannot reach {settings.uplink.broker} over TLS: {e}: check the network, host and port"
-        ) from e
 
 
 class _Outcome:
@@ -534,33 +495,6 @@ def _await(outcome: _Outcome, timeout_s: float, what: str, settings: Settings) -
             f"{settings.uplink.broker}: {what}: {outcome.reason}: check uplink.username, the password file, "
             f"and that the authority registered device {settings.device.id} (its ACL)"
         )
-
-
-def _mqtt_client(settings: Settings) -> Any:
-    import paho.mqtt.client as mqtt
-
-    uplink = settings.uplink
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"{settings.device.id}-selftest", protocol=mqtt.MQTTv5
-    )
-    if uplink.password_file is not None:
-        from kiosk.keys import read_secret  # refuses a file others can read, as the uplink does
-
-        password = read_secret(uplink.password_file).decode().strip()
-        client.username_pw_set(uplink.username or settings.device.id, password)
-    elif uplink.username:
-        client.username_pw_set(uplink.username)
-    if urlsplit(uplink.broker).scheme == "mqtts":
-        client.tls_set_context(_tls_context(settings))
-    return client
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext:
-    tls = settings.uplink.tls
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    return context
 
 
 CHECKS: tuple[Check, ...] = (

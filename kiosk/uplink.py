@@ -22,7 +22,6 @@ import collections
 import json
 import logging
 import random
-import socket
 import ssl
 import threading
 import time
@@ -31,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,9 +38,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from kiosk import __version__, keys
+from kiosk import __version__, broker, keys
 from kiosk.config import Settings, UplinkConfig
-from kiosk.errors import DeviceKeyError, KioskError, SignatureError, UplinkError
+from kiosk.errors import KioskError, SignatureError
 from kiosk.events import verify_ack
 from kiosk.spool import EventKey, Spool, SpooledEvent
 from kiosk.topics import DeviceTopics, statuslist_topic
@@ -51,7 +49,6 @@ log = logging.getLogger(__name__)
 
 MAX_ACK_BYTES = 256 * 1024
 MAX_INBOX = 64  # acks and status lists waiting for the drain thread; more is a flood
-CONNECT_TIMEOUT_S = 10.0
 CLOSE_SLACK_S = 1.0  # close() returns within its grace plus this: the stopped state and the joins
 STOPPED_RESERVE_S = 0.3  # of the close deadline, kept for the disconnect after the stopped state
 TICK_S = 0.2
@@ -140,7 +137,8 @@ class Uplink:
         self._on_statuslist = on_statuslist
         self._backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
         self._refusal_backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
-        self.host, self.port, self.tls = _parse_broker(settings.broker)
+        self.broker = broker.BrokerSettings.for_device(settings, spool.device_id)
+        self.address = self.broker.address
         self._counters = _Counters()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -183,15 +181,9 @@ class Uplink:
     # -- the client --------------------------------------------------------------------
 
     def _build_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.spool.device_id, protocol=mqtt.MQTTv5
-        )
-        client.connect_timeout = CONNECT_TIMEOUT_S
+        client = broker.new_client(self.broker, self.spool.device_id, stop=self._stop)
         client.max_inflight_messages_set(self.settings.inflight)
         client.max_queued_messages_set(0)
-        self._set_credentials(client)
-        if self.tls:
-            self._set_tls(client)
         offline = {"status": "offline", "device": self.topics.device, "destination": self.topics.destination}
         client.will_set(self.topics.state, _json(offline), qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -203,34 +195,6 @@ class Uplink:
         # packet and wakes our network loop, so one thread alone writes the socket.
         client.on_socket_register_write = lambda *_: None
         return client
-
-    def _set_credentials(self, client: mqtt.Client) -> None:
-        username = self.settings.username
-        password = None
-        if self.settings.password_file is not None:
-            try:
-                password = keys.read_secret(self.settings.password_file).decode().strip()
-            except DeviceKeyError as e:
-                raise UplinkError(f"broker password: {e}") from e
-            username = username or self.spool.device_id
-        if username:
-            client.username_pw_set(username, password)
-        self.username = username
-
-    def _set_tls(self, client: mqtt.Client) -> None:
-        tls = self.settings.tls
-        try:
-            context = ssl.create_default_context(cafile=_str(tls.ca_file))
-            if tls.cert_file is not None:
-                context.load_cert_chain(str(tls.cert_file), _str(tls.key_file))
-        except (OSError, ssl.SSLError, ValueError) as e:
-            raise UplinkError(
-                f"cannot load the TLS files (uplink.tls: ca_file={tls.ca_file}, cert_file={tls.cert_file},"
-                f" key_file={tls.key_file}): {e}; check they exist, are PEM, and the key fits the certificate"
-            ) from e
-        # A subclass per uplink, so a handshake in progress sees this uplink's stop.
-        context.sslsocket_class = type("_UplinkSSLSocket", (_ClosingSSLSocket,), {"stop": self._stop})
-        client.tls_set_context(context)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -321,7 +285,7 @@ class Uplink:
             if self._stop.is_set():
                 break
             delay = self._backoff.next_delay()
-            log.debug("reconnecting to %s:%s in %.2fs", self.host, self.port, delay)
+            log.debug("reconnecting to %s in %.2fs", self.address, delay)
             self._stop.wait(delay)
 
     def _connect_once(self) -> bool:
@@ -329,11 +293,16 @@ class Uplink:
         properties = Properties(PacketTypes.CONNECT)
         properties.MaximumPacketSize = int(self.settings.max_statuslist_mb * 1024 * 1024) + 4096
         try:
-            self._client.connect(self.host, self.port, self.settings.keepalive_s, properties=properties)
+            self._client.connect(
+                self.address.host, self.address.port, self.settings.keepalive_s, properties=properties
+            )
             return True
         except (OSError, ValueError) as e:
             if not self._stop.is_set():  # an attempt cut short by close() is no failure to report
-                self._connect_failed(self._explain(e), transient=not isinstance(e, ssl.SSLError))
+                transient = not isinstance(e, ssl.SSLError)
+                self._connect_failed(
+                    broker.explain(e, self.broker) + (" (retrying)" if transient else ""), transient=transient
+                )
             return False
 
     def _run_network(self) -> None:
@@ -344,25 +313,6 @@ class Uplink:
         except Exception:  # whatever the network does, this thread lives on and reconnects
             log.exception("uplink: the network loop failed; reconnecting")
         self._connected.clear()
-
-    def _explain(self, e: BaseException) -> str:
-        where = f"{self.host}:{self.port}"
-        ca = self.settings.tls.ca_file or "the system's CA certificates"
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return (
-                f"TLS: the broker at {where} presented a certificate that does not verify against {ca}"
-                f" ({e.verify_message}); check uplink.tls.ca_file and the broker's host name"
-            )
-        if isinstance(e, ssl.SSLError):
-            return (
-                f"TLS handshake with {where} failed ({e.reason or e}); check uplink.tls (ca_file {ca},"
-                f" cert_file, key_file) and that the broker's TLS listener accepts this device's certificate"
-            )
-        if isinstance(e, ConnectionRefusedError):
-            return f"nothing accepts connections at {where}: is the broker running? (retrying)"
-        if isinstance(e, socket.timeout | TimeoutError):
-            return f"no answer from {where} within {CONNECT_TIMEOUT_S}s: check the network (retrying)"
-        return f"cannot connect to {where}: {e} (retrying)"
 
     def _connect_failed(self, message: str, *, transient: bool) -> None:
         with self._lock:
@@ -378,12 +328,9 @@ class Uplink:
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
-            hint = "check uplink.username and uplink.password_file, and the broker's password file and ACL"
-            if self.tls:
-                hint += ", or the client certificate (uplink.tls.cert_file)"
-            self._connect_failed(f"the broker refused the connection: {reason}; {hint}", transient=False)
+            self._connect_failed(broker.refusal(reason, self.broker), transient=False)
             return
-        log.info("uplink: connected to %s:%s", self.host, self.port)
+        log.info("uplink: connected to %s", self.address)
         self._backoff.reset()
         self._connected_at = time.monotonic()
         options = SubscribeOptions(qos=1)
@@ -398,7 +345,7 @@ class Uplink:
         was_connected = self.connected
         self._connected.clear()
         if was_connected and not self._closing.is_set():
-            log.warning("uplink: disconnected from %s:%s (%s); will reconnect", self.host, self.port, reason)
+            log.warning("uplink: disconnected from %s (%s); will reconnect", self.address, reason)
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self._pubacks.append((mid, reason))
@@ -541,7 +488,7 @@ class Uplink:
             " retrying in %.1fs",
             key,
             reason,
-            self.username,
+            self.broker.username,
             self.topics.event,
             delay,
         )
@@ -660,47 +607,6 @@ class Uplink:
         log.warning("uplink: ignored a message from the broker (%s): %s", reason, detail)
 
 
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """An SSL socket that closes itself when its handshake fails, and gives up when `stop` is set.
-
-    paho drops the socket of a failed handshake without closing it; every
-    reconnect to a broker with the wrong CA would leak a descriptor until GC.
-    paho's handshake blocks for the whole connect timeout; a broker that accepts
-    and never answers must not hold up the uplink's close() that long.
-    """
-
-    stop: threading.Event | None = None  # set on the per-uplink subclass
-
-    def do_handshake(self, block: bool = False) -> None:
-        """Handshake, closing the socket on failure."""
-        try:
-            self._handshake_in_slices(block)
-        except BaseException:
-            self.close()
-            raise
-
-    def _handshake_in_slices(self, block: bool) -> None:
-        budget = self.gettimeout()
-        if self.stop is None or budget is None or budget <= 0:
-            super().do_handshake(block)
-            return
-        # OpenSSL keeps the handshake's state across a timeout, so it resumes slice by slice.
-        deadline = time.monotonic() + budget
-        while True:
-            if self.stop.is_set():
-                raise ConnectionAbortedError("the uplink is stopping")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("_ssl.c: The handshake operation timed out")
-            self.settimeout(min(TICK_S, left))
-            try:
-                super().do_handshake(block)
-                break
-            except TimeoutError:
-                continue
-        self.settimeout(budget)
-
-
 @lru_cache(maxsize=64)
 def _event_topic(prefix: str, destination: str, device: str) -> str:
     return DeviceTopics(prefix, destination, device).event
@@ -714,18 +620,6 @@ def _lookup(authority_keys: AuthorityKeys | None) -> Callable[[str], Ed25519Publ
             return None
         return authority_keys.get
     return authority_keys
-
-
-def _parse_broker(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    tls = parts.scheme == "mqtts"
-    if parts.hostname is None:
-        raise UplinkError(f"uplink.broker {url!r} names no host")
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
-
-
-def _str(path: object) -> str | None:
-    return None if path is None else str(path)
 
 
 def _json(data: Mapping[str, Any]) -> bytes:

@@ -25,6 +25,7 @@ from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import build_report, load_report_settings
 from kiosk.central.store import Store, open_store
 from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
+from kiosk.topics import statuslist_topic
 
 log = logging.getLogger("kiosk.central")
 
@@ -160,13 +161,17 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="broker username")
     parser.add_argument("--password-file", type=Path, help="file holding the broker password (mode 0600)")
     parser.add_argument("--ca", type=Path, help="CA certificate of the broker (mqtts)")
+    parser.add_argument(
+        "--cert", type=Path, help="client certificate (mqtts; with --cert-key)"
+    )
+    parser.add_argument("--cert-key", type=Path, help="key of the client certificate (mode 0600)")
     parser.add_argument("--prefix", default="kiosk/v1", help="topic prefix (default: kiosk/v1)")
 
 
 def _broker_settings(args: argparse.Namespace, client_id: str | None = None) -> mqtt.BrokerSettings:
     return mqtt.BrokerSettings(
         url=args.broker, username=args.username, password_file=args.password_file, ca_file=args.ca,
-        client_id=client_id,
+        cert_file=args.cert, key_file=args.cert_key, client_id=client_id,
     )  # fmt: skip
 
 
@@ -325,7 +330,7 @@ def statuslist_publish(args: argparse.Namespace) -> int:
     if args.authority_keys:
         parsed = sl.verify_token(token, keys.load_public_keys(args.authority_keys))
         print(f"verified status list version {parsed.version} with {parsed.count} entries")
-    topic = f"{args.prefix}/statuslist"
+    topic = statuslist_topic(args.prefix)
     client = mqtt.connect(_broker_settings(args))
     try:
         info = client.publish(topic, token, qos=1, retain=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections import Counter
@@ -32,10 +31,10 @@ from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, StateRow, Store
 from kiosk.errors import EventError, SignatureError
 from kiosk.events import MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
+from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
 log = logging.getLogger(__name__)
 
-_ID = r"[a-z0-9][a-z0-9._-]{0,63}"
 STATUSES = ("online", "stopped", "offline")
 
 
@@ -46,29 +45,32 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Topics:
-    """The topic names under one prefix."""
+    """Central's subscriptions under one prefix; names and parsing come from `kiosk.topics`."""
 
-    prefix: str = "kiosk/v1"
+    prefix: str = DEFAULT_PREFIX
     share_group: str = "central"
 
     @property
     def events(self) -> str:
         """The shared subscription to every device's events."""
-        return f"$share/{self.share_group}/{self.prefix}/+/+/event"
+        return f"$share/{self.share_group}/{subscription(self.prefix, 'event')}"
 
     @property
     def states(self) -> str:
         """Every device's retained state (not shared: retained messages skip shared subscriptions)."""
-        return f"{self.prefix}/+/+/state"
+        return subscription(self.prefix, "state")
 
     def parse(self, topic: str) -> tuple[str, str, str] | None:
-        """(destination, device, leaf) of a device topic, or None when it is not one."""
-        match = re.fullmatch(rf"{re.escape(self.prefix)}/({_ID})/({_ID})/(event|state)", topic)
-        return (match[1], match[2], match[3]) if match else None
+        """(destination, device, leaf) of a device event or state topic, or None when it is not one."""
+        parsed = parse_topic(topic, self.prefix)
+        if parsed is None or parsed[1] not in ("event", "state"):
+            return None
+        device, leaf = parsed
+        return device.destination, device.device, leaf
 
     def ack(self, destination: str, device: str) -> str:
         """Where a device's ack is published."""
-        return f"{self.prefix}/{destination}/{device}/ack"
+        return DeviceTopics(self.prefix, destination, device).ack
 
 
 @dataclass(frozen=True)
