@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from kiosk import __version__
 from kiosk.camera import open_camera
 from kiosk.clock import ClockWatch
 from kiosk.config import Settings, load_config
@@ -30,6 +29,7 @@ from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
 from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
+from kiosk.health import Health
 from kiosk.imaging import sharpness
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
@@ -225,17 +225,14 @@ def _warn_fixed_sections(old: Settings, new: Settings) -> None:
         log.warning("restart the kiosk to apply the changes to [%s]", "], [".join(changed))
 
 
-def health(*, spool: Spool, state: LoopState) -> dict[str, Any]:
-    """The health part of the retained state message (called from the uplink's thread)."""
-    return {
-        "version": __version__,
-        "spool_depth": spool.depth(),
-        "unsent": spool.unsent_count(),
-        "counts_today": spool.counts_today(),
-        "fps": round(state.fps, 1),
-        "clock_synced": state.clock_synced,
-        "alarms": spool.alarms() + ([f"fault: {state.fault}"] if state.fault else []),
-    }
+def health(*, spool: Spool, state: LoopState) -> Health:
+    """The health in the retained state message (called from the uplink's thread)."""
+    return Health.of_spool(
+        spool,
+        fps=round(state.fps, 1),
+        clock_synced=state.clock_synced,
+        alarms=[f"fault: {state.fault}"] if state.fault else [],
+    )
 
 
 def device_readings(

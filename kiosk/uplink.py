@@ -19,7 +19,6 @@ logged and counted in `stats().rejected`; nothing the broker sends can crash us.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import ssl
@@ -38,11 +37,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from kiosk import __version__, broker, keys
+from kiosk import broker, keys
+from kiosk.backoff import FullJitterBackoff
 from kiosk.config import Settings, UplinkConfig
 from kiosk.errors import KioskError, SignatureError
 from kiosk.events import verify_ack
-from kiosk.spool import EventKey, Spool, SpooledEvent
+from kiosk.health import Health, Status, state_message
+from kiosk.inflight import InFlightWindow, Refusal
+from kiosk.spool import Spool
 from kiosk.topics import DeviceTopics, statuslist_topic
 
 log = logging.getLogger(__name__)
@@ -54,28 +56,7 @@ STOPPED_RESERVE_S = 0.3  # of the close deadline, kept for the disconnect after 
 TICK_S = 0.2
 PRUNE_INTERVAL_S = 3600.0
 CHECKPOINT_INTERVAL_S = 10.0
-MARK_INTERVAL_S = 0.05
-MARK_BATCH = 512
 AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
-
-
-class FullJitterBackoff:
-    """Reconnect delays: uniform in [0, min(cap, base * 2**attempt)] ("full jitter")."""
-
-    def __init__(self, base_s: float, cap_s: float, *, rng: random.Random | None = None) -> None:
-        self.base_s, self.cap_s = base_s, cap_s
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call doubles the ceiling up to the cap."""
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        return self._rng.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        """Start again from the shortest ceiling (after a successful connection)."""
-        self.attempt = 0
 
 
 @dataclass(frozen=True)
@@ -109,12 +90,6 @@ class _Counters:
     last_ack: datetime | None = None
 
 
-@dataclass
-class _InFlight:
-    key: EventKey
-    since: float
-
-
 class Uplink:
     """The MQTT client of one kiosk for the process lifetime; a context manager."""
 
@@ -124,7 +99,7 @@ class Uplink:
         *,
         spool: Spool,
         authority_keys: AuthorityKeys | None = None,
-        health: Callable[[], Mapping[str, Any]] = dict,
+        health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -136,7 +111,13 @@ class Uplink:
         self._health = health
         self._on_statuslist = on_statuslist
         self._backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
-        self._refusal_backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
+        self._window = InFlightWindow(
+            settings.inflight,
+            # paho re-sends what is unacknowledged after a reconnect; one still waiting this long
+            # while connected is lost to us, so it is published again from the spool.
+            stuck_after_s=max(30.0, 2.0 * settings.keepalive_s),
+            refusal_backoff=FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng),
+        )
         self.broker = broker.BrokerSettings.for_device(settings, spool.device_id)
         self.address = self.broker.address
         self._counters = _Counters()
@@ -148,12 +129,7 @@ class Uplink:
         self._state_due = False
         self._pubacks: collections.deque[tuple[int, ReasonCode]] = collections.deque()
         self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
-        self._inflight: dict[int, _InFlight] = {}
-        self._inflight_keys: set[EventKey] = set()
-        self._queue: collections.deque[SpooledEvent] = collections.deque()
-        self._to_mark: list[EventKey] = []
-        self._marked_at = 0.0
-        self._paused_until = self._next_state = self._next_prune = self._connected_at = 0.0
+        self._next_state = self._next_prune = self._connected_at = 0.0
         self._next_checkpoint = 0.0
         self._close_deadline = float("inf")
         self._threads: list[threading.Thread] = []
@@ -166,7 +142,7 @@ class Uplink:
         settings: Settings,
         *,
         spool: Spool,
-        health: Callable[[], Mapping[str, Any]] = dict,
+        health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
     ) -> Uplink:
         """An uplink for the whole configuration: loads `policy.authority_keys` for the acks."""
@@ -184,8 +160,7 @@ class Uplink:
         client = broker.new_client(self.broker, self.spool.device_id, stop=self._stop)
         client.max_inflight_messages_set(self.settings.inflight)
         client.max_queued_messages_set(0)
-        offline = {"status": "offline", "device": self.topics.device, "destination": self.topics.destination}
-        client.will_set(self.topics.state, _json(offline), qos=1, retain=True)
+        client.will_set(self.topics.state, state_message("offline", self.topics), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -262,7 +237,7 @@ class Uplink:
     def _flush(self, deadline: float) -> None:
         try:
             while self.connected and time.monotonic() < deadline:
-                if not self._inflight and self.spool.unsent_count() <= len(self._to_mark):
+                if not self._window.in_flight and self.spool.unsent_count() <= self._window.unmarked:
                     return
                 self._wake.set()
                 time.sleep(0.02)
@@ -420,90 +395,51 @@ class Uplink:
             state_due, self._state_due = self._state_due, False
         if state_due:
             self._publish_state("online")
-        self._forget_stuck()
+        self._window.forget_stuck(time.monotonic(), connected_at=self._connected_at)
         self._publish_more()
 
     def _publish_more(self) -> None:
-        room = self.settings.inflight - len(self._inflight)
-        if room <= 0 or time.monotonic() < self._paused_until:
-            return
         published = 0
-        while published < room and self._next_unsent():
-            spooled = self._queue.popleft()
-            if spooled.key in self._inflight_keys:
-                continue
+        while (spooled := self._window.next(time.monotonic(), self.spool.unsent)) is not None:
             topic = _event_topic(self.topics.prefix, spooled.destination, spooled.device)
             info = self._client.publish(topic, spooled.token, qos=1)
             # paho keeps a QoS 1 message it could not send and sends it after the reconnect.
-            self._inflight[info.mid] = _InFlight(spooled.key, time.monotonic())
-            self._inflight_keys.add(spooled.key)
+            self._window.published(info.mid, spooled.key, time.monotonic())
             published += 1
             if info.rc == mqtt.MQTT_ERR_NO_CONN:
                 break
         self._count("published", published)
 
-    def _next_unsent(self) -> bool:
-        # Read ahead in batches: one query per several windows, not per PUBACK. Anything
-        # that puts an older event back (resend, refusal) empties the queue to re-read.
-        if not self._queue:
-            batch = self.spool.unsent(limit=len(self._inflight_keys) + 4 * self.settings.inflight)
-            self._queue.extend(e for e in batch if e.key not in self._inflight_keys)
-        return bool(self._queue)
-
     def _settle_pubacks(self) -> None:
-        acked = 0
+        pubacks = []
         while self._pubacks:
             mid, reason = self._pubacks.popleft()
-            entry = self._inflight.pop(mid, None)
-            if entry is None:
-                continue  # a state message, or an event we stopped waiting for
-            if reason.is_failure:
-                self._inflight_keys.discard(entry.key)
-                self._broker_refused(entry.key, reason)
-            else:
-                self._to_mark.append(entry.key)  # stays in _inflight_keys until marked
-                acked += 1
-        if acked:
-            self._refusal_backoff.reset()
-            self._count("broker_acked", acked)
+            pubacks.append((mid, str(reason) if reason.is_failure else None))
+        settled = self._window.settle(pubacks, time.monotonic())
+        for refusal in settled.refused:
+            self._broker_refused(refusal)
+        if settled.acked:
+            self._count("broker_acked", settled.acked)
         self._mark_sent(force=False)
 
     def _mark_sent(self, *, force: bool) -> None:
-        # One spool write per batch of PUBACKs, not per event: the capture loop shares the
-        # spool's write lock. A mark lost in a crash only means the event is sent again.
-        due = time.monotonic() >= self._marked_at + MARK_INTERVAL_S
-        if self._to_mark and (force or due or len(self._to_mark) >= MARK_BATCH):
-            self.spool.mark_sent(self._to_mark)
-            self._inflight_keys.difference_update(self._to_mark)
-            self._to_mark = []
-            self._marked_at = time.monotonic()
+        # A mark lost in a crash only means the event is sent again.
+        keys = self._window.marks_due(time.monotonic(), force=force)
+        if keys:
+            self.spool.mark_sent(keys)
+            self._window.marked(keys, time.monotonic())
 
-    def _broker_refused(self, key: EventKey, reason: ReasonCode) -> None:
+    def _broker_refused(self, refusal: Refusal) -> None:
         self._count("broker_refused")
-        self._queue.clear()
-        delay = self._refusal_backoff.next_delay()
-        self._paused_until = time.monotonic() + delay
         log.error(
             "uplink: the broker refused event %s (%s); check that its ACL lets user %r write %s;"
             " retrying in %.1fs",
-            key,
-            reason,
+            refusal.key,
+            refusal.reason,
             self.broker.username,
             self.topics.event,
-            delay,
+            refusal.pause_s,
         )
-
-    def _forget_stuck(self) -> None:
-        # paho re-sends unacknowledged messages after a reconnect; one still waiting after
-        # this long while connected is lost to us, so it is published again from the spool.
-        limit = time.monotonic() - max(30.0, 2.0 * self.settings.keepalive_s)
-        if self._connected_at > limit:
-            return  # paho is still re-sending what was in flight when the connection dropped
-        stuck = [mid for mid, entry in self._inflight.items() if entry.since < limit]
-        if stuck:
-            self._queue.clear()
-        for mid in stuck:
-            self._inflight_keys.discard(self._inflight.pop(mid).key)
 
     def _handle_inbox(self) -> None:
         while self._inbox:
@@ -535,7 +471,7 @@ class Uplink:
         cutoff = int((time.time() - self.settings.resend_unacked_s) * 1000)
         stale = self.spool.requeue_stale(device, cutoff)
         if asked or stale:
-            self._queue.clear()
+            self._window.reread()
         self._count("acks_applied")
         self._count("resent", asked + stale)
         with self._lock:
@@ -550,42 +486,20 @@ class Uplink:
         except Exception as e:  # a bad list must never stop the uplink; the store explains why
             self._reject("statuslist_refused", f"status list not taken: {e}")
 
-    def _publish_state(self, status: str) -> mqtt.MQTTMessageInfo:
-        return self._client.publish(self.topics.state, _json(self._state(status)), qos=1, retain=True)
+    def _publish_state(self, status: Status) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(self.topics.state, self._state(status), qos=1, retain=True)
 
-    def _state(self, status: str) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "status": status,
-            "device": self.topics.device,
-            "destination": self.topics.destination,
-            "ts": int(time.time() * 1000),
-        }
-        if status != "online":
-            return state
-        # The daemon's health report usually has it all (spool figures and alarms included);
-        # only what it leaves out is computed here, so nothing is counted or listed twice.
-        health = dict(self._safe_health())
-        fallbacks: dict[str, Callable[[], Any]] = {
-            "version": lambda: __version__,
-            "spool_depth": self.spool.depth,
-            "unsent": self.spool.unsent_count,
-            "counts_today": self.spool.counts_today,
-            "fps": lambda: None,
-            "clock_synced": lambda: None,
-            "alarms": self.spool.alarms,
-        }
-        for key, compute in fallbacks.items():
-            if key not in health:
-                health[key] = compute()
-        health["alarms"] = list(dict.fromkeys(health["alarms"]))
-        return state | {key: value for key, value in health.items() if key not in state}
+    def _state(self, status: Status) -> bytes:
+        health = self._current_health() if status == "online" else None
+        return state_message(status, self.topics, ts_ms=int(time.time() * 1000), health=health)
 
-    def _safe_health(self) -> Mapping[str, Any]:
-        try:
-            return self._health()
-        except Exception:  # the health report is best effort; the state must still go out
-            log.exception("uplink: the health callback failed")
-            return {}
+    def _current_health(self) -> Health:
+        if self._health is not None:
+            try:
+                return self._health()
+            except Exception:  # the health report is best effort; the state must still go out
+                log.exception("uplink: the health callback failed; the state carries the spool's figures")
+        return Health.of_spool(self.spool)
 
     def _say_stopped(self) -> None:
         if not self.connected:
@@ -620,7 +534,3 @@ def _lookup(authority_keys: AuthorityKeys | None) -> Callable[[str], Ed25519Publ
             return None
         return authority_keys.get
     return authority_keys
-
-
-def _json(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()

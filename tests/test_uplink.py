@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -25,11 +26,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from kiosk import jws
+from kiosk.backoff import FullJitterBackoff
 from kiosk.config import UplinkConfig
 from kiosk.events import Ack, EventDraft, ScanEvent, sign_ack, verify_event
+from kiosk.health import Health
 from kiosk.keys import thumbprint
 from kiosk.spool import Spool
-from kiosk.uplink import FullJitterBackoff, Uplink
+from kiosk.uplink import Uplink
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto
 
@@ -257,7 +260,8 @@ def test_happy_path_delivers_in_order_and_acks(
     central = central_factory(mosquitto)
     for n in range(50):
         spool.record(draft(n))
-    uplink = uplinks(uplink_settings(mosquitto), spool, health=lambda: {"fps": 29.5, "clock_synced": True})
+    health = partial(Health.of_spool, spool, fps=29.5, clock_synced=True)
+    uplink = uplinks(uplink_settings(mosquitto), spool, health=health)
     for n in range(50, 100):
         spool.record(draft(n))
         uplink.wake()
@@ -630,7 +634,7 @@ def test_close_with_a_backlog_still_says_stopped_in_time(
     wait_until(lambda: central.states[-1:] == ["stopped"], 5, "the stopped state")
 
 
-def test_the_state_takes_health_figures_and_alarms_from_the_daemon(tmp_path: Path) -> None:
+def test_the_state_carries_the_daemons_health_or_the_spools(tmp_path: Path) -> None:
     from kiosk.spool import SpoolLimits
 
     spool = Spool.open(
@@ -645,19 +649,23 @@ def test_the_state_takes_health_figures_and_alarms_from_the_daemon(tmp_path: Pat
         spool.record(draft())
         assert spool.alarms(), "the spool raises its budget alarm"
 
-        def health() -> dict[str, object]:  # like the daemon's: spool alarms included
-            return {"spool_depth": 7, "fps": 12.5, "alarms": [*spool.alarms(), "fault: camera"]}
+        def health() -> Health:  # like the daemon's: spool alarms included, one named twice
+            return Health(7, 1, {}, fps=12.5, alarms=(*spool.alarms(), "fault: camera", *spool.alarms()))
 
         uplink = Uplink(UplinkConfig(broker="mqtt://127.0.0.1:1"), spool=spool, health=health)
         try:
-            state = uplink._state("online")
-            assert state["spool_depth"] == 7 and state["fps"] == 12.5  # the daemon's figures win
+            state = json.loads(uplink._state("online"))
+            assert state["spool_depth"] == 7 and state["fps"] == 12.5  # the daemon's figures
             assert state["alarms"] == [*spool.alarms(), "fault: camera"]  # each alarm once
-            assert state["unsent"] == 1 and state["clock_synced"] is None  # missing ones filled in
             assert (state["status"], state["device"]) == ("online", "kiosk-1")
 
-            uplink._health = dict  # a daemon that reports nothing: the uplink fills in everything
-            state = uplink._state("online")
-            assert state["spool_depth"] == 1 and state["alarms"] == spool.alarms()
+            def broken() -> Health:
+                raise RuntimeError("a bug in the daemon's report")
+
+            uplink._health = broken  # the state still goes out, with the spool's figures
+            state = json.loads(uplink._state("online"))
+            assert state["spool_depth"] == 1 and state["unsent"] == 1 and state["alarms"] == spool.alarms()
+            assert state["fps"] is None and state["clock_synced"] is None
+            assert set(json.loads(uplink._state("stopped"))) == {"status", "device", "destination", "ts"}
         finally:
             uplink.close()

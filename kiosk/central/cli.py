@@ -161,9 +161,7 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", help="broker username")
     parser.add_argument("--password-file", type=Path, help="file holding the broker password (mode 0600)")
     parser.add_argument("--ca", type=Path, help="CA certificate of the broker (mqtts)")
-    parser.add_argument(
-        "--cert", type=Path, help="client certificate (mqtts; with --cert-key)"
-    )
+    parser.add_argument("--cert", type=Path, help="client certificate (mqtts; with --cert-key)")
     parser.add_argument("--cert-key", type=Path, help="key of the client certificate (mode 0600)")
     parser.add_argument("--prefix", default="kiosk/v1", help="topic prefix (default: kiosk/v1)")
 
