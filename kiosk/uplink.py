@@ -1,12 +1,14 @@
 """The MQTT uplink: drains the spool to the broker, listens for central's acks and the status list.
 
-The only module that imports paho. Two named threads:
+The kiosk's MQTT client: the connection itself is `kiosk.broker`'s, the in-flight
+window's bookkeeping `kiosk.inflight`'s, the state message `kiosk.health`'s; this
+module is the supervisor that runs them in two named threads:
 
 - `uplink-mqtt` owns the paho client's network loop and the reconnects: full-jitter
   exponential backoff (thousands of kiosks must not reconnect in step after a
   broker restart); a refused connection (credentials, TLS) is logged as an error
   naming what to check, and counted.
-- `uplink-drain` publishes unsent events in (epoch, seq) order with a bounded
+- `uplink-drain` publishes unsent events in (epoch, seq) order through the
   in-flight window, marks them sent on PUBACK, applies central's signed acks,
   re-sends what central asks for or never got, hands status lists to the daemon
   and keeps the retained state topic fresh.
