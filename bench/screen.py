@@ -26,22 +26,19 @@ import pygame
 
 from kiosk.config import FeedbackConfig
 from kiosk.reasons import Reason, message
-from kiosk.screen import (
-    STATE_KINDS,
+from kiosk.screen.display import Screen
+from kiosk.screen.painting import Painter
+from kiosk.screen.samples import STATE_KINDS, example_figures, example_finding, example_state
+from kiosk.screen.states import (
     FailState,
     FaultState,
     HintState,
     IdleState,
     InspectionState,
     NoQrState,
-    Painter,
     PassState,
-    Screen,
     ScreenState,
     StreetState,
-    example_figures,
-    example_finding,
-    example_state,
 )
 
 NOW = datetime(2026, 11, 29, 14, 32, 5)

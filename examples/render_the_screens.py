@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from kiosk.cli import main
-from kiosk.screen import STATE_KINDS
+from kiosk.screen.samples import STATE_KINDS
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "screens")
 out.mkdir(exist_ok=True)

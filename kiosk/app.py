@@ -34,7 +34,7 @@ from kiosk.imaging import sharpness
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
-from kiosk.screen import IdleState
+from kiosk.screen.states import IdleState
 from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
 from kiosk.trustlist import TrustList

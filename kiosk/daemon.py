@@ -34,7 +34,7 @@ from kiosk.feedback import Feedback
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy, listed_status
 from kiosk.reasons import Reason
-from kiosk.screen import IdleState
+from kiosk.screen.states import IdleState
 from kiosk.spool import Spool
 from kiosk.statuslist import KeySource, StatusListStore
 from kiosk.street_check import street_finding

@@ -22,22 +22,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from kiosk.errors import FeedbackError
-from kiosk.reasons import Reason, message
-from kiosk.screen import (
-    FAULTS,
-    HINTS,
+from kiosk.reasons import Lang, Reason, message
+from kiosk.screen.states import (
     FailState,
     FaultState,
     HintState,
     IdleState,
     InspectionState,
-    Lang,
     NoQrState,
     PassState,
-    Screen,
     ScreenState,
     StreetState,
 )
+from kiosk.screen.texts import FAULTS, HINTS
 from kiosk.sound import Sound
 from kiosk.street_check import StreetFinding
 from kiosk.venue_check import INSPECTION_SCREEN_S, InspectionFigures
@@ -47,6 +44,7 @@ if TYPE_CHECKING:
     from gpiozero import Factory
 
     from kiosk.config import FeedbackConfig
+    from kiosk.screen.display import Screen
 
 log = logging.getLogger(__name__)
 
@@ -617,7 +615,12 @@ class Feedback:
 
 
 def _default_screen(config: FeedbackConfig, lang: Lang, now: Callable[[], datetime]) -> Screen | None:
-    return None if config.screen == "none" else Screen(config, lang=lang, now=now)
+    if config.screen == "none":
+        return None
+    # pygame only when a screen is wanted: the loop itself runs without it.
+    from kiosk.screen.display import Screen
+
+    return Screen(config, lang=lang, now=now)
 
 
 def _default_button(config: FeedbackConfig, signals: Signals) -> NoQrButton | None:

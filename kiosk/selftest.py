@@ -363,17 +363,18 @@ BARS: tuple[tuple[int, int, int], ...] = (
 
 def check_screen(settings: Settings, probes: Probes) -> CheckResult:
     """Show colour bars, then the idle, pass and fail screens; check the font draws Vietnamese."""
-    from kiosk import screen as screens
+    from kiosk.screen.display import Screen
+    from kiosk.screen.typesetting import missing_glyphs
 
     if settings.feedback.screen == "none":
         return CheckResult("screen", "skip", 'feedback.screen = "none"')
-    with screens.Screen(settings.feedback, lang=settings.destination.language) as display:
+    with Screen(settings.feedback, lang=settings.destination.language) as display:
         wrong = show_test_pattern(display.surface, flip=display.mode != "offscreen")
         time.sleep(probes.screen_hold_s)
         _show_samples(display, settings, hold_s=probes.screen_hold_s / 3)
         width, height = display.surface.get_size()
         mode = display.mode
-    missing = screens.missing_glyphs(settings.destination.venue_name + VIETNAMESE_SAMPLE)
+    missing = missing_glyphs(settings.destination.venue_name + VIETNAMESE_SAMPLE)
     detail = f"{mode} {width}x{height}: colour bars, idle, pass and fail screens drawn"
     return _screen_result(detail, wrong, missing)
 
@@ -404,12 +405,12 @@ def _screen_result(detail: str, wrong: list[str], missing: str) -> CheckResult:
 def _sample_states(settings: Settings) -> list[Any]:
     from datetime import datetime
 
-    from kiosk import screen as screens
+    from kiosk.screen.states import FailState, IdleState, PassState
 
     return [
-        screens.IdleState(venue=settings.destination.venue_name, count_in=12, count_out=3),
-        screens.PassState(name="Nguyễn Văn Ánh", direction="in", at=datetime.now()),
-        screens.FailState(message="Kiểm tra thử. Đây không phải là một lần quét thật."),
+        IdleState(venue=settings.destination.venue_name, count_in=12, count_out=3),
+        PassState(name="Nguyễn Văn Ánh", direction="in", at=datetime.now()),
+        FailState(message="Kiểm tra thử. Đây không phải là một lần quét thật."),
     ]
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
-# pygame greets on stdout at import unless told not to; the daemon's stdout is a log.
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame
+if TYPE_CHECKING:
+    import pygame
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Sound:
 
     def __init__(self, enabled: bool = True, *, volume: float = 0.6, rate: int = 22050) -> None:
         self._tunes: dict[Tune, pygame.mixer.Sound] = {}
+        self._mixer: ModuleType | None = None  # pygame.mixer, once open
         self._closed = False
         if enabled:
             self._open(volume, rate)
@@ -51,6 +52,11 @@ class Sound:
         return bool(self._tunes)
 
     def _open(self, volume: float, rate: int) -> None:
+        # pygame only once sound is wanted: a kiosk without a speaker runs without it.
+        # It greets on stdout at import unless told not to; the daemon's stdout is a log.
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import pygame
+
         try:
             pygame.mixer.init(frequency=rate, size=-16, channels=1)
         except pygame.error as e:
@@ -62,6 +68,7 @@ class Sound:
             # The mixer may open with more channels than asked; give each one the same samples.
             shaped = samples if channels == 1 else np.repeat(samples[:, None], channels, axis=1)
             self._tunes[name] = pygame.sndarray.make_sound(np.ascontiguousarray(shaped))
+        self._mixer = pygame.mixer
 
     def tune(self, name: Tune) -> pygame.mixer.Sound | None:
         """The prepared tune, or None without audio."""
@@ -72,7 +79,8 @@ class Sound:
         sound = self._tunes.get(name)
         if sound is None:
             return False
-        pygame.mixer.stop()
+        assert self._mixer is not None  # tunes exist only once the mixer opened
+        self._mixer.stop()
         sound.play()
         return True
 
@@ -81,10 +89,10 @@ class Sound:
         if self._closed:
             return
         self._closed = True
-        if self._tunes:
-            pygame.mixer.stop()
+        if self._mixer is not None:
+            self._mixer.stop()
             self._tunes.clear()
-            pygame.mixer.quit()
+            self._mixer.quit()
 
     def __enter__(self) -> Self:
         return self

@@ -23,7 +23,7 @@ from kiosk.daemon import Kiosk, Parts
 from kiosk.errors import CameraError
 from kiosk.events import verify_event
 from kiosk.feedback import Feedback
-from kiosk.screen import FaultState
+from kiosk.screen.states import FaultState
 
 NATIONAL = cardmaker.national_payload()
 CCCD = cardmaker.cccd_payload()

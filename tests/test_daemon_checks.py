@@ -16,7 +16,7 @@ from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble
 from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings
-from kiosk.screen import InspectionState, NoQrState, StreetState
+from kiosk.screen.states import InspectionState, NoQrState, StreetState
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 from tests.test_daemon import make_settings, spooled_events
 

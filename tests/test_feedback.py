@@ -18,8 +18,9 @@ from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
 from kiosk.feedback import NO_QR_SCREEN_S, Feedback, NoQrButton, Signals, make_pin_factory
 from kiosk.reasons import Reason, message
-from kiosk.screen import GREEN as GREEN_RGB
-from kiosk.screen import (
+from kiosk.screen.painting import GREEN as GREEN_RGB
+from kiosk.screen.samples import example_figures, example_finding
+from kiosk.screen.states import (
     FailState,
     FaultState,
     HintState,
@@ -28,8 +29,6 @@ from kiosk.screen import (
     NoQrState,
     PassState,
     StreetState,
-    example_figures,
-    example_finding,
 )
 from kiosk.sound import TUNES, Sound
 from kiosk.venue_check import INSPECTION_SCREEN_S

@@ -21,18 +21,15 @@ import pytest
 from kiosk.cli import main
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
-from kiosk.reasons import Reason, message, template
-from kiosk.screen import (
+from kiosk.reasons import Lang, Reason, message, template
+from kiosk.screen.display import Screen, resolve_mode
+from kiosk.screen.painting import (
     AMBER,
     BAR_BLUE,
     BAR_TEAL,
-    FAULTS,
     GREEN,
-    HINTS,
     INK,
     INSPECT_BLUE,
-    INSPECTION_TITLE,
-    LABELS,
     MUTED,
     NAVY,
     NAVY_BAR,
@@ -40,28 +37,25 @@ from kiosk.screen import (
     PAPER,
     RED,
     SLATE,
-    STATE_KINDS,
     TEAL,
     WARN_INK,
     WHITE,
+    local,
+    render,
+)
+from kiosk.screen.samples import EXAMPLE_TIME, STATE_KINDS, example_figures, example_finding, example_state
+from kiosk.screen.states import (
     FailState,
     FaultState,
     HintState,
     IdleState,
     InspectionState,
-    Lang,
     NoQrState,
     PassState,
-    Screen,
     StreetState,
-    example_figures,
-    example_finding,
-    example_state,
-    find_font,
-    missing_glyphs,
-    render,
-    resolve_mode,
 )
+from kiosk.screen.texts import FAULTS, HINTS, INSPECTION_TITLE, LABELS
+from kiosk.screen.typesetting import find_font, missing_glyphs
 
 GOLDEN = Path(__file__).parent / "golden"
 NOON = datetime(2026, 11, 29, 12, 0, 0)
@@ -95,7 +89,7 @@ def has_text(surface: pygame.Surface, box: tuple[int, int, int, int], ink: tuple
 
 @pytest.fixture(scope="module")
 def shots() -> dict[str, pygame.Surface]:
-    return {kind: render(example_state(kind), (800, 480)) for kind in STATE_KINDS}
+    return {kind: render(example_state(kind), (800, 480), now=EXAMPLE_TIME) for kind in STATE_KINDS}
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ GOLDEN_CASES = [(kind, "vi", (800, 480)) for kind in STATE_KINDS] + [
 
 @pytest.mark.parametrize(("kind", "lang", "size"), GOLDEN_CASES)
 def test_golden(kind: str, lang: str, size: tuple[int, int]) -> None:
-    shot = render(example_state(kind, lang), size, lang=lang)  # type: ignore[arg-type]
+    shot = render(example_state(kind, lang), size, lang=lang, now=EXAMPLE_TIME)  # type: ignore[arg-type]
     path = GOLDEN / f"{kind}-{lang}-{size[0]}x{size[1]}.png"
     if os.environ.get("KIOSK_UPDATE_GOLDEN"):
         pygame.image.save(shot, str(path))
@@ -356,12 +350,12 @@ def test_missing_glyphs_are_found() -> None:
 
 
 def test_font_found_by_fontconfig_when_not_in_known_folders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kiosk.screen.FONT_DIRS", ())
+    monkeypatch.setattr("kiosk.screen.typesetting.FONT_DIRS", ())
     assert find_font(bold=True).name == "DejaVuSans-Bold.ttf"
 
 
 def test_missing_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("kiosk.screen.FONT_DIRS", (tmp_path,))
+    monkeypatch.setattr("kiosk.screen.typesetting.FONT_DIRS", (tmp_path,))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FeedbackError, match="fonts-dejavu-core"):
         find_font()
@@ -422,6 +416,14 @@ def test_closing_the_window_or_escape_asks_to_quit(window: Screen, event: pygame
     assert window.pump()
     pygame.event.post(event)
     assert not window.pump()
+
+
+def test_start_up_warms_the_fonts_with_the_products_own_words_only() -> None:
+    with Screen(FeedbackConfig(screen="offscreen"), now=Now(NOON)) as screen:
+        drawn = " | ".join(str(key[0]) for key in screen.painter._text._blocks)
+    assert HINTS["closer"][0] in drawn and FAULTS["camera"][0][0] in drawn, "warmed up"
+    for example in ("Chợ Bến Thành", "Nguyễn", "kiosk-0007", "cho-ben-thanh"):
+        assert example not in drawn, "an example state was drawn at start-up"
 
 
 def test_offscreen_needs_no_display() -> None:
@@ -516,8 +518,6 @@ def test_fullscreen_kiosk_ignores_quit_keys() -> None:
 
 def test_times_are_shown_in_the_kiosks_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
-
-    from kiosk.screen import local
 
     monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
     time.tzset()

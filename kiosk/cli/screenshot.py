@@ -6,7 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-from kiosk.screen import STATE_KINDS, example_state, render, save_png
+from kiosk.screen.painting import render, save_png
+from kiosk.screen.samples import EXAMPLE_TIME, STATE_KINDS, example_state
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def screenshot(args: argparse.Namespace) -> int:
     """Render and save; raise FeedbackError when the file cannot be written."""
-    save_png(render(example_state(args.state, args.lang), args.size, lang=args.lang), args.out)
+    save_png(
+        render(example_state(args.state, args.lang), args.size, lang=args.lang, now=EXAMPLE_TIME), args.out
+    )
     print(args.out)
     return 0
 
