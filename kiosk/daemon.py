@@ -17,15 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Literal, Protocol
 
 import numpy as np
 
 from kiosk.camera import Frame, FrameSource
-from kiosk.cards import Rejection, parse_card
-from kiosk.cards.inspector import is_inspector_payload, parse_inspector_card
+from kiosk.cards import Card, InspectorCard, Rejection, read_payload
 from kiosk.clock import ClockWatch
 from kiosk.decoder import Decoder, Symbol
 from kiosk.errors import CameraEnded, CameraError, KioskError, SpoolError
@@ -34,6 +33,7 @@ from kiosk.feedback import Feedback
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy, listed_status
 from kiosk.reasons import Reason
+from kiosk.repeats import RecentScans
 from kiosk.screen.states import IdleState
 from kiosk.spool import Spool
 from kiosk.statuslist import KeySource, StatusListStore
@@ -88,6 +88,16 @@ class LoopState:
 
 
 @dataclass(frozen=True)
+class Scan:
+    """One decoded code on its way through the loop: its bytes, when it was read, how long decoding took."""
+
+    raw: bytes
+    at: datetime
+    clock_synced: bool
+    decode_ms: float
+
+
+@dataclass(frozen=True)
 class Parts:
     """The collaborators of the loop, each already open."""
 
@@ -107,24 +117,6 @@ class Parts:
     authority_keys: KeySource | None = None
     statuslist: StatusListStore | None = None
     readings: Callable[[np.ndarray | None], DeviceReadings] | None = None
-
-
-class RecentCodes:
-    """Codes seen lately: the same one again within its window is the same scan (the window slides)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[bytes, datetime] = {}
-
-    def seen(self, raw: bytes, now: datetime, window_s: float) -> bool:
-        """Whether `raw` was seen within `window_s` before `now`; remembers it as seen now."""
-        last = self._seen.get(raw)
-        self._seen[raw] = now
-        if len(self._seen) > 1000:
-            self._forget(now, window_s)
-        return last is not None and 0 <= (now - last).total_seconds() < window_s
-
-    def _forget(self, now: datetime, window_s: float) -> None:
-        self._seen = {raw: at for raw, at in self._seen.items() if (now - at).total_seconds() < window_s}
 
 
 class Kiosk:
@@ -150,7 +142,8 @@ class Kiosk:
         self._ready = False
         self._offline_since: float | None = None
         self._watchdog_s = watchdog_interval_s() or 2.0
-        self._recent = RecentCodes()
+        # Inspector cards and street checks, by payload (entrance scans repeat in the policy).
+        self._checked: RecentScans[str] = RecentScans()
         self._spool_failing = False
         self._due = {
             "watchdog": 0.0,
@@ -271,12 +264,17 @@ class Kiosk:
         now = self.parts.now()
         synced = self.parts.clock.synced()
         try:
-            if is_inspector_payload(symbol.raw):
-                self._inspector_card(symbol.raw, now, synced, decode_ms, pixels)
+            item = read_payload(
+                symbol.raw, trust=self.parts.trust, authority_keys=self.parts.authority_keys,
+                now=now, clock_synced=synced,
+            )  # fmt: skip
+            scan = Scan(symbol.raw, now, synced, decode_ms)
+            if isinstance(item, InspectorCard) or item.format == "inspector":
+                self._inspector_card(item, scan, pixels)
             elif self.parts.mode == "inspector":
-                self._street_check(symbol.raw, now, synced, decode_ms)
+                self._street_check(item, scan)
             else:
-                self._entrance_scan(symbol.raw, now, synced, decode_ms)
+                self._entrance_scan(item, scan)
         except Exception as e:  # no code and no full disk may stop the loop; nobody passes unrecorded
             self._not_recorded(e)
 
@@ -293,59 +291,67 @@ class Kiosk:
             self._spool_failing = True  # until a record succeeds again
             self._set_fault("spool")
 
-    def _entrance_scan(self, raw: bytes, now: datetime, synced: bool, decode_ms: float) -> None:
-        """Parse, decide, record durably, then signal; a repeat within the window does nothing."""
-        card = parse_card(raw, trust=self.parts.trust, now=now)
-        decision = self.parts.policy.decide(card, now=now, clock_synced=synced, payload=raw)
+    def _entrance_scan(self, item: Card | Rejection, scan: Scan) -> None:
+        """Decide, record durably, and only then commit the decision and signal; a repeat does nothing."""
+        policy = self.parts.policy
+        decision = policy.evaluate(item, now=scan.at, clock_synced=scan.clock_synced, payload=scan.raw)
         if decision.repeat:
+            policy.commit(decision)  # the window slides; nothing is recorded
             self.counters.repeats += 1
             return
-        spooled = self.parts.spool.record(draft_for(decision, decode_ms))
+        spooled = self.parts.spool.record(draft_for(decision, scan.decode_ms))
+        policy.commit(decision)
         show_decision(self.parts.feedback, decision)
         self._recorded(str(decision.reason))
-        log_decision(decision, seq=spooled.seq, decode_ms=decode_ms)
+        log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms)
 
     def _inspector_card(
-        self, raw: bytes, now: datetime, synced: bool, decode_ms: float, pixels: np.ndarray | None
+        self, result: InspectorCard | Rejection, scan: Scan, pixels: np.ndarray | None
     ) -> None:
         """An inspector's card: the inspection screen for a minute (or a plain fail), never the relay."""
-        keys = self.parts.authority_keys if self.parts.authority_keys is not None else {}
-        result = parse_inspector_card(raw, keys=keys, now=now, clock_synced=synced)
-        window = INSPECTION_SCREEN_S if not isinstance(result, Rejection) else self._repeat_window()
-        if self._recent.seen(raw, now, window):
-            self.counters.repeats += 1
+        if self._repeated(scan):
             return
         spooled = self.parts.spool.record(
-            inspector_draft(result, at=now, clock_synced=synced, decode_ms=decode_ms)
+            inspector_draft(result, at=scan.at, clock_synced=scan.clock_synced, decode_ms=scan.decode_ms)
         )
+        reason = str(result.reason) if isinstance(result, Rejection) else "inspector_card_ok"
+        window = INSPECTION_SCREEN_S if isinstance(result, InspectorCard) else self._repeat_window()
+        self._checked.remember((scan.raw,), reason, scan.at, timedelta(seconds=window))
         if isinstance(result, Rejection):
             self.parts.feedback.failed(result.reason)
         elif self.parts.readings is not None:
             readings = self.parts.readings(pixels)
-            self.parts.feedback.inspection(inspection_figures(self.parts.spool.path, readings, now=now))
-        reason = str(result.reason) if isinstance(result, Rejection) else "inspector_card_ok"
+            self.parts.feedback.inspection(inspection_figures(self.parts.spool.path, readings, now=scan.at))
         self._recorded(reason)
         log.info("inspector card: %s seq=%d", reason, spooled.seq)
 
-    def _street_check(self, raw: bytes, now: datetime, synced: bool, decode_ms: float) -> None:
+    def _street_check(self, item: Card | Rejection, scan: Scan) -> None:
         """Inspector mode: what the card says and its status-list state, recorded as an inspection."""
-        if self._recent.seen(raw, now, self._repeat_window()):
-            self.counters.repeats += 1
+        if self._repeated(scan):
             return
-        item = parse_card(raw, trust=self.parts.trust, now=now)
         store = self.parts.statuslist
         blocked = self.parts.policy.rules.blocked_statuses
         finding = street_finding(
             item,
-            status=listed_status(store, item, now, blocked=blocked),
-            now=now,
+            status=listed_status(store, item, scan.at, blocked=blocked),
+            now=scan.at,
             blocked=blocked,
             statuslist_loaded=store is not None and store.current is not None,
         )
-        spooled = self.parts.spool.record(finding.draft(clock_synced=synced, decode_ms=decode_ms))
+        draft = finding.draft(clock_synced=scan.clock_synced, decode_ms=scan.decode_ms)
+        spooled = self.parts.spool.record(draft)
+        self._checked.remember((scan.raw,), draft.reason, scan.at, timedelta(seconds=self._repeat_window()))
         self.parts.feedback.street(finding)
         self._recorded(str(finding.reason))
         log.info("street check: verdict=%s reason=%s seq=%d", finding.verdict, finding.reason, spooled.seq)
+
+    def _repeated(self, scan: Scan) -> bool:
+        """Whether this payload was checked within its window (counted as a repeat; nothing is redone)."""
+        if self._checked.find(scan.raw, scan.at) is None:
+            return False
+        self._checked.touch(scan.raw, scan.at)
+        self.counters.repeats += 1
+        return True
 
     def _no_qr_presses(self) -> None:
         """Inspector mode: each press of the no-QR button (or key) records a person without a QR."""

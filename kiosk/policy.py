@@ -12,7 +12,14 @@ citizen number, a CCCD the new and the old id number): the status list and
 presence match on any of them, so a listed number is found whichever card
 shows it, and leaving with another card of the same person counts as leaving.
 
-`decide()` runs on the main loop for every decoded symbol, so it does a few
+Deciding is two steps, so that nothing changes for a scan that was not
+recorded: `evaluate()` turns a card into a Decision without changing any state,
+and `commit()` applies its effects (the repeat table, who is inside) once the
+loop has recorded it. A record that fails (a full disk) leaves the policy as it
+was: the person is refused, and their next try is decided afresh. `decide()`
+does both at once, for callers that record nothing (the CLI, examples).
+
+`evaluate()` runs on the main loop for every decoded symbol, so it does a few
 dictionary operations and at most one status-list lookup per card identity.
 """
 
@@ -29,6 +36,7 @@ from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DestinationConfig, PolicyConfig
 from kiosk.reasons import Lang, Reason, message
+from kiosk.repeats import RecentScans
 from kiosk.statuslist import VIETNAM, Status
 
 Verdict = Literal["pass", "fail"]
@@ -46,6 +54,15 @@ class StatusSource(Protocol):
         """The listed status of `identity`, or None."""
 
 
+@dataclass(frozen=True)
+class Effects:
+    """What committing a decision changes: the keys it repeats under, and who is inside."""
+
+    repeat_keys: tuple[Hashable, ...] = ()
+    move: Direction | None = None  # in: count the person inside; out: count them out
+    presence_keys: tuple[str, ...] = ()  # the person's keys in the presence table, primary first
+
+
 @dataclass(frozen=True, kw_only=True)
 class Decision:
     """What the kiosk decided about one scan, with everything the screen and the event need."""
@@ -61,6 +78,7 @@ class Decision:
     clock_synced: bool = True
     status: str | None = None
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+    effects: Effects = field(default=Effects(), compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -105,7 +123,7 @@ class Policy:
         # so that who is inside can be rebuilt from the spool after a restart (restore_presence).
         self._presence_keys = presence_keys or (lambda identity: (identity,))
         self.reconfigure(rules, destination)
-        self._recent: OrderedDict[Hashable, tuple[datetime, Decision]] = OrderedDict()
+        self._recent: RecentScans[Decision] = RecentScans()
         self._present = _Presence()
 
     def reconfigure(self, rules: PolicyConfig, destination: DestinationConfig) -> None:
@@ -129,23 +147,43 @@ class Policy:
         clock_synced: bool = True,
         payload: bytes | None = None,
     ) -> Decision:
-        """Decide one decoded symbol; `payload` (its raw bytes) tells repeats of unnamed codes apart."""
-        self._expire(now)
+        """Evaluate and commit at once, for a caller that records nothing (the CLI, examples)."""
+        decision = self.evaluate(item, now=now, clock_synced=clock_synced, payload=payload)
+        self.commit(decision)
+        return decision
+
+    def evaluate(
+        self,
+        item: Card | Rejection,
+        *,
+        now: datetime,
+        clock_synced: bool = True,
+        payload: bytes | None = None,
+    ) -> Decision:
+        """Decide one decoded symbol without changing any state; `payload` tells unnamed codes apart."""
         keys = _repeat_keys(item, payload)
         earlier = self._earlier(item, keys, now)
         if earlier is not None:
-            self._remember(keys, earlier, now)
-            return replace(earlier, repeat=True, at=now, clock_synced=clock_synced)
+            return replace(earlier, repeat=True, at=now, clock_synced=clock_synced, effects=Effects(keys))
         decision = self._fresh(item, now, clock_synced)
-        self._remember(keys, decision, now)
-        return decision
+        return replace(decision, effects=replace(decision.effects, repeat_keys=keys))
+
+    def commit(self, decision: Decision) -> None:
+        """Apply a recorded decision (or a repeat): remember it for the window, count people in or out."""
+        now, effects = decision.at, decision.effects
+        self._present.expire(now - self._timeout)
+        self._recent.remember(effects.repeat_keys, decision, now, self._window)
+        if effects.move == "in":
+            keys = effects.presence_keys
+            self._present.enter(keys[0], keys, now)
+        elif effects.move == "out":
+            self._present.leave(effects.presence_keys)
 
     def _earlier(self, item: Card | Rejection, keys: tuple[Hashable, ...], now: datetime) -> Decision | None:
         """The decision this scan repeats, if any."""
         for key in keys:
-            seen, earlier = self._recent.get(key, (None, None))
-            # A clock that jumped back makes `now < seen`: decide afresh rather than repeat for long.
-            if earlier is None or seen is None or now < seen:
+            earlier = self._recent.find(key, now)
+            if earlier is None:
                 continue
             # Another card of the same person just after a pass is the same visit (not an exit);
             # after a refusal it is a new try with a card that may be accepted.
@@ -159,7 +197,7 @@ class Policy:
                 verdict="fail", reason=item.reason, direction=None, identity=None,
                 masked_name="", format=item.format, at=now, clock_synced=clock_synced,
             )  # fmt: skip
-        direction = self._direction(item.identities)
+        direction = self._direction(item.identities, now)
         status = self._status(item, now)
         base = Decision(
             verdict="pass", reason=Reason.OK, direction=direction, identity=item.identity,
@@ -167,12 +205,12 @@ class Policy:
             status=status.code if status else None, details={"name": item.masked_name},
         )  # fmt: skip
         if direction == "out":
-            return self._leave(base, item.identities)
+            return replace(base, effects=Effects(move="out", presence_keys=self._keys(item.identities)))
         try:
             self._check_entry(item, status, now)
         except _Refused as refused:
             return replace(base, verdict="fail", reason=refused.reason, details=refused.details)
-        return self._enter(base, item.identities)
+        return replace(base, effects=self._entry_effects(base, item.identities))
 
     def _check_entry(self, card: Card, status: Status | None, now: datetime) -> None:
         if card.format not in self.rules.accepted_formats:
@@ -182,8 +220,9 @@ class Policy:
         if isinstance(card, DccCard):
             self._check_dcc(card, now)
         capacity = self.destination.capacity
-        if capacity is not None and self.occupancy >= capacity:
-            raise _Refused(Reason.CAPACITY_FULL, occupancy=self.occupancy, limit=capacity)
+        inside = self._present.count(since=now - self._timeout)
+        if capacity is not None and inside >= capacity:
+            raise _Refused(Reason.CAPACITY_FULL, occupancy=inside, limit=capacity)
 
     # ------------------------------------------------------------ vaccine passports
 
@@ -234,21 +273,16 @@ class Policy:
         status = listed_status(self.statuslist, card, now, blocked=self._blocked)
         return status if status is not None and status.applies(now) else None
 
-    def _direction(self, identities: Iterable[str]) -> Direction:
+    def _direction(self, identities: Iterable[str], now: datetime) -> Direction:
         if self.destination.direction != "auto":
             return self.destination.direction
-        return "out" if self._present.inside(self._keys(identities)) else "in"
+        return "out" if self._present.inside(self._keys(identities), since=now - self._timeout) else "in"
 
-    def _enter(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
+    def _entry_effects(self, decision: Decision, identities: tuple[str, ...]) -> Effects:
         # Only auto mode sees people leave, and a card without identity cannot be matched on exit.
-        if self.destination.direction == "auto" and decision.identity is not None:
-            keys = self._keys(identities)
-            self._present.enter(keys[0], keys, decision.at)
-        return decision
-
-    def _leave(self, decision: Decision, identities: tuple[str, ...]) -> Decision:
-        self._present.leave(self._keys(identities))
-        return decision
+        if self.destination.direction != "auto" or decision.identity is None:
+            return Effects()
+        return Effects(move="in", presence_keys=self._keys(identities))
 
     def _keys(self, identities: Iterable[str]) -> tuple[str, ...]:
         return tuple(key for identity in identities for key in self._presence_keys(identity))
@@ -261,18 +295,6 @@ class Policy:
             else:
                 self._present.leave((key,))
 
-    def _remember(self, keys: tuple[Hashable, ...], decision: Decision, now: datetime) -> None:
-        if self._window:
-            for key in keys:
-                self._recent[key] = (now, decision)
-                self._recent.move_to_end(key)
-
-    def _expire(self, now: datetime) -> None:
-        # The recent scans are in order of last touch, so the stale ones are at the front.
-        while self._recent and next(iter(self._recent.values()))[0] <= now - self._window:
-            self._recent.popitem(last=False)
-        self._present.expire(now - self._timeout)
-
 
 class _Presence:
     """Who is inside (auto mode): one entry per person, found by any identity they entered with."""
@@ -284,9 +306,21 @@ class _Presence:
     def __len__(self) -> int:
         return len(self._entered)
 
-    def inside(self, identities: Iterable[str]) -> bool:
-        """Whether any of these identities belongs to someone inside."""
-        return any(identity in self._person_of for identity in identities)
+    def inside(self, identities: Iterable[str], *, since: datetime) -> bool:
+        """Whether any of these identities belongs to someone who entered after `since` and is inside."""
+        return any(
+            identity in self._person_of and self._entered[self._person_of[identity]][0] > since
+            for identity in identities
+        )
+
+    def count(self, *, since: datetime) -> int:
+        """People inside who entered after `since` (those before it have timed out)."""
+        stale = 0
+        for at, _ in self._entered.values():  # in order of entry: the timed-out ones come first
+            if at > since:
+                break
+            stale += 1
+        return len(self._entered) - stale
 
     def enter(self, key: str, identities: tuple[str, ...], at: datetime) -> None:
         """Count a person in under `key` (their primary identity), known by all `identities`."""

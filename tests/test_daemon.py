@@ -20,9 +20,11 @@ from kiosk.app import assemble
 from kiosk.camera import ReplaySource
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import Kiosk, Parts
-from kiosk.errors import CameraError
+from kiosk.decoder import Symbol
+from kiosk.errors import CameraError, SpoolError
 from kiosk.events import verify_event
 from kiosk.feedback import Feedback
+from kiosk.reasons import Reason
 from kiosk.screen.states import FaultState
 
 NATIONAL = cardmaker.national_payload()
@@ -384,8 +386,6 @@ def test_sighup_applies_new_rules_and_keeps_them_on_a_bad_file(tmp_path: Path) -
 
 
 def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> None:
-    from kiosk.errors import SpoolError
-    from kiosk.reasons import Reason
 
     settings = make_settings(tmp_path)
     refused: list[object] = []
@@ -399,9 +399,45 @@ def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> 
         failed = kiosk.parts.feedback.failed
         kiosk.parts.feedback.failed = lambda reason, **d: (refused.append(reason), failed(reason, **d))  # type: ignore[method-assign]
         kiosk.run()
-    assert refused == [Reason.INTERNAL_ERROR, Reason.INTERNAL_ERROR], "fail closed: nobody passes unrecorded"
-    assert kiosk.counters.errors == 2 and kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
+    # Fail closed, and never silently: each sighting is a new try, refused while nothing can be recorded.
+    assert refused == [Reason.INTERNAL_ERROR] * kiosk.counters.decoded and len(refused) >= 2
+    assert kiosk.counters.errors == len(refused) and kiosk.counters.repeats == 0
+    assert kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
     assert kiosk.state.fault == "spool"
+
+
+def _fail_once(spool: Any) -> None:
+    """The spool's next record fails as on a full disk; the ones after it succeed."""
+    record = spool.record
+
+    def full(_draft: object) -> None:
+        spool.record = record
+        raise SpoolError("cannot write the spool: database or disk is full")
+
+    spool.record = full
+
+
+def _symbol(payload: str) -> Symbol:
+    return Symbol(raw=payload.encode(), text=payload, corners=(), format="QRCode")
+
+
+def test_after_a_failed_record_the_same_card_gets_a_real_decision(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, destination={"direction": "auto"})
+    shown: list[object] = []
+    with assemble(settings, frames=frames_for(NATIONAL)) as kiosk:
+        fb = kiosk.parts.feedback
+        failed, passed = fb.failed, fb.passed
+        fb.failed = lambda reason, **d: (shown.append(reason), failed(reason, **d))  # type: ignore[method-assign]
+        fb.passed = lambda name, direction, **k: (shown.append(direction), passed(name, direction, **k))  # type: ignore[method-assign]
+        _fail_once(kiosk.parts.spool)
+        kiosk.handle_symbol(_symbol(NATIONAL), 1.0)
+        assert kiosk.parts.policy.occupancy == 0, "a refused, unrecorded scan counts nobody in"
+        kiosk.handle_symbol(_symbol(NATIONAL), 1.0)  # the retry, well within the repeat window
+        assert kiosk.parts.policy.occupancy == 1
+        kiosk.handle_symbol(_symbol(NATIONAL), 1.0)  # now it is a repeat of the recorded pass
+    assert shown == [Reason.INTERNAL_ERROR, "in"]
+    assert [(e.verdict, e.direction) for e in spooled_events(settings)] == [("pass", "in")]
+    assert (kiosk.counters.errors, kiosk.counters.decisions, kiosk.counters.repeats) == (1, 1, 1)
 
 
 def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble
 from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings
+from kiosk.decoder import Symbol
+from kiosk.errors import SpoolError
 from kiosk.screen.states import InspectionState, NoQrState, StreetState
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 from tests.test_daemon import make_settings, spooled_events
@@ -156,3 +158,25 @@ def test_no_qr_button_records_a_person_without_a_code(tmp_path: Path, authority:
     events = spooled_events(settings)
     assert [(e.kind, e.reason, e.identity) for e in events] == [("no_qr", "no_qr", None)]
     assert any(isinstance(s, NoQrState) for s in watched.states)
+
+
+@pytest.mark.parametrize("mode", ["kiosk", "inspector"])
+def test_a_check_whose_record_failed_is_done_again(
+    tmp_path: Path, authority: Ed25519PrivateKey, mode: str
+) -> None:
+    """An inspector card at a kiosk, a card on the street: a failed record is no repeat of anything."""
+    payload = inspector_card(authority) if mode == "kiosk" else cardmaker.cccd_payload()
+    settings = settings_with_authority(tmp_path, device={"mode": mode})
+    symbol = Symbol(raw=payload.encode(), text=payload, corners=(), format="QRCode")
+    with assemble(settings, frames=shown([payload])) as kiosk:
+        spool, record = kiosk.parts.spool, kiosk.parts.spool.record
+
+        def full(_draft: object) -> None:
+            spool.record = record  # type: ignore[method-assign]
+            raise SpoolError("cannot write the spool: database or disk is full")
+
+        spool.record = full  # type: ignore[method-assign]
+        for _ in range(3):  # refused (not recorded), then recorded, then a repeat of that
+            kiosk.handle_symbol(symbol, 1.0)
+    assert [(e.kind, e.verdict) for e in spooled_events(settings)] == [("inspection", "pass")]
+    assert (kiosk.counters.errors, kiosk.counters.decisions, kiosk.counters.repeats) == (1, 1, 1)

@@ -44,6 +44,12 @@ def _card(payload: str, *, trust: TrustList | None = None) -> Card:
     return card
 
 
+def _rejection(payload: bytes) -> Rejection:
+    item = parse_card(payload, trust=None, now=NOW)
+    assert isinstance(item, Rejection)
+    return item
+
+
 def national(qid: str = QID, **fields: Any) -> Card:
     return _card(cardmaker.national_payload(qid=qid, **fields))
 
@@ -397,6 +403,27 @@ def test_auto_toggles_per_identity_and_counts_occupancy() -> None:
     assert venue.decide(national(), now=NOW + timedelta(minutes=5)).direction == "out"
     assert venue.occupancy == 1
     assert venue.decide(national(), now=NOW + timedelta(minutes=10)).direction == "in"
+
+
+def test_evaluating_changes_nothing_until_the_decision_is_committed() -> None:
+    venue = policy(destination={**AUTO, "capacity": 1})
+    first = venue.evaluate(national(), now=NOW)  # its record failed: never committed
+    again = venue.evaluate(national(), now=NOW + timedelta(seconds=1))
+    assert (first.direction, again.direction, again.repeat, venue.occupancy) == ("in", "in", False, 0)
+    assert venue.evaluate(cccd(), now=NOW).passed, "an uncommitted entry takes no place in the venue"
+    venue.commit(again)
+    assert venue.occupancy == 1
+    assert venue.evaluate(national(), now=NOW + timedelta(seconds=2)).repeat
+    assert venue.evaluate(cccd(), now=NOW + timedelta(seconds=2)).reason is Reason.CAPACITY_FULL
+    assert venue.evaluate(national(), now=NOW + timedelta(minutes=5)).direction == "out"
+
+
+def test_a_rejection_evaluated_but_not_committed_is_no_repeat() -> None:
+    venue = policy()
+    garbage = _rejection(b"garbage")
+    assert not venue.evaluate(garbage, now=NOW, payload=b"garbage").repeat
+    venue.commit(venue.evaluate(garbage, now=NOW, payload=b"garbage"))
+    assert venue.evaluate(garbage, now=NOW + timedelta(seconds=1), payload=b"garbage").repeat
 
 
 def test_a_repeat_does_not_toggle() -> None:

@@ -2,7 +2,10 @@
 
 Formats: the national personal QR (`national`), the citizen identity card QR
 (`cccd`) and the vaccine passport (`dcc`); old venue posters and anything else
-are rejected with their own reason codes. See docs/cards.md.
+are rejected with their own reason codes. `read_payload` is the one entry for
+the scan loop: it also reads the authority's inspector cards (`inspector`,
+kiosk.cards.inspector), whose rejections carry the format `inspector`.
+See docs/cards.md.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from kiosk.cards.cccd import CccdCard, parse_cccd
 from kiosk.cards.dcc import PREFIX as DCC_PREFIX
 from kiosk.cards.dcc import DccCard, parse_dcc
 from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination
+from kiosk.cards.inspector import InspectorCard, is_inspector_payload, parse_inspector_card
 from kiosk.cards.national import NationalCard, parse_national
 from kiosk.cards.poster import is_venue_poster
 from kiosk.reasons import Reason
 
 if TYPE_CHECKING:
+    from kiosk.statuslist import KeySource
     from kiosk.trustlist import TrustList
 
 __all__ = [
@@ -33,11 +38,13 @@ __all__ = [
     "DccCard",
     "DiagnosticTest",
     "HealthCertificate",
+    "InspectorCard",
     "NationalCard",
     "Recovery",
     "Rejection",
     "Vaccination",
     "parse_card",
+    "read_payload",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,3 +124,21 @@ def parse_card(data: bytes, *, trust: TrustList | None, now: datetime) -> Card |
     except Exception as e:
         log.exception("card parser failed on a %d-byte payload", len(data))
         return Rejection(reason=Reason.INTERNAL_ERROR, detail=type(e).__name__)
+
+
+def read_payload(
+    data: bytes,
+    *,
+    trust: TrustList | None,
+    authority_keys: KeySource | None,
+    now: datetime,
+    clock_synced: bool = True,
+) -> Card | InspectorCard | Rejection:
+    """Read any QR payload a kiosk meets: a person's card or an inspector card; never raises.
+
+    Inspector cards are verified with `authority_keys` (None: refused as signed by an unknown key).
+    """
+    if is_inspector_payload(data):
+        keys = authority_keys if authority_keys is not None else {}
+        return parse_inspector_card(data, keys=keys, now=now, clock_synced=clock_synced)
+    return parse_card(data, trust=trust, now=now)

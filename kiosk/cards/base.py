@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from kiosk.reasons import Lang, Reason, message
 
 CardFormat = Literal["national", "cccd", "dcc"]
-FormatGuess = Literal["national", "cccd", "dcc", "poster", "unknown"]
+FormatGuess = Literal["national", "cccd", "dcc", "poster", "inspector", "unknown"]
 
 
 @dataclass(frozen=True, kw_only=True)

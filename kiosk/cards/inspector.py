@@ -179,10 +179,10 @@ def parse_inspector_card(
     try:
         return _parse(_clean(bytes(data)), keys, now, clock_synced)
     except _Refused as e:
-        return Rejection(reason=e.reason, detail=e.detail)
+        return Rejection(reason=e.reason, detail=e.detail, format="inspector")
     except Exception as e:
         log.exception("inspector card parser failed on a %d-byte payload", len(data))
-        return Rejection(reason=Reason.INTERNAL_ERROR, detail=type(e).__name__)
+        return Rejection(reason=Reason.INTERNAL_ERROR, detail=type(e).__name__, format="inspector")
 
 
 def _parse(data: bytes, keys: KeySource, now: datetime, clock_synced: bool) -> InspectorCard:
