@@ -33,6 +33,8 @@ from kiosk.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 ENV_CONFIG = "KIOSK_CONFIG"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+# Status-list codes that refuse entry unless `policy.blocked_statuses` says otherwise.
+DEFAULT_BLOCKED = frozenset({"F0", "F1", "quarantine"})
 DccType = Literal["vaccination", "test", "recovery"]
 AcceptedFormat = Literal["national", "cccd", "dcc"]
 
@@ -239,7 +241,7 @@ class PolicyConfig(Section):
         description="PEM file of the authority's Ed25519 public keys (status lists, inspector cards, commands).",
     )
     blocked_statuses: list[str] = Field(
-        default_factory=lambda: ["F0", "F1", "quarantine"], description="Status-list codes that refuse entry."
+        default_factory=lambda: sorted(DEFAULT_BLOCKED), description="Status-list codes that refuse entry."
     )
 
 

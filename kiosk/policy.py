@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 from kiosk.cards import Card, DccCard, DiagnosticTest, Rejection, Vaccination
 from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
-from kiosk.config import DestinationConfig, PolicyConfig
+from kiosk.config import DEFAULT_BLOCKED, DestinationConfig, PolicyConfig
 from kiosk.reasons import Lang, Reason, message
 from kiosk.repeats import RecentScans
 from kiosk.statuslist import VIETNAM, Status
@@ -42,9 +42,6 @@ from kiosk.statuslist import VIETNAM, Status
 Verdict = Literal["pass", "fail"]
 Direction = Literal["in", "out"]
 _DCC_TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
-DEFAULT_BLOCKED = frozenset(
-    PolicyConfig.model_fields["blocked_statuses"].get_default(call_default_factory=True)
-)
 
 
 class StatusSource(Protocol):

@@ -16,12 +16,11 @@ from typing import Literal, cast
 from kiosk.cards import Card, DccCard, Rejection
 from kiosk.cards.dcc_schema import DiagnosticTest, Recovery, Vaccination
 from kiosk.cards.masking import mask_id
+from kiosk.config import DEFAULT_BLOCKED
 from kiosk.dates import date_en, date_vi, moment_words
 from kiosk.events import CardFormat, EventDraft
 from kiosk.reasons import Lang, Reason, message
 from kiosk.statuslist import VIETNAM, Status
-
-DEFAULT_BLOCKED = frozenset({"F0", "F1", "quarantine"})  # policy.blocked_statuses' default
 
 Verdict = Literal["pass", "fail"]
 
