@@ -31,12 +31,10 @@ from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, StateRow, Store
 from kiosk.errors import EventError, SignatureError
 from kiosk.events import MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
+from kiosk.health import STATUSES
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
 log = logging.getLogger(__name__)
-
-STATUSES = ("online", "stopped", "offline")
-
 
 def now_ms() -> int:
     """The current UTC time in ms since 1970."""
