@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from kiosk.errors import FeedbackError
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
 from kiosk.screen.states import (
     FailState,
     FaultState,
@@ -37,6 +37,7 @@ from kiosk.screen.states import (
 from kiosk.screen.texts import FAULTS, HINTS
 from kiosk.sound import Sound
 from kiosk.street_check import StreetFinding
+from kiosk.text import Lang
 from kiosk.venue_check import INSPECTION_SCREEN_S, InspectionFigures
 
 if TYPE_CHECKING:

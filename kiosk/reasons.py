@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 import string
 from enum import StrEnum
-from typing import Literal
 
-Lang = Literal["vi", "en"]
+from kiosk.text import Lang, Text
 
 
 class Reason(StrEnum):
@@ -67,123 +66,126 @@ _SHOW_PERSONAL_EN = "Please show your personal QR code"
 _DCC_INVALID_VI = "Hộ chiếu vắc xin không hợp lệ"
 _DCC_INVALID_EN = "Vaccine passport not valid"
 
-# (Vietnamese, English) for every reason.
-_MESSAGES: dict[Reason, tuple[str, str]] = {
-    Reason.OK: ("Mời vào[ {name}]", "Welcome[ {name}]"),
-    Reason.TOO_LONG: (f"Mã QR quá dài. {_SHOW_PERSONAL_VI}", f"QR code too long. {_SHOW_PERSONAL_EN}"),
-    Reason.UNRECOGNISED: (
+# Every reason's message template.
+_MESSAGES: dict[Reason, Text] = {
+    Reason.OK: Text("Mời vào[ {name}]", "Welcome[ {name}]"),
+    Reason.TOO_LONG: Text(f"Mã QR quá dài. {_SHOW_PERSONAL_VI}", f"QR code too long. {_SHOW_PERSONAL_EN}"),
+    Reason.UNRECOGNISED: Text(
         f"Không nhận ra mã QR. {_SHOW_PERSONAL_VI}",
         f"QR code not recognised. {_SHOW_PERSONAL_EN}",
     ),
-    Reason.OLD_VENUE_QR: (
+    Reason.OLD_VENUE_QR: Text(
         f"Mã QR địa điểm không còn dùng. {_SHOW_PERSONAL_VI}",
         f"Venue QR codes are no longer used. {_SHOW_PERSONAL_EN}",
     ),
-    Reason.NATIONAL_INVALID: (
+    Reason.NATIONAL_INVALID: Text(
         "Mã QR cá nhân không hợp lệ. Vui lòng cập nhật mã QR trong ứng dụng",
         "Personal QR code not valid. Please refresh it in your app",
     ),
-    Reason.CCCD_INVALID: (
+    Reason.CCCD_INVALID: Text(
         f"Mã QR căn cước không đọc được. {_SHOW_PERSONAL_VI}",
         f"ID card QR code unreadable. {_SHOW_PERSONAL_EN}",
     ),
-    Reason.CCCD_INCONSISTENT: (
+    Reason.CCCD_INCONSISTENT: Text(
         "Thẻ căn cước không hợp lệ. Vui lòng gặp nhân viên",
         "ID card not valid. Please see the staff",
     ),
-    Reason.DCC_BAD_PREFIX: (
+    Reason.DCC_BAD_PREFIX: Text(
         f"{_DCC_INVALID_VI}. Vui lòng tải lại",
         f"{_DCC_INVALID_EN}. Please download it again",
     ),
-    Reason.DCC_BAD_BASE45: (
+    Reason.DCC_BAD_BASE45: Text(
         f"{_DCC_INVALID_VI}. Vui lòng tải lại",
         f"{_DCC_INVALID_EN}. Please download it again",
     ),
-    Reason.DCC_BAD_COMPRESSION: (
+    Reason.DCC_BAD_COMPRESSION: Text(
         f"{_DCC_INVALID_VI}. Vui lòng tải lại",
         f"{_DCC_INVALID_EN}. Please download it again",
     ),
-    Reason.DCC_BAD_COSE: (
+    Reason.DCC_BAD_COSE: Text(
         f"{_DCC_INVALID_VI}. Vui lòng tải lại",
         f"{_DCC_INVALID_EN}. Please download it again",
     ),
-    Reason.DCC_UNKNOWN_KID: (
+    Reason.DCC_UNKNOWN_KID: Text(
         "Không xác minh được nơi cấp hộ chiếu vắc xin. Vui lòng gặp nhân viên",
         "Vaccine passport issuer unknown. Please see the staff",
     ),
-    Reason.DCC_BAD_SIGNATURE: (
+    Reason.DCC_BAD_SIGNATURE: Text(
         f"{_DCC_INVALID_VI}: sai chữ ký. Vui lòng gặp nhân viên",
         f"{_DCC_INVALID_EN}: bad signature. Please see the staff",
     ),
-    Reason.DCC_SIGNER_NOT_VALID: (
+    Reason.DCC_SIGNER_NOT_VALID: Text(
         "Chữ ký hộ chiếu vắc xin đã hết hiệu lực. Vui lòng gặp nhân viên",
         "Vaccine passport signer no longer valid. Please see the staff",
     ),
-    Reason.DCC_KEY_USAGE_MISMATCH: (
+    Reason.DCC_KEY_USAGE_MISMATCH: Text(
         f"{_DCC_INVALID_VI}: nơi cấp không được phép. Vui lòng gặp nhân viên",
         f"{_DCC_INVALID_EN}: issuer not allowed. Please see the staff",
     ),
-    Reason.DCC_EXPIRED: (
+    Reason.DCC_EXPIRED: Text(
         "Hộ chiếu vắc xin đã hết hạn. Vui lòng tải bản mới",
         "Vaccine passport expired. Please download a new one",
     ),
-    Reason.DCC_NOT_YET_VALID: (
+    Reason.DCC_NOT_YET_VALID: Text(
         "Hộ chiếu vắc xin chưa có hiệu lực. Vui lòng gặp nhân viên",
         "Vaccine passport not yet valid. Please see the staff",
     ),
-    Reason.DCC_SCHEMA_VIOLATION: (
+    Reason.DCC_SCHEMA_VIOLATION: Text(
         f"{_DCC_INVALID_VI}. Vui lòng tải lại",
         f"{_DCC_INVALID_EN}. Please download it again",
     ),
-    Reason.INTERNAL_ERROR: ("Lỗi đọc mã. Vui lòng quét lại", "Could not read the code. Please scan again"),
-    Reason.FORMAT_NOT_ACCEPTED: (
+    Reason.INTERNAL_ERROR: Text(
+        "Lỗi đọc mã. Vui lòng quét lại",
+        "Could not read the code. Please scan again",
+    ),
+    Reason.FORMAT_NOT_ACCEPTED: Text(
         f"Loại mã này không được chấp nhận tại đây. {_SHOW_PERSONAL_VI}",
         f"This kind of code is not accepted here. {_SHOW_PERSONAL_EN}",
     ),
-    Reason.STATUS_BLOCKED: (
+    Reason.STATUS_BLOCKED: Text(
         "Không được vào[ ({status})]. Vui lòng gặp nhân viên",
         "Entry refused[ ({status})]. Please see the staff",
     ),
-    Reason.DCC_TYPE_NOT_ACCEPTED: (
+    Reason.DCC_TYPE_NOT_ACCEPTED: Text(
         "Loại chứng nhận này không được chấp nhận tại đây",
         "This kind of certificate is not accepted here",
     ),
-    Reason.DCC_VACCINATION_INCOMPLETE: (
+    Reason.DCC_VACCINATION_INCOMPLETE: Text(
         "Chưa tiêm đủ liều vắc xin[ ({dose}/{series})]",
         "Vaccination not complete[ ({dose}/{series})]",
     ),
-    Reason.DCC_VACCINATION_TOO_RECENT: (
+    Reason.DCC_VACCINATION_TOO_RECENT: Text(
         "Mũi tiêm cuối chưa đủ ngày[: còn {days} ngày]",
         "Last dose too recent[: {days} more days]",
     ),
-    Reason.DCC_TEST_TOO_OLD: (
+    Reason.DCC_TEST_TOO_OLD: Text(
         "Kết quả xét nghiệm đã quá hạn[ (lấy mẫu {hours} giờ trước)]",
         "Test result too old[ (sampled {hours} hours ago)]",
     ),
-    Reason.DCC_TEST_POSITIVE: (
+    Reason.DCC_TEST_POSITIVE: Text(
         "Kết quả xét nghiệm dương tính. Vui lòng gặp nhân viên",
         "Test result positive. Please see the staff",
     ),
-    Reason.DCC_RECOVERY_EXPIRED: (
+    Reason.DCC_RECOVERY_EXPIRED: Text(
         "Chứng nhận khỏi bệnh đã hết hạn",
         "Recovery certificate expired",
     ),
-    Reason.DCC_NOT_VERIFIABLE: (
+    Reason.DCC_NOT_VERIFIABLE: Text(
         f"Không thể xác minh hộ chiếu vắc xin tại đây. {_SHOW_PERSONAL_VI}",
         f"Vaccine passports cannot be checked here. {_SHOW_PERSONAL_EN}",
     ),
-    Reason.CAPACITY_FULL: (
+    Reason.CAPACITY_FULL: Text(
         "Đã đủ người[ ({occupancy}/{limit})]. Vui lòng chờ",
         "Venue full[ ({occupancy}/{limit})]. Please wait",
     ),
-    Reason.INSPECTOR_CARD_OK: ("Thẻ kiểm tra hợp lệ", "Inspector card valid"),
-    Reason.INSPECTOR_CARD_INVALID: ("Thẻ kiểm tra không hợp lệ", "Inspector card not valid"),
-    Reason.INSPECTOR_CARD_EXPIRED: ("Thẻ kiểm tra đã hết hạn", "Inspector card expired"),
-    Reason.INSPECTOR_CARD_UNKNOWN_KEY: (
+    Reason.INSPECTOR_CARD_OK: Text("Thẻ kiểm tra hợp lệ", "Inspector card valid"),
+    Reason.INSPECTOR_CARD_INVALID: Text("Thẻ kiểm tra không hợp lệ", "Inspector card not valid"),
+    Reason.INSPECTOR_CARD_EXPIRED: Text("Thẻ kiểm tra đã hết hạn", "Inspector card expired"),
+    Reason.INSPECTOR_CARD_UNKNOWN_KEY: Text(
         "Thẻ kiểm tra không rõ nơi cấp",
         "Inspector card from an unknown issuer",
     ),
-    Reason.NO_QR: ("Đã ghi nhận: người không có mã QR", "Recorded: a person without a QR code"),
+    Reason.NO_QR: Text("Đã ghi nhận: người không có mã QR", "Recorded: a person without a QR code"),
 }
 
 _OPTIONAL_PART = re.compile(r"\[([^\[\]]*)\]")
@@ -203,14 +205,12 @@ def _render(template: str, details: dict[str, object]) -> str:
 
 def message(reason: Reason | str, lang: Lang = "vi", **details: object) -> str:
     """The screen message for `reason` in `lang`; optional details fill bracketed parts."""
-    vi, en = _MESSAGES[Reason(reason)]
-    return _render(en if lang == "en" else vi, details)
+    return _render(_MESSAGES[Reason(reason)].of(lang), details)
 
 
 def template(reason: Reason | str, lang: Lang = "vi") -> str:
     """The raw message template (with its `[...{detail}...]` parts) for documentation."""
-    vi, en = _MESSAGES[Reason(reason)]
-    return en if lang == "en" else vi
+    return _MESSAGES[Reason(reason)].of(lang)
 
 
 def markdown_table() -> str:

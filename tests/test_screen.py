@@ -21,7 +21,7 @@ import pytest
 from kiosk.cli import main
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
-from kiosk.reasons import Lang, Reason, message, template
+from kiosk.reasons import Reason, message, template
 from kiosk.screen.display import Screen, resolve_mode
 from kiosk.screen.painting import (
     AMBER,
@@ -56,6 +56,7 @@ from kiosk.screen.states import (
 )
 from kiosk.screen.texts import FAULTS, HINTS, INSPECTION_TITLE, LABELS
 from kiosk.screen.typesetting import find_font, missing_glyphs
+from kiosk.text import Lang
 
 GOLDEN = Path(__file__).parent / "golden"
 NOON = datetime(2026, 11, 29, 12, 0, 0)
@@ -129,7 +130,7 @@ def test_pass_shows_a_cards_masked_name_as_given() -> None:
 
 
 def test_named_hints_and_faults_follow_the_language() -> None:
-    assert HintState.named("closer", "vi") == HintState(*HINTS["closer"])
+    assert HintState.named("closer", "vi") == HintState(HINTS["closer"].vi, HINTS["closer"].en)
     assert HintState.named("closer", "en").message == "Bring the code closer"
     assert FaultState.named("broker", "en").problem.startswith("Server unreachable")
 
@@ -330,10 +331,9 @@ def test_golden(kind: str, lang: str, size: tuple[int, int]) -> None:
 
 def screen_texts() -> list[str]:
     """Every text the screen can show: labels, hints, faults, every reason message."""
-    texts = [text for labels in LABELS.values() for text in labels.values()]
-    texts += [text for pair in HINTS.values() for text in pair]
-    texts += [text for langs in FAULTS.values() for pair in langs for text in pair]
+    bilingual = [*LABELS.values(), *HINTS.values(), *(text for pair in FAULTS.values() for text in pair)]
     langs: tuple[Lang, ...] = ("vi", "en")
+    texts = [text.of(lang) for text in bilingual for lang in langs]
     for reason in Reason:
         for lang in langs:
             texts += [template(reason, lang), message(reason, lang)]
@@ -421,7 +421,7 @@ def test_closing_the_window_or_escape_asks_to_quit(window: Screen, event: pygame
 def test_start_up_warms_the_fonts_with_the_products_own_words_only() -> None:
     with Screen(FeedbackConfig(screen="offscreen"), now=Now(NOON)) as screen:
         drawn = " | ".join(str(key[0]) for key in screen.painter._text._blocks)
-    assert HINTS["closer"][0] in drawn and FAULTS["camera"][0][0] in drawn, "warmed up"
+    assert HINTS["closer"].vi in drawn and FAULTS["camera"][0].vi in drawn, "warmed up"
     for example in ("Chợ Bến Thành", "Nguyễn", "kiosk-0007", "cho-ben-thanh"):
         assert example not in drawn, "an example state was drawn at start-up"
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal, Self
 import pygame
 
 from kiosk.errors import FeedbackError
-from kiosk.reasons import Lang
 from kiosk.screen.painting import Painter, save_png
 from kiosk.screen.preview import Preview
 from kiosk.screen.states import HintState, IdleState, ScreenState
+from kiosk.text import Lang
 
 if TYPE_CHECKING:
     import numpy as np

@@ -20,7 +20,7 @@ import pygame
 from kiosk.cards.masking import mask_name
 from kiosk.errors import FeedbackError
 from kiosk.imaging import MIN_SHARPNESS
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
 from kiosk.screen.states import (
     FailState,
     FaultState,
@@ -34,6 +34,7 @@ from kiosk.screen.states import (
 )
 from kiosk.screen.texts import FAULTS, HINTS, INSPECTION_TITLE, LABELS
 from kiosk.screen.typesetting import RGB, Fonts, TextCache, TextStyle
+from kiosk.text import Lang
 
 if TYPE_CHECKING:
     from kiosk.street_check import StreetFinding
@@ -143,7 +144,7 @@ class Painter:
     def __init__(self, size: tuple[int, int], *, lang: Lang = "vi", layers: int = 8) -> None:
         self.size = size
         self.lang = lang
-        self.labels = LABELS[lang]
+        self.labels = {key: text.of(lang) for key, text in LABELS.items()}
         self._fonts = Fonts()
         self._text = TextCache(self._fonts)
         self._layers: OrderedDict[ScreenState, pygame.Surface] = OrderedDict()
@@ -189,9 +190,9 @@ class Painter:
         canvas.fill(NAVY)
         canvas.text(state.venue, Box(24, 8, 580, 56), 30, WHITE, bold=True)
         _viewfinder(canvas, (400, 175), 92, WHITE)
-        other: Lang = "en" if self.lang == "vi" else "vi"
-        canvas.text(self.labels["prompt"], Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)
-        canvas.text(LABELS[other]["prompt"], Box(20, 344, 760, 40, "centre"), 28, MUTED)
+        prompt, other = LABELS["prompt"].both(self.lang)
+        canvas.text(prompt, Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)
+        canvas.text(other, Box(20, 344, 760, 40, "centre"), 28, MUTED)
 
     def _status_bar(self, canvas: Canvas, state: IdleState) -> None:
         canvas.band(NAVY_BAR, 416, 64)

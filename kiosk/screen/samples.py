@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from kiosk.cards import parse_card
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
 from kiosk.screen.states import (
     FailState,
     FaultState,
@@ -23,6 +23,7 @@ from kiosk.screen.states import (
 )
 from kiosk.statuslist import VIETNAM, Status, parse_until
 from kiosk.street_check import StreetFinding, street_finding
+from kiosk.text import Lang
 from kiosk.venue_check import WEEK_DAYS, DayCounts, DeviceReadings, InspectionFigures
 
 STATE_KINDS = ("idle", "pass", "fail", "hint", "fault", "inspection", "street", "no-qr")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from kiosk.reasons import Lang
 from kiosk.screen.texts import FAULTS, HINTS
+from kiosk.text import Lang
 
 if TYPE_CHECKING:
     from kiosk.street_check import StreetFinding
@@ -78,8 +78,7 @@ class HintState:
     @classmethod
     def named(cls, key: str, lang: Lang = "vi") -> HintState:
         """A hint from HINTS ("closer", "still", "glare"): `lang` large, the other language below."""
-        vi, en = HINTS[key]
-        return cls(vi, en) if lang == "vi" else cls(en, vi)
+        return cls(*HINTS[key].both(lang))
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,8 @@ class FaultState:
     @classmethod
     def named(cls, key: str, lang: Lang = "vi") -> FaultState:
         """A fault from FAULTS ("camera", "broker", "spool") in `lang`."""
-        vi, en = FAULTS[key]
-        return cls(*(vi if lang == "vi" else en))
+        problem, action = FAULTS[key]
+        return cls(problem.of(lang), action.of(lang))
 
 
 @dataclass(frozen=True)
