@@ -421,7 +421,8 @@ def _close_if(device: Beeper | None) -> Callable[[], None]:
 def _gpio_error(e: Exception) -> FeedbackError:
     return FeedbackError(
         f"cannot drive the GPIO pins ({type(e).__name__}: {e}): on a Raspberry Pi install lgpio "
-        '(pip install "kiosk[pi]") and add the kiosk user to the gpio group; elsewhere set '
+        "(sudo apt install python3-lgpio, in a venv made with --system-site-packages) and add the "
+        "kiosk user to the gpio group; elsewhere set "
         'feedback.gpio = "mock"; check the pin numbers in [feedback] against docs/wiring.md'
     )
 

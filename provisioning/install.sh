@@ -2,25 +2,31 @@
 # Install the kiosk on a fresh Raspberry Pi OS bookworm (64-bit). Run from a copy of the
 # source tree, as root:   sudo provisioning/install.sh
 #
-# Steps: apt packages; a `kiosk` system user in the video and gpio groups; a venv in
-# /opt/kiosk/venv that also sees apt's Python packages (picamera2 comes from apt); the
-# kiosk package with its `pi` extra; /etc/kiosk with a starting config and the example;
-# /var/lib/kiosk for its state; the systemd unit, enabled. Running it again is safe:
-# it upgrades the package and keeps an existing config.
+# Steps: apt packages; the console off tty1 (the kiosk's screen); time zone and NTP; a
+# `kiosk` system user in the video and gpio groups; a venv in /opt/kiosk/venv that also
+# sees apt's Python packages (picamera2, libcamera, lgpio, pygame and numpy come from
+# Raspberry Pi OS, so pip builds nothing); /etc/kiosk with a starting config and the
+# example; /var/lib/kiosk for its state; the systemd unit, enabled. Running it again is
+# safe: it upgrades the package and keeps an existing config.
 #
 # Options:
 #   --dry-run      print every step without doing it
 #   --root DIR     install under DIR instead of / (for tests): skips apt, user and systemctl
 #   --source DIR   the source tree to install (default: the folder above this script)
 #   --no-deps      install only the kiosk package, not its Python dependencies
+#   --list-packages  print the apt packages (Debian's, then the Raspberry Pi archive's) and exit
 #   -h, --help     this text
 # Then provision the device:  sudo kiosk provision --destination ID --venue NAME --broker URL ...
 set -euo pipefail
 
+# In Debian's archive, so also on Raspberry Pi OS (pygame: Debian's is linked with the
+# system SDL, which has the kmsdrm video driver; PyPI's aarch64 wheel has not).
 APT_PACKAGES=(
-    python3-picamera2 python3-venv python3-pip python3-lgpio libzbar0 libglib2.0-0
+    python3-venv python3-pip python3-pygame python3-numpy libzbar0 libglib2.0-0
     fonts-dejavu-core mosquitto-clients openssl ca-certificates
 )
+# Only in the Raspberry Pi archive (archive.raspberrypi.com), which Raspberry Pi OS has.
+RPI_APT_PACKAGES=(python3-picamera2 python3-libcamera python3-lgpio)
 KIOSK_USER=kiosk
 KIOSK_GROUPS=(video gpio render input audio)
 KIOSK_TIMEZONE="${KIOSK_TIMEZONE:-Asia/Ho_Chi_Minh}"
@@ -31,7 +37,7 @@ source_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pip_deps=true
 
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -41,6 +47,7 @@ while [ $# -gt 0 ]; do
         --root) root=${2:?--root needs a folder}; shift 2 ;;
         --source) source_dir=${2:?--source needs a folder}; shift 2 ;;
         --no-deps) pip_deps=false; shift ;;
+        --list-packages) echo "${APT_PACKAGES[*]}"; echo "${RPI_APT_PACKAGES[*]}"; exit 0 ;;
         -h|--help) usage 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -91,10 +98,33 @@ check_platform() {
 }
 
 install_apt_packages() {
-    step "installing apt packages: ${APT_PACKAGES[*]}"
+    step "installing apt packages: ${APT_PACKAGES[*]} ${RPI_APT_PACKAGES[*]}"
     skip "apt" && return 0
     run apt-get update -q
-    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${APT_PACKAGES[@]}" "${RPI_APT_PACKAGES[@]}"
+}
+
+# The kiosk owns the display (KMS/DRM): a login prompt on tty1 and the kernel's console
+# blanking would fight it for the screen.
+free_the_console() {
+    step "taking the console off tty1 and turning console blanking off"
+    local cmdline=$root/boot/firmware/cmdline.txt
+    if [ -f "$cmdline" ] && ! grep -q 'consoleblank=0' "$cmdline"; then
+        run sed -i '1s/$/ consoleblank=0/' "$cmdline"
+    fi
+    skip "systemctl" && return 0
+    run systemctl disable --now getty@tty1.service
+    run systemctl mask getty@tty1.service
+}
+
+# Raspberry Pi OS finds the camera module itself (camera_auto_detect=1 in config.txt);
+# only a camera it cannot detect needs a dtoverlay line there.
+note_camera_detection() {
+    local config=$root/boot/firmware/config.txt
+    if [ -f "$config" ] && ! grep -q '^camera_auto_detect=1' "$config"; then
+        echo "    note: $config lacks camera_auto_detect=1: add it, or a dtoverlay for your camera"
+    fi
 }
 
 create_user() {
@@ -124,7 +154,9 @@ install_venv() {
     # in the venv would shadow it and break them, so the venv keeps a 1.x numpy.
     $pip_deps && pins+=("numpy<2")
     $pip_deps || extra+=(--no-deps)
-    run "$VENV/bin/python" -m pip install -q "${extra[@]}" "${source_dir}[pi]" "${pins[@]}"
+    # --only-binary: anything pip would have to compile on the Pi is an error here, not a
+    # half-hour build (lgpio, pygame and numpy are apt's, seen through the system site).
+    run "$VENV/bin/python" -m pip install -q --only-binary=:all: "${extra[@]}" "${source_dir}" "${pins[@]}"
     run mkdir -p "$BIN" "$OPT/docs"
     run ln -sfn "$VENV/bin/kiosk" "$BIN/kiosk"
     run cp -r "$source_dir/docs/." "$OPT/docs/"
@@ -187,6 +219,10 @@ install_unit() {
 }
 
 # The screen's clock and today's counts are in local time: the venue's, Vietnam's by default.
+# NTP is systemd-timesyncd; the unit is ordered After=time-sync.target, systemd's convention.
+# systemd-time-wait-sync stays disabled on purpose: it would hold time-sync.target (and so
+# the kiosk) until the network answers, and a kiosk must scan offline; each event says
+# whether the clock was synchronised.
 set_timezone() {
     step "setting the time zone to $KIOSK_TIMEZONE and turning on NTP"
     skip "timedatectl" && return 0
@@ -195,7 +231,9 @@ set_timezone() {
 }
 
 check_platform
+note_camera_detection
 install_apt_packages
+free_the_console
 set_timezone
 create_user
 install_venv

@@ -3,6 +3,7 @@ script, and the authority's example broker configuration run by a real mosquitto
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import stat
@@ -40,14 +41,15 @@ def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for expected in (
-        "apt-get install -y -q --no-install-recommends python3-picamera2 python3-venv",
-        "libzbar0",
+        "apt-get install -y -q --no-install-recommends python3-venv",
+        "python3-pygame python3-numpy libzbar0",
         "fonts-dejavu-core",
-        "python3-lgpio",
+        "python3-picamera2 python3-libcamera python3-lgpio",
         "mosquitto-clients",
+        "systemctl mask getty@tty1.service",
+        "timedatectl set-ntp true",
         "python3 -m venv --system-site-packages /opt/kiosk/venv",
-        "/opt/kiosk/venv/bin/python -m pip install -q --upgrade",
-        "\\[pi\\]",
+        "/opt/kiosk/venv/bin/python -m pip install -q --only-binary=:all: --upgrade " + str(ROOT) + " ",
         "numpy\\<2",
         "install -m 0644 " + str(ROOT / "systemd" / "kiosk.service") + " /etc/systemd/system/kiosk.service",
         "systemctl enable kiosk.service",
@@ -68,6 +70,75 @@ def test_dry_run_under_a_root_creates_nothing(tmp_path: Path) -> None:
     assert "skipped under --root: apt" in done.stdout
     assert f"python3 -m venv --system-site-packages {target}/opt/kiosk/venv" in done.stdout
     assert list(target.iterdir()) == []
+
+
+def test_pip_installs_nothing_that_needs_compiling(tmp_path: Path) -> None:
+    done = sh("bash", INSTALL, "--dry-run", cwd=tmp_path)
+    pip = next(line for line in done.stdout.splitlines() if " -m pip install " in line)
+    assert "--only-binary=:all:" in pip and "[pi]" not in pip.replace("\\", "")
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    requirements = [setup["options"]["install_requires"], *setup["options.extras_require"].values()]
+    assert not any("lgpio" in text for text in requirements), "PyPI has no aarch64 wheel of lgpio"
+
+
+def test_console_blanking_is_turned_off_once(tmp_path: Path) -> None:
+    cmdline = tmp_path / "root" / "boot" / "firmware" / "cmdline.txt"
+    cmdline.parent.mkdir(parents=True)
+    cmdline.write_text("console=serial0,115200 console=tty1 root=PARTUUID=abc rootwait\n")
+    (cmdline.parent / "config.txt").write_text("dtparam=audio=on\n")
+    for _ in range(2):
+        done = sh("bash", INSTALL, "--root", tmp_path / "root", "--no-deps", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert cmdline.read_text().endswith(" rootwait consoleblank=0\n")
+    assert "lacks camera_auto_detect=1" in done.stdout
+
+
+# In the Raspberry Pi archive only (archive.raspberrypi.com), which Raspberry Pi OS has and
+# Debian (and so this test's apt) has not: picamera2 and libcamera's Python bindings are
+# Raspberry Pi's own, and Debian bookworm has no lgpio package.
+RASPBERRY_PI_ARCHIVE_ONLY = {"python3-picamera2", "python3-libcamera", "python3-lgpio"}
+
+
+def apt_packages() -> tuple[list[str], list[str]]:
+    """install.sh's apt packages: Debian's, and the Raspberry Pi archive's."""
+    done = sh("bash", INSTALL, "--list-packages")
+    assert done.returncode == 0, done.stderr
+    debian, rpi = done.stdout.splitlines()
+    return debian.split(), rpi.split()
+
+
+def test_raspberry_pi_archive_packages_are_listed_apart() -> None:
+    debian, rpi = apt_packages()
+    assert set(rpi) == RASPBERRY_PI_ARCHIVE_ONLY
+    assert not set(debian) & RASPBERRY_PI_ARCHIVE_ONLY
+
+
+@pytest.mark.slow
+def test_debian_packages_resolve_for_arm64(tmp_path: Path) -> None:
+    """A wrong package name fails here, not on site: apt resolves them for an empty arm64 system.
+
+    apt runs with its own state (lists, cache, an empty dpkg status) and arm64 as the only
+    architecture, as `dpkg --add-architecture arm64` would allow, without changing this machine.
+    """
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available: install.sh's Debian packages cannot be resolved here")
+    for folder in ("lists/partial", "cache/archives/partial"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "status").touch()
+    options = [
+        "-o", "APT::Architecture=arm64", "-o", "APT::Architectures=arm64",
+        "-o", f"Dir::State::Lists={tmp_path / 'lists'}", "-o", f"Dir::Cache={tmp_path / 'cache'}",
+        "-o", f"Dir::State::status={tmp_path / 'status'}",
+    ]  # fmt: skip
+    update = sh("apt-get", "-q", *options, "update")
+    assert update.returncode == 0, update.stdout + update.stderr
+    debian, _ = apt_packages()
+    simulate = sh("apt-get", "-q", *options, "install", "--simulate", "--no-install-recommends", *debian)
+    assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+    for package in debian:
+        assert f"Inst {package} " in simulate.stdout, f"{package} is not installed for arm64"
+    assert "[arm64]" in simulate.stdout
 
 
 def test_unknown_option_exits_2() -> None:
