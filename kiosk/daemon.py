@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Literal, Protocol
@@ -24,9 +24,11 @@ from typing import Literal, Protocol
 import numpy as np
 
 from kiosk.camera import Frame, FrameSource
-from kiosk.cards import Card, InspectorCard, Rejection, read_payload
+from kiosk.cards import Card, InspectorCard, Rejection, parse_card, read_payload
+from kiosk.cards.dcc import PREFIX as DCC_PREFIX
+from kiosk.cards.inspector import is_inspector_payload
 from kiosk.clock import ClockWatch
-from kiosk.decoder import Decoder, Symbol
+from kiosk.decoder import Decoder, DecodeResult, Symbol
 from kiosk.errors import CameraEnded, CameraError, KioskError, SpoolError
 from kiosk.events import EventDraft
 from kiosk.feedback import Feedback
@@ -248,7 +250,7 @@ class Kiosk:
 
     def _handle_frame(self, frame: Frame) -> None:
         started = time.perf_counter()
-        result = self.parts.decoder.decode(frame.pixels)
+        result = self.read_codes(frame.pixels)
         decode_ms = (time.perf_counter() - started) * 1000
         # The small live preview (off by default) keeps a scaled copy now: a camera frame is only lent.
         self.parts.feedback.preview(frame.pixels, result.symbols[0].corners if result.symbols else None)
@@ -258,6 +260,17 @@ class Kiosk:
         if result.undecoded and self.parts.feedback.hint("still"):
             self.counters.hints += 1
         self._pump()
+
+    def read_codes(self, pixels: np.ndarray) -> DecodeResult:
+        """The codes in view, a person's own last, so that theirs is the decision shown.
+
+        The decoder may stop at the first code it reads; when that is an old poster or an
+        unrecognised code (a poster on the wall behind the person), the rest of the frame is read.
+        """
+        result = self.parts.decoder.decode(pixels)
+        if result.symbols and all(passes_by(s.raw) for s in result.symbols):
+            result = self.parts.decoder.decode(pixels, every=True)
+        return replace(result, symbols=tuple(sorted(result.symbols, key=lambda s: not passes_by(s.raw))))
 
     def handle_symbol(self, symbol: Symbol, decode_ms: float, *, pixels: np.ndarray | None = None) -> None:
         """Route one code: an inspector card, a street check (inspector mode), or an entrance scan."""
@@ -463,6 +476,14 @@ class Kiosk:
         except SpoolError:
             backlog = "unknown"
         return f"{fps:.0f} fps, {self.counters.decisions} decisions, backlog {backlog}{fault}"
+
+
+def passes_by(raw: bytes) -> bool:
+    """Whether a code is one nobody shows: an old venue poster, or a code of no known shape."""
+    if is_inspector_payload(raw) or raw.startswith(DCC_PREFIX.encode()):
+        return False  # a person's; and a vaccine passport is not worth parsing twice
+    item = parse_card(raw, trust=None, now=datetime.now(UTC))
+    return isinstance(item, Rejection) and item.reason in (Reason.OLD_VENUE_QR, Reason.UNRECOGNISED)
 
 
 def show_decision(feedback: Feedback, decision: Decision) -> None:

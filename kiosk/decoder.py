@@ -8,7 +8,6 @@ code; text is filled in only when those bytes are valid UTF-8.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,8 +56,12 @@ class Decoder(Protocol):
 
     name: str
 
-    def decode(self, pixels: np.ndarray) -> DecodeResult:
-        """Decode every QR code in a grayscale uint8 frame (H×W, any row stride)."""
+    def decode(self, pixels: np.ndarray, *, every: bool = False) -> DecodeResult:
+        """Decode the QR codes in a grayscale uint8 frame (H×W, any row stride).
+
+        A backend may stop at the first code it reads; `every=True` asks for every
+        code in view, the first one read first.
+        """
         ...
 
 
@@ -71,7 +74,13 @@ def _check_frame(pixels: np.ndarray) -> None:
 
 
 class ZxingDecoder:
-    """zxing-cpp, restricted to QR (and Micro QR if configured)."""
+    """zxing-cpp, restricted to QR (and Micro QR if configured), with kiosk's own extra passes.
+
+    Each frame: zxing-cpp at full resolution; when that reads nothing, a half-resolution
+    pass with a fixed threshold (kiosk's stand-in for zxing-cpp's own downscaled pass: it
+    costs less and reads motion-smeared codes); when a code was located but not read, a
+    retry on that region only, upscaled and sharpened (docs/performance.md, "Decoding").
+    """
 
     name = "zxingcpp"
 
@@ -80,7 +89,9 @@ class ZxingDecoder:
             import zxingcpp
         except ImportError as e:
             raise DecoderError("zxing-cpp is not installed: pip install zxing-cpp") from e
-        self._read = zxingcpp.read_barcodes if config.all_codes else _first_code(zxingcpp)
+        self._zx = zxingcpp
+        self._all_codes = config.all_codes
+        self._half_pass = config.try_downscale
         formats = [zxingcpp.BarcodeFormat.QRCodeModel2, zxingcpp.BarcodeFormat.QRCodeModel1]
         if config.micro_qr:
             formats.append(zxingcpp.BarcodeFormat.MicroQRCode)
@@ -96,36 +107,118 @@ class ZxingDecoder:
             "binarizer": zxingcpp.Binarizer.LocalAverage,
             "return_errors": True,
         }
+        # kiosk's passes: zxing-cpp's downscaled pass is replaced by the half-resolution one.
+        self._full = {**self.options, "try_downscale": False}
+        self._half = {**self._full, "binarizer": zxingcpp.Binarizer.FixedThreshold}
 
-    def decode(self, pixels: np.ndarray) -> DecodeResult:
-        """Decode every QR code in the frame."""
+    def decode(self, pixels: np.ndarray, *, every: bool = False) -> DecodeResult:
+        """Decode the first code read (every code with `every` or `all_codes`), retrying located ones."""
         _check_frame(pixels)
         if self._invert_first:
             pixels = np.invert(pixels)
-        found = self._read(pixels, **self.options)
-        symbols = tuple(_zxing_symbol(b) for b in found if b.valid)
-        return DecodeResult(symbols=symbols, located=bool(found))
+        every = every or self._all_codes
+        found = [_Found.of(b) for b in self._read(pixels, self._full, every=every)]
+        if not any(f.valid for f in found) and self._half_pass:
+            found += self._read_half(pixels, every=every)
+        symbols = tuple(f.symbol for f in found if f.valid)
+        unread = [f for f in found if not f.valid]
+        if unread and (every or not symbols):
+            symbols += self._retry(pixels, unread, every=every)
+        if unread and not symbols and not every:
+            # Nothing rescued: a readable code may be elsewhere in the frame.
+            others = self._read(pixels, self._full, every=True)
+            symbols = tuple(_Found.of(b).symbol for b in others if b.valid)
+        return DecodeResult(symbols=_distinct(symbols), located=bool(found))
+
+    def _read(self, pixels: np.ndarray, options: dict[str, Any], *, every: bool) -> list[Any]:
+        if every:
+            return list(self._zx.read_barcodes(pixels, **options))
+        # read_barcode stops at the first code and skips the inverted pass once the
+        # normal one has read a code (bench/decode.py: about half the time of
+        # read_barcodes on noisy frames).
+        first = self._zx.read_barcode(pixels, **options)
+        return [] if first is None else [first]
+
+    def _read_half(self, pixels: np.ndarray, *, every: bool) -> list[_Found]:
+        half = np.ascontiguousarray(pixels[::2, ::2])
+        return [_Found.of(b, scale=2.0) for b in self._read(half, self._half, every=every)]
+
+    def _retry(self, pixels: np.ndarray, unread: list[_Found], *, every: bool) -> tuple[Symbol, ...]:
+        """Read located but unread codes again from their region alone, upscaled and sharpened."""
+        rescued: list[Symbol] = []
+        for found in unread[:_MAX_RETRIES]:
+            crop, origin = _region(pixels, found.corners)
+            if crop is None:
+                continue
+            read = self._zx.read_barcode(_upscale_and_sharpen(crop), **self._full)
+            if read is not None and read.valid:
+                rescued.append(_Found.of(read, scale=1 / _UPSCALE, offset=origin).symbol)
+                if not every:
+                    break
+        return tuple(rescued)
 
 
-def _first_code(zxingcpp: Any) -> Callable[..., list[Any]]:
-    """zxing-cpp's read_barcode as a list: it stops at the first code and skips the
-    inverted pass once the normal one has read a code (bench/decode.py: about half
-    the time of read_barcodes on noisy frames)."""
-
-    def read(pixels: np.ndarray, **options: Any) -> list[Any]:
-        found = zxingcpp.read_barcode(pixels, **options)
-        if found is None or found.valid:
-            return [] if found is None else [found]
-        # The first code it met was unreadable; a readable one may be elsewhere in the frame.
-        return list(zxingcpp.read_barcodes(pixels, **options)) or [found]
-
-    return read
+# How many located-but-unread codes one frame retries, and how: a frame rarely holds more than two
+# codes, and 2× cubic upscaling with an unsharp mask read the most blurred codes per millisecond
+# among the variants measured (bench/decode.py; docs/performance.md).
+_MAX_RETRIES = 2
+_UPSCALE = 2
+_SHARPEN_SIGMA = 2.0
+_SHARPEN_AMOUNT = 2.0
+# The region around a located code: its bounding box grown by this fraction of its size on each side.
+_MARGIN = 0.25
 
 
-def _zxing_symbol(barcode: Any) -> Symbol:
-    p = barcode.position
-    corners = tuple((c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
-    return Symbol.from_bytes(bytes(barcode.bytes), corners, barcode.format.name)
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """One zxing-cpp result mapped back to frame pixels."""
+
+    valid: bool
+    corners: tuple[Point, ...]
+    raw: bytes
+    format: str
+
+    @classmethod
+    def of(cls, barcode: Any, *, scale: float = 1.0, offset: Point = (0, 0)) -> _Found:
+        p = barcode.position
+        corners = tuple(
+            (round(c.x * scale) + offset[0], round(c.y * scale) + offset[1])
+            for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
+        )
+        return cls(bool(barcode.valid), corners, bytes(barcode.bytes), barcode.format.name)
+
+    @property
+    def symbol(self) -> Symbol:
+        """The decoded symbol (only meaningful when valid)."""
+        return Symbol.from_bytes(self.raw, self.corners, self.format)
+
+
+def _region(pixels: np.ndarray, corners: tuple[Point, ...]) -> tuple[np.ndarray | None, Point]:
+    """The frame around a located code, and where that crop starts; None when it is degenerate."""
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    size = max(max(xs) - min(xs), max(ys) - min(ys), 8)
+    margin = int(size * _MARGIN) + 4
+    height, width = pixels.shape
+    x0, y0 = max(0, min(xs) - margin), max(0, min(ys) - margin)
+    x1, y1 = min(width, max(xs) + margin), min(height, max(ys) + margin)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None, (0, 0)
+    return pixels[y0:y1, x0:x1], (x0, y0)
+
+
+def _upscale_and_sharpen(crop: np.ndarray) -> np.ndarray:
+    """Twice the size (cubic), then an unsharp mask: blurred module edges come back apart."""
+    import cv2
+
+    big = cv2.resize(crop, None, fx=_UPSCALE, fy=_UPSCALE, interpolation=cv2.INTER_CUBIC)
+    soft = cv2.GaussianBlur(big, (0, 0), _SHARPEN_SIGMA)
+    return cv2.addWeighted(big, 1 + _SHARPEN_AMOUNT, soft, -_SHARPEN_AMOUNT, 0)
+
+
+def _distinct(symbols: tuple[Symbol, ...]) -> tuple[Symbol, ...]:
+    """Each payload once, in the order first read (two passes may read the same code)."""
+    seen: set[bytes] = set()
+    return tuple(s for s in symbols if not (s.raw in seen or seen.add(s.raw)))  # type: ignore[func-returns-value]
 
 
 class PyzbarDecoder:
@@ -147,8 +240,8 @@ class PyzbarDecoder:
         self._symbols = [pyzbar.ZBarSymbol.QRCODE]
         self._inverted = config.inverted
 
-    def decode(self, pixels: np.ndarray) -> DecodeResult:
-        """Decode every QR code in the frame; inverted codes as configured."""
+    def decode(self, pixels: np.ndarray, *, every: bool = False) -> DecodeResult:
+        """Decode every QR code in the frame (ZBar always reads them all); inverted codes as configured."""
         _check_frame(pixels)
         first = np.invert(pixels) if self._inverted == "always" else pixels
         symbols = self._scan(first)

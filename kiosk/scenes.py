@@ -10,6 +10,7 @@ pixels. OpenCV is imported inside the functions that draw.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -62,11 +63,26 @@ def qr_modules(payload: bytes | str, *, micro: bool = False) -> np.ndarray:
 
 def render(payload: bytes | str, scene: Scene) -> np.ndarray:
     """A camera-like grayscale frame showing `payload` as a QR code."""
-    rng = np.random.default_rng(scene.seed)
-    frame = background(scene.width, scene.height, rng=rng)
-    flat, mask = _flat_object(qr_modules(payload, micro=scene.micro), scene)
-    _paste_warped(frame, flat, mask, _placement(flat.shape, scene))
-    return _optics(frame, scene, rng)
+    return render_codes([(payload, scene)])
+
+
+def render_codes(codes: Sequence[tuple[bytes | str, Scene]]) -> np.ndarray:
+    """A frame showing several codes, e.g. a card held up in front of an old poster on the wall.
+
+    Each code is placed, turned and shown (paper or phone) as its own scene says, later
+    codes over earlier ones; the first scene gives the frame's size, background and optics
+    (lighting, blur, noise), since one camera takes the whole frame.
+    """
+    if not codes:
+        raise ValueError("render_codes needs at least one code")
+    first = codes[0][1]
+    rng = np.random.default_rng(first.seed)
+    frame = background(first.width, first.height, rng=rng)
+    for payload, scene in codes:
+        flat, mask = _flat_object(qr_modules(payload, micro=scene.micro), scene)
+        placed = scene.with_(width=first.width, height=first.height)
+        _paste_warped(frame, flat, mask, _placement(flat.shape, placed))
+    return _optics(frame, first, rng)
 
 
 def empty_frame(scene: Scene) -> np.ndarray:

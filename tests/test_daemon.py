@@ -494,3 +494,44 @@ def test_the_live_preview_shows_the_camera_when_enabled(tmp_path: Path) -> None:
         assert preview._image.get_width() <= settings.feedback.screen_width // 3, (
             "a small picture in the corner"
         )
+
+
+class ResultsFeedback(Feedback):
+    """The real facade, noting each result it is asked to show, in order."""
+
+    shown: list[str]
+
+    def passed(self, name: str, direction: Any = "in", *, at: datetime | None = None) -> None:
+        self.shown.append("pass")
+        super().passed(name, direction, at=at)
+
+    def failed(self, reason: Any, **details: object) -> None:
+        self.shown.append(str(reason))
+        super().failed(reason, **details)
+
+
+def card_before_poster(card: str, *, seed: int) -> np.ndarray:
+    """An old poster high on the wall (the code zxing-cpp meets first) and a card held up below it."""
+    poster = scenes.Scene(center=(0.25, 0.28), module_px=3.5, seed=seed, noise_sigma=2.0)
+    return scenes.render_codes([(POSTER, poster), (card, scenes.Scene(center=(0.68, 0.62), module_px=3.5))])
+
+
+@pytest.mark.parametrize("poster_alone_first", [False, True])
+def test_a_card_held_up_in_front_of_a_poster_gets_the_cards_decision(
+    tmp_path: Path, poster_alone_first: bool
+) -> None:
+    settings = make_settings(tmp_path)
+    poster_alone = scenes.render(POSTER, scenes.Scene(center=(0.25, 0.28), module_px=3.5))
+    both = [card_before_poster(NATIONAL, seed=i) for i in range(4)]
+    frames = [poster_alone] * 3 * poster_alone_first + both
+    feedback = ResultsFeedback(settings.feedback)
+    feedback.shown = []
+    kiosk = run_loop(settings, frames, feedback=feedback)
+    assert kiosk.parts.decoder.decode(both[0]).symbols[0].text == POSTER, "the poster is read first"
+    events = spooled_events(settings)
+    assert [(e.verdict, e.reason) for e in events] == [("fail", "old_venue_qr"), ("pass", "ok")]
+    assert feedback.shown == ["old_venue_qr", "pass"], "the card's decision is the last one shown"
+    # Both codes are read in every frame that holds both, and each goes through the policy.
+    counters = kiosk.counters
+    assert counters.decoded == 3 * poster_alone_first + 2 * len(both)
+    assert counters.decisions == 2 and counters.repeats == counters.decoded - 2

@@ -8,7 +8,7 @@ import pytest
 from kiosk.config import DecoderConfig
 from kiosk.decoder import DecodeResult, Symbol, open_decoder
 from kiosk.errors import DecoderError
-from kiosk.scenes import Scene, empty_frame, render
+from kiosk.scenes import Scene, empty_frame, render, render_codes
 
 NATIONAL = "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
 CCCD = (
@@ -135,3 +135,55 @@ def test_a_readable_code_wins_over_a_covered_one() -> None:
     frame = np.where(np.arange(1280)[None, :] < 640, covered, clear).astype(np.uint8)
     result = decoder("zxingcpp").decode(frame)
     assert [s.text for s in result.symbols] == [CCCD] and result.located
+
+
+POSTER = "https://qr.tokhaiyte.vn/venue/0123456789"
+
+
+def poster_and_card(**optics: object) -> np.ndarray:
+    """An old poster high on the wall, and a card held up lower down, in one 640×480 frame."""
+    poster = Scene(center=(0.25, 0.28), module_px=3.5, **optics)  # type: ignore[arg-type]
+    return render_codes([(POSTER, poster), (NATIONAL, Scene(center=(0.68, 0.62), module_px=3.5))])
+
+
+def test_every_reads_each_code_in_view_the_first_read_first() -> None:
+    zxing = decoder("zxingcpp")
+    frame = poster_and_card()
+    (first,) = zxing.decode(frame).symbols
+    every = zxing.decode(frame, every=True).symbols
+    assert {s.text for s in every} == {POSTER, NATIONAL}
+    assert every[0] == first
+    assert {s.text for s in decoder("pyzbar").decode(frame, every=True).symbols} == {POSTER, NATIONAL}
+
+
+def raw_zxing(frame: np.ndarray) -> list[bytes]:
+    """What zxing-cpp itself reads, with kiosk's formats and effort (the benchmark's baseline)."""
+    import zxingcpp
+
+    options = {k: v for k, v in decoder("zxingcpp").options.items() if k != "return_errors"}
+    return [bytes(b.bytes) for b in zxingcpp.read_barcodes(frame, **options)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_motion_smeared_code_is_read_where_zxing_alone_reads_nothing(seed: int) -> None:
+    frame = render(NATIONAL, Scene(module_px=3, motion_px=5, rotation_deg=3 * seed, seed=seed))
+    assert raw_zxing(frame) == []
+    result = decoder("zxingcpp").decode(frame)
+    assert [s.text for s in result.symbols] == [NATIONAL]
+    assert all(200 < x < 440 and 120 < y < 360 for x, y in result.symbols[0].corners)
+
+
+def test_a_located_defocused_code_is_read_again_from_its_region() -> None:
+    frames = [render(NATIONAL, Scene(module_px=3, blur_sigma=1.6, rotation_deg=2 * s, seed=s)) for s in range(6)]
+    assert all(raw_zxing(f) == [] for f in frames)
+    results = [decoder("zxingcpp").decode(f) for f in frames]
+    read = [r for r in results if r.symbols]
+    assert len(read) >= 3, "most defocused codes are read from their upscaled, sharpened region"
+    assert all([s.text for s in r.symbols] == [NATIONAL] for r in read)
+    # The corners are mapped back from the upscaled crop to the frame.
+    assert all(200 < x < 440 and 120 < y < 360 for r in read for x, y in r.symbols[0].corners)
+
+
+def test_without_downscale_there_is_no_half_resolution_pass() -> None:
+    frame = render(NATIONAL, Scene(module_px=3, motion_px=5))
+    assert decoder("zxingcpp", try_downscale=False).decode(frame).symbols == ()

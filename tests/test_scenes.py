@@ -7,7 +7,7 @@ import pytest
 
 from kiosk.config import DecoderConfig
 from kiosk.decoder import open_decoder
-from kiosk.scenes import INK, PAPER, Scene, demo_frames, empty_frame, qr_modules, render
+from kiosk.scenes import INK, PAPER, Scene, demo_frames, empty_frame, qr_modules, render, render_codes
 
 PAYLOAD = "001093029317|NGUYEN VAN A|1987-01-18|0|162979388586171100|<1<00<0123232422"
 
@@ -98,3 +98,14 @@ def test_demo_frames_alternate_empty_and_code() -> None:
     decoder = open_decoder(DecoderConfig())
     texts = [[s.text for s in decoder.decode(f).symbols] for f in frames]
     assert texts == ([[]] * 10 + [[PAYLOAD]] * 5 + [[]] * 10 + [["second"]] * 5)
+
+
+def test_render_codes_places_each_code_by_its_own_scene() -> None:
+    left, right = Scene(center=(0.25, 0.5), module_px=3), Scene(center=(0.75, 0.5), module_px=3)
+    frame = render_codes([(PAYLOAD, left), ("second", right.with_(width=10, height=10))])
+    assert frame.shape == (480, 640), "the first scene sets the frame"
+    texts = {s.text for s in open_decoder(DecoderConfig()).decode(frame, every=True).symbols}
+    assert texts == {PAYLOAD, "second"}
+    assert np.array_equal(render_codes([(PAYLOAD, left)]), render(PAYLOAD, left))
+    with pytest.raises(ValueError, match="at least one code"):
+        render_codes([])
