@@ -250,7 +250,7 @@ class Kiosk:
 
     def _handle_frame(self, frame: Frame) -> None:
         started = time.perf_counter()
-        result = self.read_codes(frame.pixels)
+        result = read_codes(self.parts.decoder, frame.pixels)
         decode_ms = (time.perf_counter() - started) * 1000
         # The small live preview (off by default) keeps a scaled copy now: a camera frame is only lent.
         self.parts.feedback.preview(frame.pixels, result.symbols[0].corners if result.symbols else None)
@@ -260,17 +260,6 @@ class Kiosk:
         if result.undecoded and self.parts.feedback.hint("still"):
             self.counters.hints += 1
         self._pump()
-
-    def read_codes(self, pixels: np.ndarray) -> DecodeResult:
-        """The codes in view, a person's own last, so that theirs is the decision shown.
-
-        The decoder may stop at the first code it reads; when that is an old poster or an
-        unrecognised code (a poster on the wall behind the person), the rest of the frame is read.
-        """
-        result = self.parts.decoder.decode(pixels)
-        if result.symbols and all(passes_by(s.raw) for s in result.symbols):
-            result = self.parts.decoder.decode(pixels, every=True)
-        return replace(result, symbols=tuple(sorted(result.symbols, key=lambda s: not passes_by(s.raw))))
 
     def handle_symbol(self, symbol: Symbol, decode_ms: float, *, pixels: np.ndarray | None = None) -> None:
         """Route one code: an inspector card, a street check (inspector mode), or an entrance scan."""
@@ -476,6 +465,18 @@ class Kiosk:
         except SpoolError:
             backlog = "unknown"
         return f"{fps:.0f} fps, {self.counters.decisions} decisions, backlog {backlog}{fault}"
+
+
+def read_codes(decoder: Decoder, pixels: np.ndarray) -> DecodeResult:
+    """The codes in view, a person's own last, so that theirs is the decision shown.
+
+    The decoder may stop at the first code it reads; when that is an old poster or an
+    unrecognised code (a poster on the wall behind the person), the rest of the frame is read.
+    """
+    result = decoder.decode(pixels)
+    if result.symbols and all(passes_by(s.raw) for s in result.symbols):
+        result = decoder.decode(pixels, every=True)
+    return replace(result, symbols=tuple(sorted(result.symbols, key=lambda s: not passes_by(s.raw))))
 
 
 def passes_by(raw: bytes) -> bool:

@@ -174,7 +174,8 @@ def test_a_motion_smeared_code_is_read_where_zxing_alone_reads_nothing(seed: int
 
 
 def test_a_located_defocused_code_is_read_again_from_its_region() -> None:
-    frames = [render(NATIONAL, Scene(module_px=3, blur_sigma=1.6, rotation_deg=2 * s, seed=s)) for s in range(6)]
+    scene = Scene(module_px=3, blur_sigma=1.6)
+    frames = [render(NATIONAL, scene.with_(rotation_deg=2 * s, seed=s)) for s in range(6)]
     assert all(raw_zxing(f) == [] for f in frames)
     results = [decoder("zxingcpp").decode(f) for f in frames]
     read = [r for r in results if r.symbols]
