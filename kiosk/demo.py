@@ -47,6 +47,7 @@ class DemoCard:
     payload: str
     expected: str
     look: dict[str, Any] = field(default_factory=dict)
+    poster: str = ""  # an old venue poster on the wall behind the person, in view with their card
 
 
 def demo_cards(signer: cardmaker.DccSigner, now: datetime) -> list[DemoCard]:
@@ -84,6 +85,15 @@ def demo_cards(signer: cardmaker.DccSigner, now: datetime) -> list[DemoCard]:
         ),
         DemoCard("Old venue poster", "https://qr.tokhaiyte.vn/venue/0123456789", "old_venue_qr", {}),
         DemoCard(
+            "Hue-S QR held up in front of an old poster still on the wall",
+            cardmaker.national_payload(
+                id_number="046190004567", name="LE VAN C", birth_date="1990-03-02", qid="162979388586172222"
+            ),
+            "ok",
+            {"phone": True},
+            poster="QRDD-HUE0042",
+        ),
+        DemoCard(
             "PC-Covid in dark mode: the first person leaves",
             cardmaker.national_payload(),
             "ok",
@@ -116,16 +126,26 @@ def render_show(cards: list[DemoCard], *, size: tuple[int, int] = SIZE) -> list[
 
 
 def _card_frames(card: DemoCard, scene: scenes.Scene) -> list[np.ndarray]:
+    def shot(view: scenes.Scene) -> np.ndarray:
+        if not card.poster:
+            return scenes.render(card.payload, view)
+        # The poster hangs high on the left of the wall, in focus; the person's phone moves in front.
+        wall = view.with_(center=(0.2, 0.22), rotation_deg=0.0, tilt=0.0, phone=False, module_px=4.0)
+        return scenes.render_codes(
+            [(card.poster, wall), (card.payload, view.with_(center=_lower_right(view)))]
+        )
+
     entering = [
-        scenes.render(card.payload, scene.with_(center=(0.5 + 0.12 * s, 0.5), motion_px=int(30 * s)))
-        for s in (3.0, 2.0, 1.2, 0.6)
+        shot(scene.with_(center=(0.5 + 0.12 * s, 0.5), motion_px=int(30 * s))) for s in (3.0, 2.0, 1.2, 0.6)
     ]
-    held = [scenes.render(card.payload, scene.with_(seed=scene.seed + i, noise_sigma=3.0)) for i in range(3)]
-    leaving = [
-        scenes.render(card.payload, scene.with_(center=(0.5 - 0.15 * s, 0.55), motion_px=25))
-        for s in (1.0, 2.0)
-    ]
+    held = [shot(scene.with_(seed=scene.seed + i, noise_sigma=3.0)) for i in range(3)]
+    leaving = [shot(scene.with_(center=(0.5 - 0.15 * s, 0.55), motion_px=25)) for s in (1.0, 2.0)]
     return entering + [held[i % 3] for i in range(int(FPS * 1.2))] + leaving
+
+
+def _lower_right(view: scenes.Scene) -> tuple[float, float]:
+    """The card's place beside a poster: shifted right and down, clear of the poster."""
+    return (view.center[0] + 0.12, view.center[1] + 0.12)
 
 
 # -- the demo device -----------------------------------------------------------------------------
@@ -275,7 +295,12 @@ class DemoResult:
 
     def matches(self, cards: list[DemoCard]) -> bool:
         """Whether every person got the decision the demo expects."""
-        return self.counters.by_reason == Counter(card.expected for card in cards)
+        return self.counters.by_reason == expected_reasons(cards)
+
+
+def expected_reasons(cards: list[DemoCard]) -> Counter[str]:
+    """What the demo should record: each person's decision, and each poster behind one of them."""
+    return Counter([card.expected for card in cards] + ["old_venue_qr" for card in cards if card.poster])
 
 
 def run_demo(out: Path, *, use_broker: bool = True) -> int:
@@ -321,6 +346,6 @@ def _print_summary(result: DemoResult, cards: list[DemoCard], out: Path) -> None
     print(
         "every person got the expected decision"
         if result.matches(cards)
-        else f"UNEXPECTED: wanted {dict(Counter(card.expected for card in cards))}"
+        else f"UNEXPECTED: wanted {dict(expected_reasons(cards))}"
     )
     print(f"state (keys, spool, config) in {out / 'state'}")

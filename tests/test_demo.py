@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from gpiozero import Device
 
+from kiosk import cardmaker
 from kiosk.cli import main
+from kiosk.config import DecoderConfig
+from kiosk.daemon import read_codes
+from kiosk.decoder import open_decoder
+from kiosk.demo import _card_frames, demo_cards, expected_reasons
 from kiosk.localbroker import find_mosquitto
+from kiosk.scenes import Scene
 
 
 @pytest.mark.slow
@@ -24,8 +31,19 @@ def test_demo_runs_the_whole_kiosk(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "every person got the expected decision" in out
-    assert "events signed and spooled: 9; acknowledged by the broker: 9" in out
+    assert "events signed and spooled: 11; acknowledged by the broker: 11" in out
     screens = sorted(p.name for p in (tmp_path / "demo" / "screens").glob("*.png"))
     assert any(name.endswith("-pass.png") for name in screens)
     assert any(name.endswith("-fail.png") for name in screens)
     assert "GPIO  green ●" in out, "the LED line shows the green LED lit"
+
+
+def test_a_person_stands_in_front_of_an_old_poster() -> None:
+    now = datetime.now(UTC)
+    signer = cardmaker.make_dcc_signer(not_before=now - timedelta(days=1), not_after=now + timedelta(days=1))
+    cards = demo_cards(signer, now)
+    (person,) = [card for card in cards if card.poster]
+    held = _card_frames(person, Scene(module_px=480 / 75, seed=7, **person.look))[10]
+    symbols = read_codes(open_decoder(DecoderConfig()), held).symbols
+    assert [s.text for s in symbols] == [person.poster, person.payload], "both read, the card last"
+    assert expected_reasons(cards)["old_venue_qr"] == 2  # the poster card, and the poster behind a person
