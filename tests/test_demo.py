@@ -13,7 +13,6 @@ from kiosk.cli import main
 from kiosk.config import DecoderConfig
 from kiosk.daemon import read_codes
 from kiosk.decoder import open_decoder
-from kiosk.demo import _card_frames, demo_cards, expected_reasons
 from kiosk.localbroker import find_mosquitto
 from kiosk.scenes import Scene
 
@@ -39,6 +38,9 @@ def test_demo_runs_the_whole_kiosk(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_a_person_stands_in_front_of_an_old_poster() -> None:
+    # Imported here: kiosk.demo binds sys.stdout when imported, and the test above reads capsys.
+    from kiosk.demo import _card_frames, demo_cards, expected_reasons
+
     now = datetime.now(UTC)
     signer = cardmaker.make_dcc_signer(not_before=now - timedelta(days=1), not_after=now + timedelta(days=1))
     cards = demo_cards(signer, now)
