@@ -83,3 +83,7 @@ class SignerKeyError(KioskError, ValueError):
 
 class InspectorCardError(KioskError, ValueError):
     """An inspector card cannot be made as asked (bad id, name or validity period)."""
+
+
+class UnsafeJSONError(KioskError, ValueError):
+    """A JSON text from outside is malformed, too large, too deep, not UTF-8 or has a repeated key."""

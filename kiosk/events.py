@@ -16,14 +16,14 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Literal
+from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kiosk import __version__, jws, keys
+from kiosk import __version__, jws, keys, safejson
 from kiosk.config import ID_PATTERN
-from kiosk.errors import EventError, SignatureError
+from kiosk.errors import EventError, SignatureError, UnsafeJSONError
 
 SCHEMA_VERSION: Literal[1] = 1
 EVENT_TYP = "kiosk-event"
@@ -35,6 +35,15 @@ CardFormat = Literal["national", "cccd", "dcc", "poster", "inspector", "unknown"
 
 UUID4_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 IDENTITY_PATTERN = r"^(hmac:[0-9a-f]{64}|plain:[^\x00-\x1f\x7f]{1,128})$"
+SW_PATTERN = r"^[\x21-\x7e]{1,32}$"
+
+# Every integer of the wire protocol lies in [0, 2**53 - 1]: exact in any JSON parser
+# (RFC 7493, I-JSON) and in a signed 64-bit database column.
+MAX_INT = 2**53 - 1
+MAX_EVENT_PAYLOAD_BYTES = 2048  # the largest possible event is about 1,200 bytes
+MAX_EVENT_TOKEN_BYTES = 4096  # base64url of the largest payload, header and signature
+MAX_ACK_BYTES = 256 * 1024
+WireInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 
 
 class ScanEvent(BaseModel):
@@ -47,9 +56,9 @@ class ScanEvent(BaseModel):
     kind: Kind = Field(description="A card scan, an inspector's check, or a person without a QR.")
     device: str = Field(pattern=ID_PATTERN, description="Device id; also the signature's kid.")
     destination: str = Field(pattern=ID_PATTERN, description="Destination (venue) id.")
-    epoch: int = Field(ge=0, description="UTC ms at which the spool or key was created.")
-    seq: int = Field(ge=1, description="Per-device sequence number within the epoch.")
-    ts: int = Field(ge=0, description="Time of the decision, UTC ms since 1970.")
+    epoch: int = Field(ge=0, le=MAX_INT, description="UTC ms at which the spool or key was created.")
+    seq: int = Field(ge=1, le=MAX_INT, description="Per-device sequence number within the epoch.")
+    ts: int = Field(ge=0, le=MAX_INT, description="Time of the decision, UTC ms since 1970.")
     clock_synced: bool = Field(description="Whether the clock was synchronised when `ts` was read.")
     direction: Direction | None = Field(description="Entry, exit, or none (e.g. a refused card).")
     verdict: Verdict = Field(description="Whether the person was let through.")
@@ -58,8 +67,17 @@ class ScanEvent(BaseModel):
     identity: str | None = Field(
         pattern=IDENTITY_PATTERN, description='"hmac:"+64 hex, "plain:"+id, or none.'
     )
-    sw: str = Field(min_length=1, max_length=32, description="Software version of the kiosk.")
+    sw: str = Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
     decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        # Only a visitor's scan has a direction; a person without a QR has no card at all.
+        if self.kind != "scan" and self.direction is not None:
+            raise ValueError(f"a {self.kind} event has no direction")
+        if self.kind == "no_qr" and (self.format != "unknown" or self.identity is not None):
+            raise ValueError("a no_qr event has format unknown and no identity")
+        return self
 
     def to_json(self) -> bytes:
         """The exact payload bytes that are signed: compact UTF-8 JSON in schema order."""
@@ -87,7 +105,7 @@ class EventDraft(BaseModel):
     format: CardFormat = "unknown"
     direction: Direction | None = None
     card_identity: str | None = Field(None, min_length=1, max_length=128, repr=False)
-    ts: int = Field(ge=0, description="UTC ms since 1970.")
+    ts: int = Field(ge=0, le=MAX_INT, description="UTC ms since 1970.")
     clock_synced: bool = True
     decode_ms: float = Field(0.0, ge=0, le=3_600_000)
 
@@ -151,6 +169,8 @@ def verify_event(token: bytes | str, public_keys: jws.KeyLookup | Ed25519PublicK
     Raises SignatureError (bad token or signature) or EventError (a signed
     payload that is not a valid event, or whose device is not the signer).
     """
+    if len(token) > MAX_EVENT_TOKEN_BYTES:
+        raise SignatureError(f"event token of {len(token)} bytes is larger than {MAX_EVENT_TOKEN_BYTES}")
     verified = jws.verify(token, public_keys)
     if verified.header.get("typ") != EVENT_TYP:
         raise SignatureError(f"token typ must be {EVENT_TYP!r}, not {verified.header.get('typ')!r}")
@@ -161,7 +181,18 @@ def verify_event(token: bytes | str, public_keys: jws.KeyLookup | Ed25519PublicK
 
 
 def parse_event(payload: bytes) -> ScanEvent:
-    """Parse payload bytes (already verified) as a schema-v1 event; raise EventError."""
+    """Parse payload bytes (already verified) as a schema-v1 event; raise EventError.
+
+    Every field is required, `v` included; unknown fields, repeated keys and
+    integers outside [0, 2**53 - 1] are refused.
+    """
+    try:
+        data = safejson.loads(payload, max_bytes=MAX_EVENT_PAYLOAD_BYTES, max_depth=1)
+    except UnsafeJSONError as e:
+        raise EventError(f"signed payload is not a valid schema-v1 event: {e}") from e
+    missing = [name for name in ScanEvent.model_fields if not isinstance(data, dict) or name not in data]
+    if missing:
+        raise EventError(f"signed payload is not a valid schema-v1 event: missing {', '.join(missing)}")
     try:
         return ScanEvent.model_validate_json(payload)
     except ValidationError as e:
@@ -182,15 +213,15 @@ class Ack(BaseModel):
 
     v: Literal[1] = Field(SCHEMA_VERSION, description="Schema version.")
     device: str = Field(pattern=ID_PATTERN, description="The device this ack is for.")
-    epochs: dict[str, int] = Field(
-        description='"<epoch>" -> highest seq such that every seq <= it is stored.'
+    epochs: dict[Annotated[str, Field(pattern=r"^[0-9]{1,16}$")], WireInt] = Field(
+        description='"<epoch>" -> highest seq such that every seq <= it is stored.',
     )
-    resend: list[tuple[int, int, int]] = Field(
+    resend: list[tuple[WireInt, WireInt, WireInt]] = Field(
         default_factory=list,
         max_length=MAX_RESEND_RANGES,
         description="[epoch, first_seq, last_seq] ranges central asks to be sent again.",
     )
-    ts: int = Field(ge=0, description="When central wrote the ack, UTC ms.")
+    ts: int = Field(ge=0, le=MAX_INT, description="When central wrote the ack, UTC ms.")
 
     def acked(self) -> dict[int, int]:
         """The epochs as integers; raises EventError on a key that is not one."""
@@ -215,7 +246,9 @@ def verify_ack(token: bytes | str, authority_keys: jws.KeyLookup | Ed25519Public
     if verified.header.get("typ") != ACK_TYP:
         raise SignatureError(f"token typ must be {ACK_TYP!r}, not {verified.header.get('typ')!r}")
     try:
-        ack = Ack.model_validate_json(verified.payload)
+        ack = safejson.validate(Ack, verified.payload, max_bytes=MAX_ACK_BYTES, max_depth=3)
+    except UnsafeJSONError as e:
+        raise EventError(f"signed payload is not a valid ack: {e}") from e
     except ValidationError as e:
         raise EventError(f"signed payload is not a valid ack: {e.error_count()} problem(s): {e}") from e
     ack.acked()

@@ -22,10 +22,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk.errors import SignatureError
+from kiosk import safejson
+from kiosk.errors import SignatureError, UnsafeJSONError
 
 ALG = "EdDSA"
 MAX_TOKEN_BYTES = 8 * 1024 * 1024  # a 1,000,000-entry status list fits; anything larger is refused
+MAX_HEADER_BYTES = 1024
+HEADER_FIELDS = frozenset({"alg", "kid", "typ"})  # what `sign` writes; anything else is refused
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,20 @@ def verify(token: bytes | str, keys: KeyLookup | Ed25519PublicKey) -> Verified:
 
 
 def _header(segment: bytes) -> dict[str, Any]:
+    if len(segment) > MAX_HEADER_BYTES:
+        raise SignatureError(f"header is larger than {MAX_HEADER_BYTES} bytes")
     try:
-        header = json.loads(b64url_decode(segment))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SignatureError("header is not JSON") from e
+        header = safejson.loads(b64url_decode(segment), max_bytes=MAX_HEADER_BYTES, max_depth=1)
+    except UnsafeJSONError as e:
+        raise SignatureError(f"header is not acceptable JSON: {e}") from e
     if not isinstance(header, dict) or header.get("alg") != ALG:
         raise SignatureError(f"header must name alg {ALG!r}")
-    if not isinstance(header.get("kid"), str):
-        raise SignatureError("header has no kid")
-    if "crit" in header:
-        raise SignatureError("critical header extensions are not supported")
+    if not isinstance(header.get("kid"), str) or not 0 < len(header["kid"]) <= 128:
+        raise SignatureError("header has no kid (a string of 1 to 128 characters)")
+    if not isinstance(header.get("typ", ""), str):
+        raise SignatureError("header typ must be a string")
+    # crit, jwk, jku, x5u... would ask the verifier to trust or honour something else: refused.
+    extra = sorted(set(header) - HEADER_FIELDS)
+    if extra:
+        raise SignatureError(f"header fields {', '.join(extra)} are not allowed (only alg, kid, typ)")
     return header

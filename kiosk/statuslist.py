@@ -42,8 +42,8 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from kiosk import jws
-from kiosk.errors import SignatureError, StatusListError
+from kiosk import jws, safejson
+from kiosk.errors import SignatureError, StatusListError, UnsafeJSONError
 from kiosk.keys import load_public_keys, thumbprint
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,9 @@ def parse_payload(payload: bytes) -> StatusList:
     if newline < 0:
         raise StatusListError("status list payload has no metadata line")
     try:
-        meta = _Meta.model_validate_json(payload[:newline])
+        meta = safejson.validate(_Meta, payload[:newline], max_bytes=64 * 1024, max_depth=4)
+    except UnsafeJSONError as e:
+        raise StatusListError(f"status list metadata is invalid: {e}") from e
     except ValidationError as e:
         raise StatusListError(f"status list metadata is invalid: {_first_error(e)}") from e
     groups = tuple(Status(g.status, g.until.astimezone(UTC) if g.until else None) for g in meta.groups)

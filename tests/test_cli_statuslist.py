@@ -155,3 +155,16 @@ def test_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
         main(["statuslist", "make", "l.csv", "-o", str(tmp_path / "o"), *extra])
     assert caught.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_verify_a_deeply_nested_header_exits_2(
+    tmp_path: Path, authority: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 100,000 nested `[` in the header once raised RecursionError before any key was needed.
+    from kiosk.jws import b64url
+
+    token = tmp_path / "deep.jws"
+    token.write_text(f"{b64url(b'[' * 100_000)}.{b64url(b'x')}.{b64url(bytes(64))}")
+    assert main(["statuslist", "verify", str(token), "--keys", str(authority[1])]) == 2
+    err = capsys.readouterr().err
+    assert "header" in err and "Traceback" not in err

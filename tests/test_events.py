@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from kiosk import jws, keys
 from kiosk.errors import EventError, SignatureError
 from kiosk.events import (
+    MAX_INT,
     EventDraft,
     ScanEvent,
     build_event,
@@ -83,7 +84,7 @@ def test_plain_identity_when_configured() -> None:
 
 
 def test_no_identity_for_no_qr() -> None:
-    assert _event(kind="no_qr", card_identity=None, format="unknown").identity is None
+    assert _event(kind="no_qr", card_identity=None, format="unknown", direction=None).identity is None
 
 
 def test_draft_has_no_place_for_a_name() -> None:
@@ -161,7 +162,7 @@ def test_parse_refuses_invalid_events(change: dict[str, object]) -> None:
 
 
 @given(
-    seq=st.integers(1, 2**53),
+    seq=st.integers(1, MAX_INT),
     ts=st.integers(0, 2**45),
     decode_ms=st.floats(0, 10_000, allow_nan=False),
     card=st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=64),

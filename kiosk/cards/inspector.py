@@ -23,10 +23,10 @@ from typing import ClassVar, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kiosk import jws
+from kiosk import jws, safejson
 from kiosk.cards.base import Rejection
 from kiosk.cards.masking import mask_name
-from kiosk.errors import InspectorCardError, SignatureError
+from kiosk.errors import InspectorCardError, SignatureError, UnsafeJSONError
 from kiosk.keys import thumbprint
 from kiosk.reasons import Reason
 from kiosk.statuslist import KeySource
@@ -227,7 +227,9 @@ def _verify(token: bytes, keys: KeySource) -> jws.Verified:
 
 def _card(verified: jws.Verified) -> InspectorCard:
     try:
-        claims = _Claims.model_validate_json(verified.payload)
+        claims = safejson.validate(_Claims, verified.payload, max_bytes=16 * 1024, max_depth=2)
+    except UnsafeJSONError as e:
+        raise _Refused(Reason.INSPECTOR_CARD_INVALID, f"signed payload: {e}") from e
     except ValidationError as e:
         raise _Refused(Reason.INSPECTOR_CARD_INVALID, f"signed payload: {_first_error(e)}") from e
     return InspectorCard(

@@ -12,7 +12,6 @@ and publishes the acks.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -25,16 +24,20 @@ from typing import Any, Protocol
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk import safejson
 from kiosk.central import acks, mqtt
 from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, StateRow, Store
-from kiosk.errors import EventError, SignatureError
-from kiosk.events import MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
+from kiosk.errors import EventError, SignatureError, UnsafeJSONError
+from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
 from kiosk.health import STATUSES
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
 log = logging.getLogger(__name__)
+
+MAX_STATE_BYTES = 64 * 1024
+
 
 def now_ms() -> int:
     """The current UTC time in ms since 1970."""
@@ -138,11 +141,17 @@ class Processor:
                 self._take_state(parsed[0], parsed[1], payload)
         except MessageRefusedError as e:
             self._reject(topic, parsed[1] if parsed else None, e)
+        except Exception as e:  # no message may stop the ingest; this one is a bug to fix
+            log.exception("message on %s could not be handled", _clean(topic, 256))
+            refused = MessageRefusedError("unhandled", f"{type(e).__name__}: {e}")
+            self._reject(topic, parsed[1] if parsed else None, refused)
 
     def _reject(self, topic: str, device: str | None, e: MessageRefusedError) -> None:
         self.stats.rejected[e.reason] += 1
-        self._rejects.append(RejectRow(self._clock(), topic[:256], device, e.reason, str(e)[:300]))
-        log.debug("rejected %s: %s (%s)", topic, e.reason, e)
+        self._rejects.append(
+            RejectRow(self._clock(), _clean(topic, 256), device, e.reason, _clean(str(e), 300))
+        )
+        log.debug("rejected %s: %s (%s)", _clean(topic, 256), e.reason, _clean(str(e), 300))
 
     def _take_event(self, destination: str, device: str, payload: bytes) -> None:
         self.stats.received += 1
@@ -194,7 +203,7 @@ class Processor:
         if self._registry.get(device) is None:
             raise MessageRefusedError("unknown_device", f"state of unregistered device {device}")
         received = self._clock()
-        ts = state["ts"] if isinstance(state.get("ts"), int) and state["ts"] > 0 else received
+        ts = state.get("ts") or received  # the broker's will (offline) carries no time
         self._states.append(StateRow(device, destination, state["status"], ts, received, payload.decode()))
         self.stats.states += 1
 
@@ -296,12 +305,20 @@ def _row(event: ScanEvent, token: bytes, received_ms: int) -> EventRow:
 
 def _state_message(payload: bytes) -> dict[str, Any]:
     try:
-        state = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MessageRefusedError("bad_state", f"state is not JSON: {e}") from e
+        state = safejson.loads(payload, max_bytes=MAX_STATE_BYTES, max_depth=4)
+    except UnsafeJSONError as e:
+        raise MessageRefusedError("bad_state", f"state is not acceptable JSON: {e}") from e
     if not isinstance(state, dict) or state.get("status") not in STATUSES:
         raise MessageRefusedError("bad_state", f"state must be a JSON object with status one of {STATUSES}")
+    ts = state.get("ts")
+    if ts is not None and (type(ts) is not int or not 0 <= ts <= MAX_INT):
+        raise MessageRefusedError("bad_state", f"state ts must be an integer in [0, {MAX_INT}] (UTC ms)")
     return state
+
+
+def _clean(text: str, limit: int) -> str:
+    # What is stored of a refused message: no NUL (PostgreSQL text refuses it), valid UTF-8.
+    return text[:limit].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class MessageQueue:

@@ -6,17 +6,16 @@ the registry (its past events remain attributable) but its new events are refuse
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kiosk import keys
+from kiosk import keys, safejson
 from kiosk.central.store import DeviceRow, Store
 from kiosk.config import ID_PATTERN
-from kiosk.errors import RegistryError
+from kiosk.errors import RegistryError, UnsafeJSONError
 from kiosk.names import check_not_reserved
 
 ACTIVE = "active"
@@ -42,8 +41,8 @@ class Registration(BaseModel):
 def parse_registration(text: str | bytes) -> Registration:
     """Validate a registration record; its PEM, JWK and fingerprint must all name one key."""
     try:
-        record = Registration.model_validate(json.loads(text))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        record = Registration.model_validate(safejson.loads(text, max_bytes=64 * 1024, max_depth=3))
+    except UnsafeJSONError as e:
         raise RegistryError(f"registration record is not JSON: {e}") from e
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
