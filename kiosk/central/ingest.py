@@ -37,6 +37,7 @@ from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 log = logging.getLogger(__name__)
 
 MAX_STATE_BYTES = 64 * 1024
+TRANSACTION_ATTEMPTS = 3  # a deadlock or serialization failure between instances is retried
 
 
 def now_ms() -> int:
@@ -214,24 +215,39 @@ class Processor:
 
     def flush(self) -> list[tuple[str, bytes]]:
         """Commit the batch, then return (topic, token) of every ack that is now due."""
-        batch, self._batch = list(self._batch.values()), {}
-        try:
-            new = self._store.insert_events(batch)
-            self._store.add_rejects(self._rejects)
-            for state in self._states:
-                self._store.put_state(state)
-            arrived = {(row.device, row.epoch) for row in batch}
-            resend = {pair: self._advance(*pair) for pair in arrived | self._due_sweep()}
-            self._store.commit()
-            self._recent |= arrived
-        except BaseException:
-            self._store.rollback()
-            raise
-        finally:
-            self._rejects, self._states = [], []
+        batch, self._batch = sorted(self._batch.values(), key=_event_key), {}
+        rejects, states, self._rejects, self._states = self._rejects, self._states, [], []
+        pairs = sorted({(row.device, row.epoch) for row in batch} | self._due_sweep())
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                new, resend = self._write(batch, rejects, states, pairs)
+                break
+            except BaseException as e:
+                self._store.rollback()
+                if attempt == TRANSACTION_ATTEMPTS or not self._store.is_transient(e):
+                    raise
+                log.warning("batch of %d rolled back (%s); trying again", len(batch), e)
+        self._recent |= {(row.device, row.epoch) for row in batch}
         self.stats.stored += new
         self.stats.duplicates += len(batch) - new
         return self._acks(resend)
+
+    def _write(
+        self,
+        batch: list[EventRow],
+        rejects: list[RejectRow],
+        states: list[StateRow],
+        pairs: list[tuple[str, int]],
+    ) -> tuple[int, dict[tuple[str, int], tuple[tuple[int, int], ...]]]:
+        # Every instance writes rows in one order (events, states by device, progress by device
+        # and epoch), so overlapping transactions wait for each other instead of deadlocking.
+        new = self._store.insert_events(batch)
+        self._store.add_rejects(rejects)
+        for state in sorted(states, key=lambda s: (s.device, s.ts)):
+            self._store.put_state(state)
+        resend = {pair: self._advance(*pair) for pair in pairs}
+        self._store.commit()
+        return new, resend
 
     def reload_registry(self) -> None:
         """Re-read the registry: `kiosk-central devices` may have changed it."""
@@ -295,6 +311,10 @@ def _ranges(
         if dev == device
         for first, last in gaps
     )
+
+
+def _event_key(row: EventRow) -> tuple[str, int, int]:
+    return (row.device, row.epoch, row.seq)
 
 
 def _row(event: ScanEvent, token: bytes, received_ms: int) -> EventRow:

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS state_log (
     status TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS state_log_device_ts ON state_log (device, ts);
+CREATE UNIQUE INDEX IF NOT EXISTS state_log_once ON state_log (device, ts, status);
 """
 
 
@@ -197,6 +198,13 @@ class Store:
         """Forget everything written since the last commit."""
         self._conn.rollback()
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a failed transaction may succeed when simply run again (a deadlock, a lock timeout)."""
+        if isinstance(error, sqlite3.OperationalError):
+            return "locked" in str(error) or "busy" in str(error)
+        # PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+        return getattr(error, "sqlstate", None) in ("40001", "40P01", "55P03")
+
     def close(self) -> None:
         """Roll back anything uncommitted and close; safe to call twice."""
         if not self._closed:
@@ -214,10 +222,7 @@ class Store:
 
     def put_device(self, row: DeviceRow) -> None:
         """Register a device, or replace its record (a re-provisioned device gets a new key)."""
-        self._execute("DELETE FROM devices WHERE device = ?", (row.device,))
-        self._execute(
-            f"INSERT INTO devices ({_columns(DeviceRow)}) VALUES ({_marks(DeviceRow)})", _values(row)
-        )
+        self._execute(_upsert("devices", DeviceRow, "device"), _values(row))
 
     def set_device_status(self, device: str, status: str) -> bool:
         """Set a device's status; False when no such device is registered."""
@@ -232,7 +237,10 @@ class Store:
     # Events.
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
-        """Store events, ignoring any (device, epoch, seq) already stored; return how many were new."""
+        """Store events, ignoring any (device, epoch, seq) already stored; return how many were new.
+
+        Several writers should pass rows in key order, so that they never deadlock.
+        """
         if not rows:
             return 0
         sql = f"INSERT INTO events ({_columns(EventRow)}) VALUES ({_marks(EventRow)}) ON CONFLICT DO NOTHING"
@@ -323,19 +331,24 @@ class Store:
     # Device state.
 
     def put_state(self, row: StateRow) -> None:
-        """Save a device's latest state, logging it when its status changed."""
+        """Save a device's latest state, logging it when its status changed.
+
+        Every ingest instance receives every state, so this must be safe when several write
+        the same one at once: an upsert that only a newer `ts` wins, and a log keyed by
+        (device, ts, status) that takes each change once.
+        """
         before = self._query("SELECT status, ts FROM device_state WHERE device = ?", (row.device,))
         if before and int(before[0][1]) > row.ts:
             return  # an older message delivered late must not overwrite a newer state
-        self._execute("DELETE FROM device_state WHERE device = ?", (row.device,))
-        sql = f"INSERT INTO device_state ({_columns(StateRow)}) VALUES ({_marks(StateRow)})"
+        sql = _upsert("device_state", StateRow, "device") + " WHERE excluded.ts >= device_state.ts"
         self._execute(sql, _values(row))
         if not before or before[0][0] != row.status:
             self.log_state(row.device, row.ts, row.status)
 
     def log_state(self, device: str, ts: int, status: str) -> None:
-        """Record that a device's status became `status` at ts."""
-        self._execute("INSERT INTO state_log (device, ts, status) VALUES (?, ?, ?)", (device, ts, status))
+        """Record that a device's status became `status` at ts (once, however many instances say so)."""
+        sql = "INSERT INTO state_log (device, ts, status) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        self._execute(sql, (device, ts, status))
 
     def states(self) -> list[StateRow]:
         """Every device's latest state."""
@@ -349,6 +362,16 @@ class Store:
         sql = "SELECT ts, status FROM state_log WHERE device = ? AND ts >= ? AND ts < ? ORDER BY ts"
         rows = earlier + self._query(sql, (device, start_ms, end_ms))
         return [(int(ts), str(status)) for ts, status in rows]
+
+
+def _upsert(table: str, cls: type, key: str) -> str:
+    # INSERT ... ON CONFLICT DO UPDATE: one statement, so two writers of one key never collide
+    # (a DELETE then INSERT lets both delete, and the second insert fail on the primary key).
+    updates = ", ".join(f"{f.name} = excluded.{f.name}" for f in fields(cls) if f.name != key)
+    return (
+        f"INSERT INTO {table} ({_columns(cls)}) VALUES ({_marks(cls)})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
 
 
 def _event_params(row: EventRow) -> tuple[Any, ...]:
