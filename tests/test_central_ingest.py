@@ -198,3 +198,27 @@ def test_resend_ranges_are_capped_at_what_a_kiosk_accepts(processor: Processor, 
     ack = verify_ack(processor.flush()[0][1], AUTHORITY.public_key())
     assert len(ack.resend) == MAX_RESEND_RANGES
     assert ack.resend[0] == (K1.epoch, 1, 1)
+
+
+def test_every_active_device_is_acked_periodically_even_without_events(store: Store, clock: Clock) -> None:
+    # A broker that lost accepted events while central was down leaves the kiosks waiting
+    # for an ack that nothing would trigger; the periodic ack makes them re-send.
+    processor = Processor(
+        store=store, registry=Registry(store), authority_key=AUTHORITY, clock=clock,
+        options=IngestOptions(resend_after_s=10, ack_all_every_s=60),
+    )  # fmt: skip
+    processor.handle(K1.topic(), K1.token(1))
+    assert [topic for topic, _ in processor.flush()] == [K1.topic("ack")]
+    clock.ms += 59_000
+    assert K2.topic("ack") not in dict(processor.flush())  # (kiosk-1 is re-acked: it was acked recently)
+    clock.ms += 1_000
+    assert processor.sweep_due
+    due = dict(processor.flush())
+    assert set(due) == {K1.topic("ack"), K2.topic("ack")}
+    assert _ack(due[K2.topic("ack")])["epochs"] == {}  # never heard of: resend everything unconfirmed
+    assert _ack(due[K1.topic("ack")])["epochs"] == {str(K1.epoch): 1}
+    Registry(store).revoke(K2.device)
+    store.commit()
+    processor.reload_registry()
+    clock.ms += 60_000
+    assert [topic for topic, _ in processor.flush()] == [K1.topic("ack")]

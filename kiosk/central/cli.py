@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import build_report, load_report_settings
 from kiosk.central.store import Store, open_store
 from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
+from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.topics import statuslist_topic
 
 log = logging.getLogger("kiosk.central")
@@ -200,6 +202,7 @@ def ingest_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    notifier = Notifier()
     with _store(args) as store:
         processor = Processor(
             store=store, registry=Registry(store), authority_key=key,
@@ -207,13 +210,41 @@ def ingest_command(args: argparse.Namespace) -> int:
             options=IngestOptions(resend_after_s=args.resend_after),
         )  # fmt: skip
         ingest = Ingest(
-            processor=processor, broker=_broker_settings(args, args.client_id), batch_size=args.batch
-        )
-        ingest.run(stop)
+            processor=processor, broker=_broker_settings(args, args.client_id), batch_size=args.batch,
+            tick=_watchdog(notifier),
+        )  # fmt: skip
+        # Ready once the database is open: an absent broker is waited for (with backoff), not fatal.
+        notifier.ready(f"waiting for broker {args.broker}")
+        ingest.run(stop, ready=_Status(notifier, f"ingesting from {args.broker}"))
+        notifier.stopping()
     s = processor.stats
     log.info("stopped: %d received, %d stored, %d duplicates, rejected %s", s.received, s.stored,
              s.duplicates, dict(s.rejected) or "none")  # fmt: skip
     return 0
+
+
+def _watchdog(notifier: Notifier) -> Callable[[], None]:
+    """A tick that pets systemd's watchdog at half its interval (the loop turns every 50 ms)."""
+    interval = watchdog_interval_s() or 2.0
+    last = [0.0]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] >= interval:
+            last[0] = time.monotonic()
+            notifier.watchdog()
+
+    return tick
+
+
+class _Status:
+    """A `ready` signal that sets systemd's status line."""
+
+    def __init__(self, notifier: Notifier, text: str) -> None:
+        self._notifier, self._text = notifier, text
+
+    def set(self) -> None:
+        """Subscribed: say so."""
+        self._notifier.status(self._text)
 
 
 # report

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from kiosk.central import acks, mqtt
 from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, StateRow, Store
-from kiosk.errors import EventError, SignatureError, UnsafeJSONError
+from kiosk.errors import EventError, SignatureError, UnsafeJSONError, UplinkError
 from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
 from kiosk.health import STATUSES
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
@@ -80,6 +81,7 @@ class IngestOptions:
     """Tuning of the ingest."""
 
     resend_after_s: float = 10.0  # a gap this old is asked for again; younger ones may be in flight
+    ack_all_every_s: float = 120.0  # every active device is acked this often, events or not
     gap_scan_limit: int = 100_000  # seqs read per epoch per flush when walking over a gap
 
 
@@ -128,6 +130,7 @@ class Processor:
         self._open_gaps: set[tuple[str, int]] = set()
         self._recent: set[tuple[str, int]] = set()
         self._swept_ms = clock()
+        self._acked_all_ms = clock()
         self.stats = Stats()
 
     def handle(self, topic: str, payload: bytes) -> None:
@@ -218,6 +221,7 @@ class Processor:
         batch, self._batch = sorted(self._batch.values(), key=_event_key), {}
         rejects, states, self._rejects, self._states = self._rejects, self._states, [], []
         pairs = sorted({(row.device, row.epoch) for row in batch} | self._due_sweep())
+        everyone = self._due_everyone()
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
                 new, resend = self._write(batch, rejects, states, pairs)
@@ -230,7 +234,7 @@ class Processor:
         self._recent |= {(row.device, row.epoch) for row in batch}
         self.stats.stored += new
         self.stats.duplicates += len(batch) - new
-        return self._acks(resend)
+        return self._acks({device for device, _ in resend} | everyone, resend)
 
     def _write(
         self,
@@ -255,10 +259,25 @@ class Processor:
 
     @property
     def sweep_due(self) -> bool:
-        """Whether gaps and recent acks should be looked at again (see `_due_sweep`)."""
+        """Whether gaps, recent acks or the periodic ack of every device are due (a flush does them)."""
+        if self._clock() - self._acked_all_ms >= self._ack_all_ms:
+            return True
         return (
             bool(self._open_gaps or self._recent) and self._clock() - self._swept_ms >= self._resend_after_ms
         )
+
+    @property
+    def _ack_all_ms(self) -> int:
+        return int(self.options.ack_all_every_s * 1000)
+
+    def _due_everyone(self) -> set[str]:
+        # A kiosk re-sends what stays unacknowledged when an ack arrives. After a broker lost
+        # events that it had accepted, while central was down, nothing else would ever arrive:
+        # so every active device hears from central periodically, even with nothing new.
+        if self._clock() - self._acked_all_ms < self._ack_all_ms:
+            return set()
+        self._acked_all_ms = self._clock()
+        return {row.device for row in self._registry.devices() if row.status != REVOKED}
 
     @property
     def _resend_after_ms(self) -> int:
@@ -286,9 +305,11 @@ class Processor:
             self._open_gaps.discard((device, epoch))
         return result.gaps
 
-    def _acks(self, resend: dict[tuple[str, int], tuple[tuple[int, int], ...]]) -> list[tuple[str, bytes]]:
+    def _acks(
+        self, devices: set[str], resend: dict[tuple[str, int], tuple[tuple[int, int], ...]]
+    ) -> list[tuple[str, bytes]]:
         out = []
-        for device in sorted({device for device, _ in resend}):
+        for device in sorted(devices):
             registered = self._registry.get(device)
             if registered is None:
                 continue
@@ -374,10 +395,15 @@ def run_loop(
     batch_size: int = 2000,
     wait_s: float = 0.05,
     refresh_s: float = 5.0,
+    tick: Callable[[], None] = lambda: None,
 ) -> None:
-    """Batch messages into the processor and flush until `stop` is set; `settle` PUBACKs and publishes."""
+    """Batch messages into the processor and flush until `stop` is set; `settle` PUBACKs and publishes.
+
+    `tick` is called on every turn (at least every `wait_s`): the systemd watchdog.
+    """
     refreshed = time.monotonic()
     while not stop.is_set():
+        tick()
         items = messages.take(batch_size, wait_s)
         if time.monotonic() - refreshed > refresh_s:
             processor.reload_registry()
@@ -399,20 +425,32 @@ class Ingest:
     """The MQTT side: subscribe, feed the processor in batches, PUBACK and publish acks after each commit."""
 
     def __init__(
-        self, *, processor: Processor, broker: BrokerSettings, batch_size: int = 2000, wait_s: float = 0.05
+        self,
+        *,
+        processor: Processor,
+        broker: BrokerSettings,
+        batch_size: int = 2000,
+        wait_s: float = 0.05,
+        backoff: Backoff | None = None,
+        tick: Callable[[], None] = lambda: None,
     ) -> None:
         self._processor = processor
         self._broker = broker
         self._batch_size = batch_size
         self._wait_s = wait_s
+        self._backoff = backoff or Backoff()
+        self._tick = tick
 
     def run(self, stop: threading.Event, *, ready: Signal | None = None) -> None:
-        """Ingest until `stop` is set (`ready` is set once subscribed); UplinkError when refused."""
+        """Ingest until `stop` is set (`ready` is set once subscribed); UplinkError when refused.
+
+        An unreachable broker is waited for, with backoff; a refused login is an error.
+        """
         messages = MessageQueue()
+        client = self._connect(messages, stop)
+        if client is None:
+            return  # stopped while waiting for the broker
         topics = self._processor.topics
-        client = mqtt.connect(
-            self._broker, on_message=messages.put, subscriptions=(topics.events, topics.states)
-        )
         log.info("ingesting %s and %s from %s", topics.events, topics.states, self._broker.url)
         if ready is not None:
             ready.set()
@@ -424,9 +462,47 @@ class Ingest:
                 stop=stop,
                 batch_size=self._batch_size,
                 wait_s=self._wait_s,
+                tick=self._tick,
             )
         finally:
             mqtt.close(client)
+
+    def _connect(self, messages: MessageQueue, stop: threading.Event) -> paho.Client | None:
+        topics = self._processor.topics
+        while not stop.is_set():
+            try:
+                return mqtt.connect(
+                    self._broker, on_message=messages.put, subscriptions=(topics.events, topics.states)
+                )
+            except UplinkError as e:
+                if not isinstance(e.__cause__, OSError):
+                    raise  # refused (credentials, ACL): waiting would not help
+                delay = self._backoff.next_delay()
+                log.warning("%s; trying again in %.1f s", e, delay)
+            self._wait(stop, delay)
+        return None
+
+    def _wait(self, stop: threading.Event, delay_s: float) -> None:
+        deadline = time.monotonic() + delay_s
+        while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            self._tick()  # the watchdog: waiting for the broker is not a hang
+            if time.monotonic() >= deadline:
+                return
+
+
+class Backoff:
+    """Delays between connection attempts: uniform in [0, min(cap, base * 2**attempt)] (full jitter)."""
+
+    def __init__(self, base_s: float = 1.0, cap_s: float = 30.0, *, rng: random.Random | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self._rng = rng or random.Random()
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        """The next delay; the ceiling doubles on each call up to the cap."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(self._attempt, 32))
+        self._attempt += 1
+        return self._rng.uniform(0, ceiling)
 
 
 def _settle(
