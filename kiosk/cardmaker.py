@@ -25,6 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.type import univ
+from pyasn1_modules import rfc5280
 
 from kiosk.cards.cccd import Gender, id_digits
 from kiosk.cards.cose import ALGORITHMS, HEADER_ALG, HEADER_KID, TAG_SIGN1
@@ -155,6 +159,36 @@ def make_dcc_signer(
         builder = builder.add_extension(x509.ExtendedKeyUsage(_usage_oids(key_usage)), critical=False)
     digest = None if alg == "EdDSA" else hashes.SHA256()
     return DccSigner(alg, key, builder.sign(key, digest))
+
+
+def with_explicit_ca_false(signer: DccSigner) -> DccSigner:
+    """The signer with its certificate re-issued holding a BasicConstraints that writes out `ca FALSE`.
+
+    DER forbids writing a default value; some real document signers do it anyway,
+    and `cryptography` then refuses to read any extension of the certificate. This
+    makes such a certificate, to test that the kiosk still reads its key usage.
+    """
+    der = signer.certificate.public_bytes(serialization.Encoding.DER)
+    certificate, _ = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
+    extension = rfc5280.Extension()
+    extension["extnID"] = rfc5280.id_ce_basicConstraints
+    extension["critical"] = True
+    extension["extnValue"] = univ.OctetString(b"\x30\x03\x01\x01\x00")  # SEQUENCE { BOOLEAN FALSE }
+    tbs = certificate["tbsCertificate"]
+    tbs["extensions"].append(extension)
+    certificate["signature"] = univ.BitString.fromOctetString(_sign_x509(signer, der_encoder.encode(tbs)))
+    lax = x509.load_der_x509_certificate(der_encoder.encode(certificate))
+    return DccSigner(signer.alg, signer.private_key, lax)
+
+
+def _sign_x509(signer: DccSigner, tbs: bytes) -> bytes:
+    """An X.509 signature (ECDSA as DER, RSA as PKCS#1 v1.5, as CertificateBuilder made the original)."""
+    key = signer.private_key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(tbs)
 
 
 def sign1_message(

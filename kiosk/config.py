@@ -12,6 +12,7 @@ keys) are never written in the config: it names the files that hold them.
 from __future__ import annotations
 
 import os
+import reprlib
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -31,6 +32,14 @@ from pydantic import (
 from kiosk.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+# Bounds on the file before it is parsed: a kiosk config is a few KiB, two tables deep.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_LINE = 4096
+MAX_CONFIG_DEPTH = 16
+# Values in error messages are cut short, so a hostile value cannot flood the report.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 4, 120, 120, 20, 20
+_TOO_DEEP = f"arrays or tables nested more than {MAX_CONFIG_DEPTH} deep; no kiosk key is"
 ENV_CONFIG = "KIOSK_CONFIG"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 # Status-list codes that refuse entry unless `policy.blocked_statuses` says otherwise.
@@ -489,17 +498,48 @@ def parse_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Setti
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    text = _config_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except RecursionError as e:  # tomllib recurses once per level of nested arrays and inline tables
+        raise ConfigError(f"{path}: {_TOO_DEEP}") from e
+    _check_depth(path, data)
+    return data
+
+
+def _config_text(path: Path) -> str:
+    """The file as text, refused before parsing when it is too big for a config or has a huge line."""
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {path}") from e
     except (PermissionError, IsADirectoryError) as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a kiosk config file")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text: {e}") from e
+    # tomllib takes time quadratic in a dotted key's length; a line bound keeps any key short.
+    longest = max(((len(line), n) for n, line in enumerate(text.splitlines(), 1)), default=(0, 0))
+    if longest[0] > MAX_CONFIG_LINE:
+        raise ConfigError(f"{path}: line {longest[1]} is longer than {MAX_CONFIG_LINE} characters")
+    return text
+
+
+def _check_depth(path: Path, data: dict[str, Any]) -> None:
+    """Refuse nesting deeper than any kiosk key, walking without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{path}: {_TOO_DEEP}")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _describe(err: Any) -> str:
@@ -509,7 +549,7 @@ def _describe(err: Any) -> str:
         message = "unknown key (misspelt? see provisioning/kiosk.toml.example)"
     if err["type"] == "missing":
         return f"{key}: {message}"
-    return f"{key} = {err['input']!r}: {message}"
+    return f"{key} = {_SHORT.repr(err['input'])}: {message}"
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -13,8 +13,8 @@ but the wire protocol fixes `EdDSA`; this module is the few lines of glue over
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,15 +49,30 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+
+
 def b64url_decode(text: str | bytes) -> bytes:
-    """Decode base64url without padding; raise SignatureError on bad input."""
-    raw = text.encode("ascii") if isinstance(text, str) else text
-    if b"=" in raw:
-        raise SignatureError("base64url must not be padded")
+    """Decode canonical base64url without padding; raise SignatureError on anything else.
+
+    Strict, so one value has one spelling: no padding, no `+`, `/`, whitespace or
+    other inserted characters, no impossible length, no stray bits in the last
+    character. Every base64url value the kiosk reads goes through here.
+    """
     try:
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError) as e:
-        raise SignatureError(f"bad base64url: {e}") from e
+        raw = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError as e:
+        raise SignatureError("bad base64url: not ASCII") from e
+    if raw.endswith(b"="):
+        raise SignatureError("base64url must not be padded")
+    if not _B64URL.fullmatch(raw):
+        raise SignatureError("bad base64url: only A-Z, a-z, 0-9, '-' and '_' without padding")
+    if len(raw) % 4 == 1:
+        raise SignatureError("bad base64url: impossible length")
+    data = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    if b64url(data).encode("ascii") != raw:  # unused low bits set: a second spelling of the same bytes
+        raise SignatureError("bad base64url: not canonical (stray bits in the last character)")
+    return data
 
 
 def sign(payload: bytes, key: Ed25519PrivateKey, *, kid: str, typ: str | None = None) -> bytes:

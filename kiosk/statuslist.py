@@ -244,7 +244,7 @@ def parse_until(text: str, *, line: int | None = None) -> datetime:
     """An `until` cell: a date means the end of that day in Vietnam (UTC+7); a time needs a zone."""
     where = f"line {line}: " if line else ""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             day = date.fromisoformat(text) + timedelta(days=1)
             return datetime.combine(day, time(), VIETNAM).astimezone(UTC)
         moment = datetime.fromisoformat(text)

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from pyasn1.codec.ber import decoder as ber_decoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import univ
+from pyasn1_modules import rfc5280
 
 from kiosk.errors import TrustListError
 
@@ -25,6 +29,41 @@ SUFFIXES = frozenset({".pem", ".der", ".crt"})
 def kid_of(certificate: x509.Certificate) -> bytes:
     """The DCC key id of a certificate: the first 8 bytes of SHA-256 over its DER."""
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()[:KID_LENGTH]
+
+
+def key_usages(certificate: x509.Certificate) -> frozenset[str] | None:
+    """The extended key usage OIDs (dotted) of a certificate, or None if it has no such extension.
+
+    `cryptography` reads extensions only from strict DER and refuses them all for one
+    harmless slip, such as a BasicConstraints that writes out its default `ca FALSE`
+    (real document signers do this); the extension is then read again leniently.
+    Raises ValueError only when the extended key usage itself cannot be read.
+    """
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError:
+        return _key_usages_lenient(certificate.public_bytes(Encoding.DER))
+    return frozenset(oid.dotted_string for oid in usage)
+
+
+class _Oids(univ.SequenceOf):
+    # ExtKeyUsageSyntax without its SIZE (1..MAX): an empty list reads as "no DCC usage", i.e. every type.
+    componentType = univ.ObjectIdentifier()  # noqa: N815 - the name pyasn1 reads
+
+
+def _key_usages_lenient(der: bytes) -> frozenset[str] | None:
+    """The extended key usage read with a BER decoder, which forgives what strict DER forbids."""
+    try:
+        certificate, _ = ber_decoder.decode(der, asn1Spec=rfc5280.Certificate())
+        for extension in certificate["tbsCertificate"]["extensions"]:
+            if extension["extnID"] == rfc5280.id_ce_extKeyUsage:
+                oids, _ = ber_decoder.decode(bytes(extension["extnValue"]), asn1Spec=_Oids())
+                return frozenset(str(oid) for oid in oids)
+    except PyAsn1Error as e:
+        raise ValueError(f"extended key usage unreadable: {e}") from e
+    return None
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -111,11 +111,11 @@ def national_fields(draw: st.DrawFn) -> dict:
         "name": draw(st.from_regex(r"[A-Z]{1,8}( [A-Z]{1,8}){0,4}", fullmatch=True)),
         "birth_date": birth,
         "by_proxy": draw(st.booleans()),
-        "qid": draw(st.from_regex(r"(\d{6,20})?", fullmatch=True)),
-        "proxy_qid": draw(st.from_regex(r"(\d{6,20})?", fullmatch=True)),
+        "qid": draw(st.from_regex(r"([0-9]{6,20})?", fullmatch=True)),
+        "proxy_qid": draw(st.from_regex(r"([0-9]{6,20})?", fullmatch=True)),
         "gender": draw(st.sampled_from([None, 0, 1, 2])),
         "insurance_number": draw(st.from_regex(r"[A-Z0-9]{0,15}", fullmatch=True)),
-        "phone": draw(st.from_regex(r"(\+?\d{8,15})?", fullmatch=True)),
+        "phone": draw(st.from_regex(r"(\+?[0-9]{8,15})?", fullmatch=True)),
         "signature": draw(st.from_regex(r"[A-Za-z0-9+/=_.-]{0,40}", fullmatch=True)),
     }
 
@@ -142,8 +142,8 @@ def cccd_fields(draw: st.DrawFn) -> dict:
         "birth_date": born,
         "gender": draw(st.sampled_from(["Nam", "Nữ"])),
         "province": draw(st.sampled_from(sorted(PROVINCE_CODES))),
-        "serial": draw(st.from_regex(r"\d{6}", fullmatch=True)),
-        "old_id": draw(st.from_regex(r"(\d{9})?", fullmatch=True)),
+        "serial": draw(st.from_regex(r"[0-9]{6}", fullmatch=True)),
+        "old_id": draw(st.from_regex(r"([0-9]{9})?", fullmatch=True)),
         "address": " ".join(draw(st.lists(st.from_regex(ADDRESS, fullmatch=True), min_size=1, max_size=4))),
         "issue_date": draw(st.dates(born, NOW.date())),
     }

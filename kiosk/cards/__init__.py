@@ -53,11 +53,11 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 2953
 MAX_ALPHANUMERIC = 4296
 _ALPHANUMERIC = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
-_NATIONAL_BIRTH = re.compile(r"[\d*]{4}-")
-_CCCD_ID = re.compile(r"\d{12}")
-_CCCD_DATE = re.compile(r"\d{8}")
+_NATIONAL_BIRTH = re.compile(r"[0-9*]{4}-")
+_CCCD_ID = re.compile(r"[0-9]{12}")
+_CCCD_DATE = re.compile(r"[0-9]{8}")
 # Something that means to be a health certificate but has the wrong context prefix.
-_DCC_LOOKALIKE = re.compile(r"HC\d+:", re.IGNORECASE)
+_DCC_LOOKALIKE = re.compile(r"HC[0-9]+:", re.IGNORECASE)
 
 
 def _too_long(data: bytes) -> bool:

@@ -30,9 +30,9 @@ _PROVINCES = (
 PROVINCE_CODES = frozenset(_PROVINCES.split())
 # The fourth digit: century of birth and gender; even digits are men, odd digits women.
 CENTURY_BY_DIGIT = {0: 1900, 1: 1900, 2: 2000, 3: 2000, 4: 2100, 5: 2100, 6: 2200, 7: 2200, 8: 1800, 9: 1800}
-_ID = re.compile(r"\d{12}")
-_OLD_ID = re.compile(r"(?:\d{9})?")
-_DATE = re.compile(r"(\d{2})(\d{2})(\d{4})")
+_ID = re.compile(r"[0-9]{12}")
+_OLD_ID = re.compile(r"(?:[0-9]{9})?")
+_DATE = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{4})")
 _WORD = r"[^\W\d_]+(?:['-][^\W\d_]+)*"
 _NAME = re.compile(rf"{_WORD}(?: {_WORD})*")
 MAX_NAME = 100

@@ -8,6 +8,7 @@ or be wrapped in the CWT tag 61.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +58,16 @@ def _bad(detail: str) -> Invalid:
     return Invalid(Reason.DCC_BAD_COSE, detail)
 
 
-def _loads(data: bytes, what: str) -> Any:
+def loads_exact(data: bytes, what: str, reason: Reason = Reason.DCC_BAD_COSE) -> Any:
+    """Decode one CBOR item that fills `data` exactly; raises Invalid(reason) otherwise."""
+    stream = io.BytesIO(data)
     try:
-        return cbor2.loads(data)
+        value = cbor2.CBORDecoder(stream).decode()
     except Exception as e:  # cbor2 raises several types on hostile input; all mean "not CBOR"
-        raise _bad(f"{what} is not CBOR ({type(e).__name__})") from e
+        raise Invalid(reason, f"{what} is not CBOR ({type(e).__name__})") from e
+    if stream.tell() != len(data):  # bytes after the item: one message must have one encoding
+        raise Invalid(reason, f"{len(data) - stream.tell()} bytes after the {what}")
+    return value
 
 
 def _untag(value: Any) -> Any:
@@ -73,7 +79,7 @@ def _untag(value: Any) -> Any:
 
 
 def _header(protected_bytes: bytes) -> Mapping[Any, Any]:
-    header = _loads(protected_bytes, "protected header") if protected_bytes else {}
+    header = loads_exact(protected_bytes, "protected header") if protected_bytes else {}
     if not isinstance(header, Mapping):
         raise _bad("protected header is not a map")
     return header
@@ -81,7 +87,7 @@ def _header(protected_bytes: bytes) -> Mapping[Any, Any]:
 
 def decode_sign1(data: bytes) -> Sign1:
     """Decode a COSE_Sign1; raises Invalid(DCC_BAD_COSE) if it is not one with a known algorithm."""
-    value = _untag(_loads(data, "COSE message"))
+    value = _untag(loads_exact(data, "COSE message"))
     if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != 4:
         raise _bad("not a four-element COSE_Sign1 array")
     protected_bytes, unprotected, payload, signature = value

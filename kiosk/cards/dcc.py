@@ -12,6 +12,7 @@ but the signer steps is done and the card is marked `verified=False`.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,15 +20,22 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import base45
-import cbor2
 from cryptography import x509
 from pydantic import ValidationError
 
 from kiosk.cards.base import Card, Invalid
-from kiosk.cards.cose import Sign1, decode_sign1, signature_valid
-from kiosk.cards.dcc_schema import DiagnosticTest, HealthCertificate, Recovery, Vaccination, is_plain_text
+from kiosk.cards.cose import Sign1, decode_sign1, loads_exact, signature_valid
+from kiosk.cards.dcc_schema import (
+    DiagnosticTest,
+    HealthCertificate,
+    Recovery,
+    Vaccination,
+    describe_errors,
+    is_plain_text,
+)
 from kiosk.cards.masking import mask_id, mask_name
 from kiosk.reasons import Reason
+from kiosk.trustlist import key_usages
 
 if TYPE_CHECKING:
     from kiosk.trustlist import TrustList
@@ -46,6 +54,7 @@ KEY_USAGE_OIDS: dict[str, frozenset[str]] = {
     for kind, n in (("t", 1), ("v", 2), ("r", 3))
 }
 ALL_KEY_USAGE_OIDS = frozenset().union(*KEY_USAGE_OIDS.values())
+_BASE45 = re.compile(r"[0-9A-Z $%*+\-./:]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +128,9 @@ def _entry_summary(entry: Vaccination | DiagnosticTest | Recovery) -> dict[str, 
 
 
 def _unbase45(text: str) -> bytes:
+    # The alphabet is checked here, not left to the library, which forgives trailing line ends.
+    if not _BASE45.fullmatch(text):
+        raise Invalid(Reason.DCC_BAD_BASE45, "a character outside the Base45 alphabet")
     try:
         return base45.b45decode(text)
     except (ValueError, TypeError) as e:
@@ -135,6 +147,8 @@ def _inflate(data: bytes) -> bytes:
         raise Invalid(Reason.DCC_BAD_COMPRESSION, "zlib stream is corrupt") from e
     if inflater.unconsumed_tail or not inflater.eof:
         raise Invalid(Reason.DCC_BAD_COMPRESSION, "zlib stream is truncated or too large")
+    if inflater.unused_data:  # bytes nobody signed could otherwise ride along
+        raise Invalid(Reason.DCC_BAD_COMPRESSION, f"{len(inflater.unused_data)} bytes after the zlib stream")
     return out
 
 
@@ -152,20 +166,16 @@ def _check_signer(sign1: Sign1, trust: TrustList, now: datetime) -> x509.Certifi
 
 def _check_key_usage(signer: x509.Certificate, kind: str) -> None:
     try:
-        usage = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    except ValueError as e:  # a malformed extension cannot grant a usage
-        raise Invalid(Reason.DCC_KEY_USAGE_MISMATCH, "signer key usage unreadable") from e
-    oids = {oid.dotted_string for oid in usage}
-    # A signer without any DCC usage OID may sign every type, as the specification says.
-    if oids & ALL_KEY_USAGE_OIDS and not oids & KEY_USAGE_OIDS[kind]:
+        oids = key_usages(signer)
+    except ValueError as e:  # an extended key usage that cannot be read cannot grant a usage
+        raise Invalid(Reason.DCC_KEY_USAGE_MISMATCH, "signer extended key usage unreadable") from e
+    # A signer without any DCC usage OID (or with none at all) may sign every type, as the specification says.
+    if oids and oids & ALL_KEY_USAGE_OIDS and not oids & KEY_USAGE_OIDS[kind]:
         raise Invalid(Reason.DCC_KEY_USAGE_MISMATCH, f"signer may not sign type {kind}")
 
 
 def _schema_error(e: ValidationError) -> Invalid:
-    where = ", ".join(f"{'.'.join(map(str, err['loc']))}: {err['type']}" for err in e.errors()[:3])
-    return Invalid(Reason.DCC_SCHEMA_VIOLATION, where)
+    return Invalid(Reason.DCC_SCHEMA_VIOLATION, describe_errors(e.errors()))
 
 
 def _timestamp(claims: Mapping[Any, Any], key: int, name: str) -> datetime:
@@ -179,10 +189,7 @@ def _timestamp(claims: Mapping[Any, Any], key: int, name: str) -> datetime:
 
 
 def _claims(payload: bytes) -> Mapping[Any, Any]:
-    try:
-        claims = cbor2.loads(payload)
-    except Exception as e:  # any decoding failure of hostile bytes is "not a CWT"
-        raise Invalid(Reason.DCC_BAD_COSE, "payload is not CBOR") from e
+    claims = loads_exact(payload, "payload")
     if not isinstance(claims, Mapping):
         raise Invalid(Reason.DCC_BAD_COSE, "payload is not a CWT claims map")
     return claims
@@ -209,10 +216,12 @@ def _issuer(claims: Mapping[Any, Any]) -> str:
 
 
 def _check_times(issued_at: datetime, expires_at: datetime, now: datetime) -> None:
-    if now >= expires_at:
-        raise Invalid(Reason.DCC_EXPIRED, "CWT expiry has passed")
+    # As the reference verifiers: valid up to and including the expiry second; an issue time
+    # ahead of the kiosk's clock is forgiven within the skew, since that clock may lag.
+    if now > expires_at:
+        raise Invalid(Reason.DCC_EXPIRED, "exp: the CWT expiry has passed")
     if issued_at > now + CLOCK_SKEW:
-        raise Invalid(Reason.DCC_NOT_YET_VALID, "CWT issued in the future")
+        raise Invalid(Reason.DCC_NOT_YET_VALID, "iat: the CWT was issued more than 5 minutes in the future")
 
 
 def parse_dcc(text: str, *, trust: TrustList | None, now: datetime) -> DccCard:

@@ -1,9 +1,14 @@
 """The health certificate inside a vaccine passport (EU DCC schema 1.x), as frozen pydantic models.
 
 Field names are readable; the CBOR keys of the specification are their aliases.
-Types are strict (a number written as text is a schema violation), dates must be
-ISO 8601 text, and exactly one of `v`, `t`, `r` must hold exactly one entry.
-Unknown extra keys are ignored, so a later 1.x minor version still reads.
+Read as the schema's FAQ ("Postel's law") asks of verifiers: what the official
+schema allows is accepted, and a value that a strict check would refuse but whose
+meaning is clear is rescued (a date-time in a date field gives its date, a float
+that is a whole number gives the integer, an empty optional text is absent, a
+date-time in another ISO 8601 shape is read). A value whose meaning is not clear
+(a number written as text, "abcde" in a date) is a schema violation naming the
+field. Exactly one of `v`, `t`, `r` must hold exactly one entry. Unknown extra
+keys are ignored, so a later 1.x minor version still reads.
 Free text (names, issuer, UVCI, codes) is at most 80 (codes 50) characters
 and holds no control, format or line-separator characters: the UVCI becomes
 the event's identity, and the text reaches the screen and the logs.
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -27,10 +32,13 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 TEST_NOT_DETECTED = "260415000"
 TEST_DETECTED = "260373001"
-_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The tail of an ISO 8601 date-time after its date: time, optional fraction, optional zone.
+_TIME_TAIL = re.compile(r"[T ][0-9]{2}(:?[0-9]{2}){1,2}([.,][0-9]+)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?")
 MAX_TEXT = 80
 # Control, format, surrogate, private-use, line and paragraph separator characters.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
@@ -51,17 +59,42 @@ def _plain(limit: int) -> AfterValidator:
 
 
 def _iso_date(value: object) -> object:
-    if isinstance(value, str) and _FULL_DATE.fullmatch(value):
-        return date.fromisoformat(value)
-    raise ValueError("expected a YYYY-MM-DD date")
+    if isinstance(value, str) and _FULL_DATE.match(value):
+        written, tail = value[:10], value[10:].upper()
+        # A date-time in a date field: the date as written is what the issuer meant.
+        if not tail or _TIME_TAIL.fullmatch(tail):
+            return date.fromisoformat(written)
+    raise ValueError("expected an ISO 8601 date (YYYY-MM-DD)")
 
 
 def _iso_datetime(value: object) -> object:
     if isinstance(value, str) and _FULL_DATE.match(value):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is not None:
-            return parsed
-    raise ValueError("expected an ISO 8601 date-time with a time zone")
+        tail = value[10:].upper()
+        if not tail:  # a date alone: its first moment, as issuers that keep no time write it
+            return datetime.combine(date.fromisoformat(value), time(), UTC)
+        if _TIME_TAIL.fullmatch(tail):
+            parsed = datetime.fromisoformat(value[:10] + "T" + tail[1:])
+            # Without a zone the moment is read as UTC, the zone the specification's examples use.
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    raise ValueError("expected an ISO 8601 date-time")
+
+
+def _whole_number(value: object) -> object:
+    # A float that is a whole number (2.0) means that integer; 2.5 or text stays an error.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _birth_date(value: object) -> object:
+    # A date-time where the schema wants a (partial) date: keep the date as written.
+    if isinstance(value, str) and _FULL_DATE.match(value) and _TIME_TAIL.fullmatch(value[10:].upper()):
+        return value[:10]
+    return value
+
+
+def _empty_is_absent(value: object) -> object:
+    return None if value == "" else value
 
 
 def _aware(value: datetime) -> datetime:
@@ -71,12 +104,17 @@ def _aware(value: datetime) -> datetime:
 
 
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT), _plain(MAX_TEXT)]
-Code = Annotated[StrictStr, StringConstraints(min_length=1, max_length=50), _plain(50)]
+Code = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TEXT), _plain(MAX_TEXT)]
+OptionalText = Annotated[Text | None, BeforeValidator(_empty_is_absent)]
+OptionalCode = Annotated[Code | None, BeforeValidator(_empty_is_absent)]
+OptionalStandardised = Annotated[
+    Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z<]+$", max_length=MAX_TEXT)] | None,
+    BeforeValidator(_empty_is_absent),
+]
 Country = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{1,10}$")]
-Standardised = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z<]*$", max_length=80)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(_aware)]
-Dose = Annotated[StrictInt, Field(ge=1, le=9)]
+Dose = Annotated[StrictInt, Field(ge=1), BeforeValidator(_whole_number)]
 
 
 class _Entry(BaseModel):
@@ -86,14 +124,22 @@ class _Entry(BaseModel):
 class Name(_Entry):
     """The holder's name: as written (`fn`, `gn`) and standardised ICAO 9303 (`fnt`, `gnt`)."""
 
-    family: Text | None = Field(None, alias="fn")
-    given: Text | None = Field(None, alias="gn")
-    family_std: Standardised = Field(alias="fnt")
-    given_std: Standardised | None = Field(None, alias="gnt")
+    family: OptionalText = Field(None, alias="fn")
+    given: OptionalText = Field(None, alias="gn")
+    family_std: OptionalStandardised = Field(None, alias="fnt")
+    given_std: OptionalStandardised = Field(None, alias="gnt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standardised(cls, data: object) -> object:
+        # The schema asks for the key fnt or gnt (either may be empty), as the issuer's sign of a name.
+        if isinstance(data, dict) and "fnt" not in data and "gnt" not in data:
+            raise ValueError("a standardised family (fnt) or given (gnt) name is needed")
+        return data
 
     def display(self) -> str:
         """Family then given name, as written where given, else standardised."""
-        family = self.family or self.family_std.replace("<", " ")
+        family = self.family or (self.family_std or "").replace("<", " ")
         given = self.given or (self.given_std or "").replace("<", " ")
         return " ".join(f"{family} {given}".split())
 
@@ -123,20 +169,14 @@ class DiagnosticTest(_Entry):
 
     target: Code = Field(alias="tg")
     test_type: Code = Field(alias="tt")
-    test_name: Text | None = Field(None, alias="nm")
-    manufacturer: Code | None = Field(None, alias="ma")
+    test_name: OptionalText = Field(None, alias="nm")
+    manufacturer: OptionalCode = Field(None, alias="ma")
     sample_time: IsoDateTime = Field(alias="sc")
     result: Literal["260415000", "260373001"] = Field(alias="tr")
-    centre: Text | None = Field(None, alias="tc")
+    centre: OptionalText = Field(None, alias="tc")
     country: Country = Field(alias="co")
     issuer: Text = Field(alias="is")
     uvci: Text = Field(alias="ci")
-
-    @model_validator(mode="after")
-    def _named(self) -> DiagnosticTest:
-        if self.test_name is None and self.manufacturer is None:
-            raise ValueError("a test needs its name (nm) or its device (ma)")
-        return self
 
     @property
     def positive(self) -> bool:
@@ -155,21 +195,17 @@ class Recovery(_Entry):
     valid_until: IsoDate = Field(alias="du")
     uvci: Text = Field(alias="ci")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Recovery:
-        if not self.first_positive <= self.valid_from <= self.valid_until:
-            raise ValueError("recovery dates out of order (fr <= df <= du)")
-        return self
-
 
 class HealthCertificate(_Entry):
     """The certificate: version, name, birth date and exactly one v, t or r entry."""
 
-    version: Annotated[StrictStr, StringConstraints(pattern=r"^1\.\d+\.\d+$")] = Field(alias="ver")
+    version: Annotated[StrictStr, StringConstraints(pattern=r"^1\.[0-9]+\.[0-9]+$")] = Field(alias="ver")
     name: Name = Field(alias="nam")
-    birth_date: Annotated[StrictStr, StringConstraints(pattern=r"^(\d{4}(-\d{2}){0,2})?$")] = Field(
-        alias="dob"
-    )
+    birth_date: Annotated[
+        StrictStr,
+        BeforeValidator(_birth_date),
+        StringConstraints(pattern=r"^([0-9]{4}(-[0-9]{2}){0,2})?$"),
+    ] = Field(alias="dob")
     vaccinations: tuple[Vaccination] | None = Field(None, alias="v")
     tests: tuple[DiagnosticTest] | None = Field(None, alias="t")
     recoveries: tuple[Recovery] | None = Field(None, alias="r")
@@ -190,3 +226,20 @@ class HealthCertificate(_Entry):
     def entry(self) -> Vaccination | DiagnosticTest | Recovery:
         """The one entry."""
         return next(entries[0] for entries in (self.vaccinations, self.tests, self.recoveries) if entries)
+
+
+def describe_errors(errors: list[ErrorDetails], limit: int = 3) -> str:
+    """Schema errors as `field: rule` (e.g. `t[0].sc: expected an ISO 8601 date-time`), no values."""
+    return "; ".join(f"{_where(err['loc'])}: {_rule(err)}" for err in errors[:limit])
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "certificate"
+
+
+def _rule(err: ErrorDetails) -> str:
+    # The message, never the input: the detail is logged, and inputs hold personal data.
+    return err["msg"].removeprefix("Value error, ").replace("Input should", "should")

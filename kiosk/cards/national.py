@@ -20,11 +20,11 @@ FIELD_COUNT = 6
 EXT_FIELD_COUNT = 5
 _ID = re.compile(r"\**[A-Z0-9]*")
 _NAME = re.compile(r"[A-Z]+(?: [A-Z]+)*")
-_BIRTH = re.compile(r"(\d{4})-(\d{2}|\*\*)-(\d{2}|\*\*)")
-_QID = re.compile(r"(?:\d{6,20})?")
+_BIRTH = re.compile(r"([0-9]{4})-([0-9]{2}|\*\*)-([0-9]{2}|\*\*)")
+_QID = re.compile(r"(?:[0-9]{6,20})?")
 _GENDER = re.compile(r"[012]?")
 _INSURANCE = re.compile(r"[A-Z0-9]{0,15}")
-_PHONE = re.compile(r"(?:\+?\d{8,15})?")
+_PHONE = re.compile(r"(?:\+?[0-9]{8,15})?")
 _KIND = re.compile(r"[01]")
 _SIGNATURE = re.compile(r"[A-Za-z0-9+/=_.-]{0,512}")
 MAX_NAME = 80

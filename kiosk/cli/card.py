@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -106,7 +107,8 @@ def check_one(
 
 def _payloads(arguments: list[str]) -> Iterator[bytes]:
     if arguments:
-        yield from (text.encode("utf-8") for text in arguments)
+        # os.fsencode undoes the surrogateescape decoding of argv: the bytes as typed, UTF-8 or not.
+        yield from (os.fsencode(text) for text in arguments)
         return
     for line in sys.stdin.buffer:
         line = line.rstrip(b"\r\n")

@@ -7,6 +7,7 @@ import base64
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from kiosk.decoder import Decoder, Symbol, open_decoder
 from kiosk.errors import ImageError
 
 SymbolRecord = Callable[[Symbol], dict[str, Any]]
+# A 50-megapixel photo is read; an image claiming more is refused before decoding (a decompression bomb).
+MAX_PIXELS = 50_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode QR codes in image files or folders; print one JSON object per image",
         description="Decode every QR code in each image (png, jpg, webp, ...) or in every image of a "
         "folder, with the decoder the kiosk is configured to use. Exit 0 when every image was read "
-        "(found codes or not), 2 when some could not be read.",
+        "(found codes or not), 2 when some could not be read (damaged, not an image, or claiming more than "
+        "50 megapixels); the files after an unreadable one are still read.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
     add_config_argument(parser)
@@ -104,9 +108,11 @@ def load_gray_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()  # decodes every byte, so a truncated file is caught here
-            return np.asarray(image.convert("L"))
+        return _decode(path)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused, too many pixels to decode safely ({e})") from e
     except FileNotFoundError as e:
         raise ImageError(f"{path}: no such file") from e
     except IsADirectoryError as e:
@@ -115,6 +121,23 @@ def load_gray_image(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: not an image file kiosk can read (png, jpg, webp, ...)") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: damaged or unreadable image ({e})") from e
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    # Pillow only warns between its limit and twice it; a warning is a refusal here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:  # checked on the header, before a byte is decoded
+                raise ImageError(
+                    f"{path}: refused, its header claims {width}x{height} pixels "
+                    f"(at most {MAX_PIXELS:,} are decoded)"
+                )
+            image.load()  # decodes every byte, so a truncated file is caught here
+            return np.asarray(image.convert("L"))
 
 
 def _expand(paths: list[Path]) -> Iterator[Path]:
