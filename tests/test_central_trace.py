@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -115,3 +116,22 @@ def test_renderings(store: Store) -> None:
     assert "shop-a  2026-11-20 10:00 - 2026-11-20 11:00" in table
     assert "plain:U123  at shop-b" in table
     assert '"minutes": 45.0' in as_json(result)
+
+
+def test_only_visitor_scans_are_visits(store_url: str) -> None:
+    # An inspector checking the venue, a street check and a person without a QR at the same
+    # place and time are no one's visit, so the inspector becomes nobody's contact.
+    inspector = "hmac:" + "9" * 64
+    rows = [
+        _event(1, X_NATIONAL, "shop-a", at(10), "in"),
+        _event(2, X_NATIONAL, "shop-a", at(11), "out"),
+        replace(_event(3, inspector, "shop-a", at(10, 30), None), kind="inspection", format="inspector"),
+        replace(_event(4, "hmac:" + "8" * 64, "shop-a", at(10, 30), None), kind="inspection"),
+        replace(_event(5, inspector, "shop-a", at(10, 40), None, "fail"), format="inspector"),
+        replace(_event(6, None, "shop-a", at(10, 40), None, "fail"), kind="no_qr", format="unknown"),
+    ]  # fmt: skip
+    with open_store(store_url) as s:
+        s.insert_events(rows)
+        s.commit()
+        assert trace(s, [X_NATIONAL], at(0), at(23)).contacts == ()
+        assert [v.identity for v in trace(s, [inspector], at(0), at(23)).visits] == []

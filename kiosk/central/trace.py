@@ -67,10 +67,14 @@ def identities_for(card_identity: str, *, identity_key: bytes | None, formats: S
 
 
 def presences(events: Iterable[EventRow], *, dwell_ms: int) -> list[Presence]:
-    """Presence intervals from admitted scans, per person and venue, in time order."""
+    """Presence intervals from admitted visitor scans, per person and venue, in time order.
+
+    Only a visitor's `scan` is presence: an inspector's own card, a street check and a
+    person without a QR are not visits (else an inspector is everyone's contact).
+    """
     by_person: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
     for e in sorted(events, key=lambda e: e.ts):
-        if e.identity is not None and e.verdict == "pass":
+        if e.identity is not None and e.verdict == "pass" and e.kind == "scan" and e.format != "inspector":
             by_person[(e.identity, e.destination)].append(e)
     found = [p for scans in by_person.values() for p in _intervals(scans, dwell_ms)]
     return sorted(found, key=lambda p: (p.start, p.identity))
