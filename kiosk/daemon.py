@@ -323,7 +323,7 @@ class Kiosk:
             self.parts.feedback.failed(result.reason)
         elif self.parts.readings is not None:
             readings = self.parts.readings(pixels)
-            self.parts.feedback.inspection(inspection_figures(self.parts.spool.path, readings, now=scan.at))
+            self.parts.feedback.inspection(inspection_figures(self.parts.spool, readings, now=scan.at))
         self._recorded(reason)
         log.info("inspector card: %s seq=%d", reason, spooled.seq)
 

@@ -17,6 +17,12 @@ pruning) run in chunks of `CHUNK_ROWS`, releasing the lock between chunks, so
 `record()` waits at most one chunk; the drain thread checkpoints the WAL so the
 main loop's commits rarely have to.
 
+The spool answers every question asked of its file (what to send, today's
+counts, the inspection screen's figures): no other module runs SQL on its
+tables. Schema 2 keeps each event's reason code in a column, so counting
+refusals never decodes tokens; opening a schema-1 file adds the column and
+fills it for the refused scans from their tokens, once, in one transaction.
+
 Only the current device id's events are drained: after the device id changes
 (a new key from `kiosk provision --force`), the broker refuses the old id's
 topic. Those events are kept, never dropped, and reported by `alarms()`.
@@ -43,12 +49,13 @@ from kiosk.config import Settings, SpoolConfig
 from kiosk.errors import SignatureError, SpoolError
 from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the reason column
 UNSENT, SENT, ACKED = 0, 1, 2
 CHUNK_ROWS = 500  # rows per write transaction in bulk changes: the longest a record() waits
 CHECKPOINT_EVERY = 20  # chunks between WAL checkpoints in a bulk change
 AUTOCHECKPOINT_PAGES = 4000  # a safety net; the drain thread checkpoints long before this
 EventKey = tuple[str, int, int]  # (device, epoch, seq)
+MinuteCount = tuple[int, str, str, str | None, int]  # (minute's start in ms, kind, verdict, direction, count)
 
 # The partial indexes hold only the rows still to send or to be acked, per device; the
 # queries name them (INDEXED BY) because the planner would otherwise walk the primary key
@@ -62,7 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
     device TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
     destination TEXT NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
     verdict TEXT NOT NULL, direction TEXT, token BLOB NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER,
+    state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER, reason TEXT,
     PRIMARY KEY (device, epoch, seq)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS events_unsent;
@@ -243,12 +250,15 @@ class Spool:
             )  # hashed identities: not world-readable
         try:
             with self._write_lock:
-                self._conn().executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+                conn = self._conn()
+                found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise SpoolError(
                 f"{self.path} is not a usable spool: {e} (move it aside to start a new one)"
             ) from e
         with self._write() as conn:
+            _migrate(conn, found)
             return self._current_epoch(conn)
 
     def _current_epoch(self, conn: sqlite3.Connection) -> int:
@@ -285,9 +295,9 @@ class Spool:
             token = sign_event(event, self._signing_key)
             row = (event.device, event.epoch, seq, event.destination, event.ts, event.kind, event.verdict)
             conn.execute(
-                "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, token)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (*row, event.direction, token),
+                "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, reason,"
+                " token) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (*row, event.direction, event.reason, token),
             )
         return SpooledEvent(event.device, event.destination, event.epoch, seq, token)
 
@@ -334,6 +344,41 @@ class Spool:
             if verdict == "pass" and direction in ("in", "out"):
                 counts[direction] += n
         return counts
+
+    # -- the inspection screen ---------------------------------------------------------
+
+    def counts_by_minute(self, start_ms: int, end_ms: int) -> list[MinuteCount]:
+        """Events with `start_ms <= ts < end_ms` counted by UTC minute, kind, verdict and direction.
+
+        Minutes, so that the caller can put each group in its local hour: every time
+        zone's hours start on a whole minute.
+        """
+        rows = self._read(
+            "SELECT ts / 60000, kind, verdict, direction, count(*) FROM events"
+            " WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4",
+            (start_ms, end_ms),
+        )
+        return [(minute * 60000, kind, verdict, direction, n) for minute, kind, verdict, direction, n in rows]
+
+    def refusals(self, reason: str, start_ms: int, end_ms: int) -> int:
+        """Scans refused for `reason` with `start_ms <= ts < end_ms`."""
+        rows = self._read(
+            "SELECT count(*) FROM events WHERE kind = 'scan' AND verdict = 'fail' AND reason = ?"
+            " AND ts >= ? AND ts < ?",
+            (reason, start_ms, end_ms),
+        )
+        return int(rows[0][0])
+
+    def backlog(self) -> tuple[int, int]:
+        """(unsent, unacked): events of every device id the broker, and central, have not taken yet."""
+        rows = self._read("SELECT total(state = 0), total(state < 2) FROM events", ())
+        return int(rows[0][0]), int(rows[0][1])
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise SpoolError(f"cannot read the spool {self.path}: {e} (is it a kiosk spool?)") from e
 
     # -- the drain thread --------------------------------------------------------------
 
@@ -522,6 +567,26 @@ class Spool:
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a spool of schema `found` (0: a new file) to SCHEMA_VERSION, inside the caller's transaction."""
+    if 0 < found < 2:
+        # Only the refused scans are counted by reason. Filling every row would rewrite the
+        # whole table (and as much again in the WAL) on a disk that may be nearly full, for
+        # longer than systemd waits for a start; old passes keep NULL until they are pruned.
+        conn.execute("ALTER TABLE events ADD COLUMN reason TEXT")
+        conn.create_function("token_reason", 1, _reason_of, deterministic=True)
+        conn.execute(
+            "UPDATE events SET reason = token_reason(token) WHERE kind = 'scan' AND verdict = 'fail'"
+        )
+    if found < SCHEMA_VERSION:  # a newer kiosk's file keeps its number: its additions are kept
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _reason_of(token: bytes) -> str | None:
+    reason = _payload(token).get("reason")
+    return reason if isinstance(reason, str) else None
 
 
 def _payload(token: bytes) -> dict[str, Any]:

@@ -2,37 +2,33 @@
 
 At a venue an inspector shows an inspector card (kiosk.cards.inspector) and the
 kiosk records an `inspection` event and shows whether it is used as required:
-`inspection_figures()` reads the spool file (read-only) for today's and the
-week's scans by hour, the pass/fail split and the old venue posters shown
-today, and adds what only the running daemon knows (`DeviceReadings`).
+`inspection_figures()` asks the spool for today's and the week's scans by
+hour, the pass/fail split and the old venue posters shown today, and adds
+what only the running daemon knows (`DeviceReadings`).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kiosk import __version__, jws
+from kiosk import __version__
 from kiosk.cards import Rejection
 from kiosk.cards.inspector import InspectorCard
 from kiosk.dates import moment_words
-from kiosk.errors import SpoolError
 from kiosk.events import EventDraft
 from kiosk.imaging import MIN_SHARPNESS  # the camera check's limit: softer edges do not read
 from kiosk.reasons import Lang, Reason
 
+if TYPE_CHECKING:  # the screen imports the figures; only the loop, which holds the spool, counts them
+    from kiosk.spool import Spool
+
 INSPECTION_SCREEN_S = 60.0
 WEEK_DAYS = 7
 HOURS = 24
-MMAP_BYTES = 128 * 1024 * 1024  # read-only mapping of the spool: small next to its disk budget
 
 
 # ---------------------------------------------------------------- the venue check
@@ -111,9 +107,9 @@ class InspectionFigures:
 
 
 def inspection_figures(
-    spool_path: Path, device: DeviceReadings, *, now: datetime, tz: tzinfo | None = None
+    spool: Spool, device: DeviceReadings, *, now: datetime, tz: tzinfo | None = None
 ) -> InspectionFigures:
-    """Count the spool's events for the inspection screen; raises SpoolError if it cannot be read.
+    """The spool's counts for the inspection screen; raises SpoolError if it cannot be read.
 
     Days and hours are local (`tz`, by default the system's, as the idle screen counts).
     """
@@ -122,10 +118,9 @@ def inspection_figures(
     days = [today - timedelta(days=back) for back in range(WEEK_DAYS - 1, -1, -1)]
     bounds = [_ms(datetime.combine(d, time(hour), tz)) for d in days for hour in range(HOURS)]
     bounds.append(_ms(datetime.combine(today + timedelta(days=1), time(), tz)))
-    with _read_only(spool_path) as conn:
-        groups = _groups(conn, bounds)
-        posters = _old_posters(conn, bounds[-1 - HOURS], bounds[-1])
-        unsent, unacked = conn.execute("SELECT total(state = 0), total(state < 2) FROM events").fetchone()
+    groups = _groups(spool, bounds)
+    posters = spool.refusals(Reason.OLD_VENUE_QR.value, bounds[-1 - HOURS], bounds[-1])
+    unsent, unacked = spool.backlog()
     first_today = (WEEK_DAYS - 1) * HOURS
     return InspectionFigures(
         device=device,
@@ -133,8 +128,8 @@ def inspection_figures(
         week=_count_week(groups, days),
         old_posters_today=posters,
         inspections_today=sum(g[-1] for g in groups if g[1] == "inspection" and g[0] >= first_today),
-        unsent=int(unsent),
-        unacked=int(unacked),
+        unsent=unsent,
+        unacked=unacked,
     )
 
 
@@ -142,35 +137,16 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to the spool file (the daemon keeps writing through its own)."""
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        # Mapped reads halve the time of a busy week's scan (the rows hold whole tokens).
-        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-    except sqlite3.Error as e:
-        raise SpoolError(f"cannot read the spool {path}: {e} (is the kiosk provisioned?)") from e
-    try:
-        yield conn
-    except sqlite3.Error as e:
-        raise SpoolError(f"cannot read the spool {path}: {e} (is it a kiosk spool?)") from e
-    finally:
-        conn.close()
-
-
 Group = tuple[int, str, str, str | None, int]  # (hour slot of the week, kind, verdict, direction, count)
 
 
-def _groups(conn: sqlite3.Connection, bounds: list[int]) -> list[Group]:
-    """The week's events counted by hour slot, kind, verdict and direction."""
-    # Grouped by UTC minute: every zone's hours start on a whole minute, so a group lies in one hour.
-    rows = conn.execute(
-        "SELECT ts / 60000, kind, verdict, direction, count(*) FROM events"
-        " WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4",
-        (bounds[0], bounds[-1]),
-    )
-    return [(bisect_right(bounds, minute * 60000) - 1, *rest) for minute, *rest in rows]
+def _groups(spool: Spool, bounds: list[int]) -> list[Group]:
+    """The week's events counted by local hour slot, kind, verdict and direction."""
+    rows = spool.counts_by_minute(bounds[0], bounds[-1])
+    return [
+        (bisect_right(bounds, minute) - 1, kind, verdict, direction, n)
+        for minute, kind, verdict, direction, n in rows
+    ]
 
 
 def _count_week(groups: list[Group], days: list[date]) -> tuple[DayCounts, ...]:
@@ -195,23 +171,6 @@ def _day(day: date, hours: list[int], tally: Counter[str]) -> DayCounts:
         entries=tally["in"],
         exits=tally["out"],
     )
-
-
-def _old_posters(conn: sqlite3.Connection, start: int, end: int) -> int:
-    """Failed scans of old venue posters: the reason is only inside the token (our own, not re-verified)."""
-    rows = conn.execute(
-        "SELECT token FROM events WHERE kind = 'scan' AND verdict = 'fail' AND ts >= ? AND ts < ?",
-        (start, end),
-    )
-    return sum(_reason_of(bytes(token)) == Reason.OLD_VENUE_QR.value for (token,) in rows)
-
-
-def _reason_of(token: bytes) -> str | None:
-    try:
-        payload = json.loads(jws.b64url_decode(token.split(b".")[1]))
-    except (IndexError, ValueError):  # a damaged row must not hide the others
-        return None
-    return payload.get("reason") if isinstance(payload, dict) else None
 
 
 def _figure_lines(f: InspectionFigures, lang: Lang) -> tuple[str, ...]:

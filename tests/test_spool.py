@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -174,6 +176,69 @@ def test_counts_today(tmp_path: Path) -> None:
         assert spool.counts_today() == {"in": 1, "out": 1, "pass": 2, "fail": 1}
 
 
+def test_the_inspection_queries(tmp_path: Path) -> None:
+    minute = int(NOON // 60 * 60 * 1000)
+    with _open(tmp_path / "s.db") as spool:
+        spool.record(_draft(minute))
+        spool.record(_draft(minute + 59_999, direction="out"))
+        spool.record(_draft(minute + 60_000, verdict="fail", reason="old_venue_qr", direction=None))
+        spool.record(_draft(minute + 60_001, verdict="fail", reason="unrecognised", direction=None))
+        first = spool.record(_draft(minute + 120_000, verdict="fail", reason="old_venue_qr", direction=None))
+        spool.mark_sent([first.key])
+        assert sorted(spool.counts_by_minute(minute, minute + 120_000), key=str) == [
+            (minute, "scan", "pass", "in", 1),
+            (minute, "scan", "pass", "out", 1),
+            (minute + 60_000, "scan", "fail", None, 2),
+        ]
+        assert spool.refusals("old_venue_qr", minute, minute + 120_000) == 1
+        assert spool.refusals("old_venue_qr", minute, minute + 120_001) == 2
+        assert spool.backlog() == (4, 5)
+
+
+def _as_schema_1(path: Path) -> None:
+    """Turn a spool file back into schema 1, which had no reason column (it was the last one added)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE events DROP COLUMN reason")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+
+
+def test_a_schema_1_spool_gets_its_reasons_from_the_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with _open(path) as spool:
+        spool.record(_draft(verdict="fail", reason="old_venue_qr", direction=None))
+        spool.record(_draft())
+    _as_schema_1(path)
+    with sqlite3.connect(path) as conn:  # a damaged token must not stop the migration
+        conn.execute(
+            "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, token)"
+            " VALUES ('kiosk-1', 1, 1, 'venue-1', ?, 'scan', 'fail', NULL, X'00FF2E2E')",
+            (int(NOON * 1000),),
+        )
+    conn.close()
+    with _open(path) as spool:
+        assert spool.refusals("old_venue_qr", 0, 2**62) == 1
+        assert spool.record(_draft(verdict="fail", reason="old_venue_qr", direction=None)).seq == 3
+        assert spool.refusals("old_venue_qr", 0, 2**62) == 2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        reasons = conn.execute("SELECT seq, reason FROM events ORDER BY epoch, seq").fetchall()
+    conn.close()
+    assert reasons == [(1, None), (1, "old_venue_qr"), (2, None), (3, "old_venue_qr")]  # old passes: none
+
+
+def test_a_spool_that_cannot_be_read_is_a_spool_error(tmp_path: Path) -> None:
+    spool = _open(tmp_path / "s.db")
+    with sqlite3.connect(spool.path) as conn:  # someone else's file in its place
+        conn.execute("DROP TABLE events")
+    conn.close()
+    with pytest.raises(SpoolError, match="cannot read the spool"):
+        spool.backlog()
+    spool.close()
+    with pytest.raises(SpoolError, match="closed"):
+        spool.counts_by_minute(0, 1)
+
+
 def test_closed_spool_refuses_and_close_is_idempotent(tmp_path: Path) -> None:
     spool = _open(tmp_path / "s.db")
     spool.close()
@@ -337,3 +402,31 @@ def test_record_is_not_held_up_by_a_big_ack(tmp_path: Path) -> None:
         ack.join()
         assert acked == [50_000]
         assert max(waits) < 0.2, f"record() waited {max(waits):.3f}s behind the ack"
+
+
+# -- the spool's tables belong to the spool module ---------------------------------------
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kiosk"
+# The project writes SQL keywords in capitals: prose such as "goes into events" is not a query.
+SPOOL_TABLE_SQL = re.compile(r"\b(FROM|INTO|UPDATE|JOIN|TABLE|INDEXED\s+BY)\s+(events|epochs)\b")
+
+
+def spool_sql(source: str) -> list[str]:
+    """The string literals of `source` (f-string parts included) that run SQL on the spool's tables."""
+    strings = (n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant))
+    return [text for text in strings if isinstance(text, str) and SPOOL_TABLE_SQL.search(text)]
+
+
+def test_the_sql_finder_finds_queries_on_the_spools_tables() -> None:
+    source = 'q = ("SELECT ts, kind FROM events"\n " WHERE ts >= ?")\nu = f"UPDATE epochs SET x = {1}"\n'
+    assert spool_sql(source) == ["SELECT ts, kind FROM events WHERE ts >= ?", "UPDATE epochs SET x = "]
+    assert spool_sql('"the events from the spool"; "it goes into events"') == []
+    assert len(spool_sql((PACKAGE / "spool.py").read_text(encoding="utf-8"))) > 10
+
+
+def test_no_sql_on_the_spools_tables_outside_the_spool_module() -> None:
+    # Central's store keeps its own `events` table in its own database; it never opens a spool.
+    sources = [p for p in PACKAGE.rglob("*.py") if p.name != "spool.py" and "central" not in p.parts]
+    assert len(sources) > 30
+    found = {str(p.relative_to(PACKAGE)): spool_sql(p.read_text(encoding="utf-8")) for p in sources}
+    assert {path: sql for path, sql in found.items() if sql} == {}
