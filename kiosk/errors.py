@@ -53,6 +53,14 @@ class UplinkError(KioskError, ConnectionError):
     """The MQTT broker refused us or could not be reached."""
 
 
+class BrokerMessageError(KioskError, ValueError):
+    """A message from the broker was refused; `reason` is its code in the uplink's `rejected` counts."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class FeedbackError(KioskError, RuntimeError):
     """The LEDs, buzzer, relay or screen could not be driven."""
 

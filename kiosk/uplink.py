@@ -1,17 +1,18 @@
 """The MQTT uplink: drains the spool to the broker, listens for central's acks and the status list.
 
-The kiosk's MQTT client: the connection itself is `kiosk.broker`'s, the in-flight
-window's bookkeeping `kiosk.inflight`'s, the state message `kiosk.health`'s; this
-module is the supervisor that runs them in two named threads:
+The kiosk's MQTT client, a thin supervisor over its parts: the connection's
+address and TLS are `kiosk.broker`'s, connecting and reconnecting with backoff
+`kiosk.connection`'s, the in-flight window's bookkeeping `kiosk.inflight`'s,
+the broker's messages (acks, signed retained lists) `kiosk.inbox`'s, the
+counters `kiosk.counters`'s and the state message `kiosk.health`'s. It runs
+them in two named threads:
 
-- `uplink-mqtt` owns the paho client's network loop and the reconnects: full-jitter
-  exponential backoff (thousands of kiosks must not reconnect in step after a
-  broker restart); a refused connection (credentials, TLS) is logged as an error
-  naming what to check, and counted.
+- `uplink-mqtt` owns the paho client's network loop and the reconnects
+  (`Connection.run`); paho's callbacks only record and wake the drain thread.
 - `uplink-drain` publishes unsent events in (epoch, seq) order through the
-  in-flight window, marks them sent on PUBACK, applies central's signed acks,
-  re-sends what central asks for or never got, hands status lists to the daemon
-  and keeps the retained state topic fresh.
+  in-flight window, marks them sent on PUBACK, hands the broker's messages to
+  their handlers (central's acks re-queue what central asks for or never got;
+  status lists go to the daemon) and keeps the retained state topic fresh.
 
 The capture loop only calls `spool.record()` and the non-blocking `wake()`.
 Messages from the broker that are malformed, forged or oversized are dropped,
@@ -23,73 +24,38 @@ from __future__ import annotations
 import collections
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from kiosk import broker, keys
+from kiosk import broker, jws, keys
 from kiosk.backoff import FullJitterBackoff
 from kiosk.config import Settings, UplinkConfig
-from kiosk.errors import KioskError, SignatureError
-from kiosk.events import verify_ack
+from kiosk.connection import TICK_S, Connection
+from kiosk.counters import UplinkCounters, UplinkStats
+from kiosk.errors import KioskError
 from kiosk.health import Health, Status, state_message
+from kiosk.inbox import CentralAcks, Inbox, Route, signed_list
 from kiosk.inflight import InFlightWindow, Refusal
 from kiosk.spool import Spool
 from kiosk.topics import DeviceTopics, statuslist_topic
 
+__all__ = ["AuthorityKeys", "Uplink", "UplinkStats"]
+
 log = logging.getLogger(__name__)
 
-MAX_ACK_BYTES = 256 * 1024
-MAX_INBOX = 64  # acks and status lists waiting for the drain thread; more is a flood
 CLOSE_SLACK_S = 1.0  # close() returns within its grace plus this: the stopped state and the joins
 STOPPED_RESERVE_S = 0.3  # of the close deadline, kept for the disconnect after the stopped state
-TICK_S = 0.2
 PRUNE_INTERVAL_S = 3600.0
 CHECKPOINT_INTERVAL_S = 10.0
 AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
-
-
-@dataclass(frozen=True)
-class UplinkStats:
-    """A snapshot of the uplink's counters."""
-
-    connected: bool
-    published: int
-    broker_acked: int
-    broker_refused: int
-    acks_applied: int
-    resent: int
-    connect_attempts: int
-    connect_failures: int
-    rejected: Mapping[str, int]
-    last_error: str | None
-    last_ack: datetime | None = None  # when central's last valid ack was applied
-
-
-@dataclass
-class _Counters:
-    published: int = 0
-    broker_acked: int = 0
-    broker_refused: int = 0
-    acks_applied: int = 0
-    resent: int = 0
-    connect_attempts: int = 0
-    connect_failures: int = 0
-    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
-    last_error: str | None = None
-    last_ack: datetime | None = None
 
 
 class Uplink:
@@ -108,11 +74,7 @@ class Uplink:
         self.settings = settings
         self.spool = spool
         self.topics = DeviceTopics(settings.topic_prefix, spool.destination_id, spool.device_id)
-        self._statuslist_topic = statuslist_topic(settings.topic_prefix)
-        self._authority = _lookup(authority_keys)
         self._health = health
-        self._on_statuslist = on_statuslist
-        self._backoff = FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng)
         self._window = InFlightWindow(
             settings.inflight,
             # paho re-sends what is unacknowledged after a reconnect; one still waiting this long
@@ -122,21 +84,37 @@ class Uplink:
         )
         self.broker = broker.BrokerSettings.for_device(settings, spool.device_id)
         self.address = self.broker.address
-        self._counters = _Counters()
-        self._lock = threading.Lock()
+        self._counters = UplinkCounters()
+        self._acks = CentralAcks(
+            spool,
+            _lookup(authority_keys),
+            topic=self.topics.ack,
+            resend_unacked_s=settings.resend_unacked_s,
+            counters=self._counters,
+            on_requeue=self._window.reread,
+        )
+        self._inbox = Inbox(self._routes(on_statuslist), self._counters)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closing = threading.Event()
-        self._connected = threading.Event()
-        self._state_due = False
+        self._state_due = threading.Event()
         self._pubacks: collections.deque[tuple[int, ReasonCode]] = collections.deque()
-        self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
-        self._next_state = self._next_prune = self._connected_at = 0.0
-        self._next_checkpoint = 0.0
+        self._next_state = self._next_prune = self._next_checkpoint = 0.0
         self._close_deadline = float("inf")
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._client = self._build_client()
+        self._connection = Connection(
+            self._client,
+            self.broker,
+            keepalive_s=settings.keepalive_s,
+            max_packet_bytes=_statuslist_limit(settings) + 4096,
+            backoff=FullJitterBackoff(settings.backoff_min_s, settings.backoff_max_s, rng=rng),
+            counters=self._counters,
+            stop=self._stop,
+            quiet=self._closing,
+            on_up=self._on_up,
+        )
 
     @classmethod
     def from_settings(
@@ -156,15 +134,19 @@ class Uplink:
             settings.uplink, spool=spool, authority_keys=authority, health=health, on_statuslist=on_statuslist
         )
 
-    # -- the client --------------------------------------------------------------------
+    def _routes(self, on_statuslist: Callable[[bytes], None] | None) -> list[Route]:
+        # Every authority-signed retained list is one more line here (and its callback).
+        prefix, limit = self.settings.topic_prefix, _statuslist_limit(self.settings)
+        return [
+            self._acks.route(),
+            signed_list("statuslist", statuslist_topic(prefix), limit, on_statuslist),
+        ]
 
     def _build_client(self) -> mqtt.Client:
         client = broker.new_client(self.broker, self.spool.device_id, stop=self._stop)
         client.max_inflight_messages_set(self.settings.inflight)
         client.max_queued_messages_set(0)
         client.will_set(self.topics.state, state_message("offline", self.topics), qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -181,7 +163,7 @@ class Uplink:
             if not self.settings.enabled:
                 log.info("uplink disabled: events are spooled, not published")
             return
-        for name, target in (("uplink-mqtt", self._supervise), ("uplink-drain", self._drain_loop)):
+        for name, target in (("uplink-mqtt", self._connection.run), ("uplink-drain", self._drain_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -193,25 +175,11 @@ class Uplink:
     @property
     def connected(self) -> bool:
         """Whether the broker accepted our connection and it is up."""
-        return self._connected.is_set()
+        return self._connection.connected
 
     def stats(self) -> UplinkStats:
         """A snapshot of the counters (published, acked, refused, rejected messages, ...)."""
-        with self._lock:
-            c = self._counters
-            return UplinkStats(
-                connected=self.connected,
-                published=c.published,
-                broker_acked=c.broker_acked,
-                broker_refused=c.broker_refused,
-                acks_applied=c.acks_applied,
-                resent=c.resent,
-                connect_attempts=c.connect_attempts,
-                connect_failures=c.connect_failures,
-                rejected=dict(c.rejected),
-                last_error=c.last_error,
-                last_ack=c.last_ack,
-            )
+        return self._counters.snapshot(connected=self.connected)
 
     def close(self, grace_s: float = 2.0) -> None:
         """Flush, publish the `stopped` state, disconnect; returns within `grace_s` + 1 s. Idempotent."""
@@ -253,103 +221,24 @@ class Uplink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- thread uplink-mqtt: connection and network loop ---------------------------
+    # -- paho callbacks, on uplink-mqtt: they only record and wake the drain thread ----
 
-    def _supervise(self) -> None:
-        while not self._stop.is_set():
-            if self._connect_once():
-                self._run_network()
-            if self._stop.is_set():
-                break
-            delay = self._backoff.next_delay()
-            log.debug("reconnecting to %s in %.2fs", self.address, delay)
-            self._stop.wait(delay)
-
-    def _connect_once(self) -> bool:
-        self._count("connect_attempts")
-        properties = Properties(PacketTypes.CONNECT)
-        properties.MaximumPacketSize = int(self.settings.max_statuslist_mb * 1024 * 1024) + 4096
-        try:
-            self._client.connect(
-                self.address.host, self.address.port, self.settings.keepalive_s, properties=properties
-            )
-            return True
-        except (OSError, ValueError) as e:
-            if not self._stop.is_set():  # an attempt cut short by close() is no failure to report
-                transient = not isinstance(e, ssl.SSLError)
-                self._connect_failed(
-                    broker.explain(e, self.broker) + (" (retrying)" if transient else ""), transient=transient
-                )
-            return False
-
-    def _run_network(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if self._client.loop(timeout=TICK_S) != mqtt.MQTT_ERR_SUCCESS:
-                    break
-        except Exception:  # whatever the network does, this thread lives on and reconnects
-            log.exception("uplink: the network loop failed; reconnecting")
-        self._connected.clear()
-
-    def _connect_failed(self, message: str, *, transient: bool) -> None:
-        with self._lock:
-            self._counters.connect_failures += 1
-            repeated = self._counters.last_error == message
-            self._counters.last_error = message
-        if not transient:
-            log.error("uplink: %s", message)
-        elif not repeated:
-            log.warning("uplink: %s", message)
-
-    # paho callbacks run on uplink-mqtt; they only record and wake the drain thread.
-
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        if reason.is_failure:
-            self._connect_failed(broker.refusal(reason, self.broker), transient=False)
-            return
-        log.info("uplink: connected to %s", self.address)
-        self._backoff.reset()
-        self._connected_at = time.monotonic()
+    def _on_up(self, client: mqtt.Client) -> None:
         options = SubscribeOptions(qos=1)
-        client.subscribe([(self.topics.ack, options), (self._statuslist_topic, options)])
-        with self._lock:
-            self._counters.last_error = None
-            self._state_due = True
-        self._connected.set()
+        client.subscribe([(topic, options) for topic in self._inbox.topics])
+        self._state_due.set()
         self._wake.set()
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        was_connected = self.connected
-        self._connected.clear()
-        if was_connected and not self._closing.is_set():
-            log.warning("uplink: disconnected from %s (%s); will reconnect", self.address, reason)
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self._pubacks.append((mid, reason))
         self._wake.set()
 
     def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
-        for topic, reason in zip((self.topics.ack, self._statuslist_topic), reasons, strict=False):
-            if reason.is_failure:
-                log.error(
-                    "uplink: the broker refused our subscription to %s (%s): check its ACL", topic, reason
-                )
-                self._reject("subscription_refused")
+        self._inbox.subscribed(str(reason) if reason.is_failure else None for reason in reasons)
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        limit = {self.topics.ack: MAX_ACK_BYTES, self._statuslist_topic: self._statuslist_limit()}
-        if message.topic not in limit:
-            self._reject("unexpected_topic", f"a message on {message.topic!r}, which we never subscribed to")
-        elif len(message.payload) > limit[message.topic]:
-            self._reject("oversized", f"{len(message.payload)} bytes on {message.topic}")
-        elif len(self._inbox) >= MAX_INBOX:
-            self._reject("flood", f"more than {MAX_INBOX} messages waiting; dropped one on {message.topic}")
-        else:
-            self._inbox.append((message.topic, bytes(message.payload)))
+        if self._inbox.offer(message.topic, message.payload):
             self._wake.set()
-
-    def _statuslist_limit(self) -> int:
-        return int(self.settings.max_statuslist_mb * 1024 * 1024)
 
     # -- thread uplink-drain -----------------------------------------------------------
 
@@ -379,8 +268,7 @@ class Uplink:
     def _periodic(self, now: float) -> None:
         if now >= self._next_state:
             self._next_state = now + self.settings.state_interval_s
-            with self._lock:
-                self._state_due = True
+            self._state_due.set()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S
             self.spool.prune()
@@ -390,14 +278,13 @@ class Uplink:
 
     def _drain_once(self) -> None:
         self._settle_pubacks()
-        self._handle_inbox()
+        self._inbox.handle_waiting()
         if not self.connected:
             return
-        with self._lock:
-            state_due, self._state_due = self._state_due, False
-        if state_due:
+        if self._state_due.is_set():
+            self._state_due.clear()
             self._publish_state("online")
-        self._window.forget_stuck(time.monotonic(), connected_at=self._connected_at)
+        self._window.forget_stuck(time.monotonic(), connected_at=self._connection.connected_at)
         self._publish_more()
 
     def _publish_more(self) -> None:
@@ -410,7 +297,7 @@ class Uplink:
             published += 1
             if info.rc == mqtt.MQTT_ERR_NO_CONN:
                 break
-        self._count("published", published)
+        self._counters.add("published", published)
 
     def _settle_pubacks(self) -> None:
         pubacks = []
@@ -421,7 +308,7 @@ class Uplink:
         for refusal in settled.refused:
             self._broker_refused(refusal)
         if settled.acked:
-            self._count("broker_acked", settled.acked)
+            self._counters.add("broker_acked", settled.acked)
         self._mark_sent(force=False)
 
     def _mark_sent(self, *, force: bool) -> None:
@@ -432,7 +319,7 @@ class Uplink:
             self._window.marked(keys, time.monotonic())
 
     def _broker_refused(self, refusal: Refusal) -> None:
-        self._count("broker_refused")
+        self._counters.add("broker_refused")
         log.error(
             "uplink: the broker refused event %s (%s); check that its ACL lets user %r write %s;"
             " retrying in %.1fs",
@@ -443,50 +330,7 @@ class Uplink:
             refusal.pause_s,
         )
 
-    def _handle_inbox(self) -> None:
-        while self._inbox:
-            topic, payload = self._inbox.popleft()
-            if topic == self.topics.ack:
-                self._handle_ack(payload)
-            else:
-                self._handle_statuslist(payload)
-
-    def _handle_ack(self, payload: bytes) -> None:
-        if self._authority is None:
-            self._reject("ack_unverifiable", "no authority keys are configured (policy.authority_keys)")
-            return
-        try:
-            ack = verify_ack(payload, self._authority)
-        except SignatureError as e:
-            self._reject("ack_invalid", f"ack on {self.topics.ack}: {e}")
-            return
-        if ack.device != self.spool.device_id:
-            self._reject("ack_wrong_device", f"ack for {ack.device!r} on our topic")
-            return
-        self._apply_ack(ack.acked(), ack.resend)
-
-    def _apply_ack(self, epochs: dict[int, int], resend: list[tuple[int, int, int]]) -> None:
-        device = self.spool.device_id
-        acked = self.spool.apply_ack(device, epochs)
-        asked = self.spool.requeue(device, resend)
-        # A fresh ack that still does not cover what the broker accepted long ago: lost, send again.
-        cutoff = int((time.time() - self.settings.resend_unacked_s) * 1000)
-        stale = self.spool.requeue_stale(device, cutoff)
-        if asked or stale:
-            self._window.reread()
-        self._count("acks_applied")
-        self._count("resent", asked + stale)
-        with self._lock:
-            self._counters.last_ack = datetime.now(UTC)
-        log.debug("uplink: ack covers %d new events; resending %d asked, %d unconfirmed", acked, asked, stale)
-
-    def _handle_statuslist(self, payload: bytes) -> None:
-        if self._on_statuslist is None:
-            return
-        try:
-            self._on_statuslist(payload)
-        except Exception as e:  # a bad list must never stop the uplink; the store explains why
-            self._reject("statuslist_refused", f"status list not taken: {e}")
+    # -- the retained state ------------------------------------------------------------
 
     def _publish_state(self, status: Status) -> mqtt.MQTTMessageInfo:
         return self._client.publish(self.topics.state, self._state(status), qos=1, retain=True)
@@ -511,16 +355,9 @@ class Uplink:
         while not info.is_published() and self.connected and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    # -- counters ----------------------------------------------------------------------
 
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self._counters, name, getattr(self._counters, name) + n)
-
-    def _reject(self, reason: str, detail: str = "") -> None:
-        with self._lock:
-            self._counters.rejected[reason] += 1
-        log.warning("uplink: ignored a message from the broker (%s): %s", reason, detail)
+def _statuslist_limit(settings: UplinkConfig) -> int:
+    return int(settings.max_statuslist_mb * 1024 * 1024)
 
 
 @lru_cache(maxsize=64)
@@ -528,7 +365,7 @@ def _event_topic(prefix: str, destination: str, device: str) -> str:
     return DeviceTopics(prefix, destination, device).event
 
 
-def _lookup(authority_keys: AuthorityKeys | None) -> Callable[[str], Ed25519PublicKey | None] | None:
+def _lookup(authority_keys: AuthorityKeys | None) -> jws.KeyLookup | None:
     if authority_keys is None:
         return None
     if isinstance(authority_keys, Mapping):

@@ -509,8 +509,8 @@ def test_from_settings_loads_the_authority_keys(tmp_path: Path, spool: Spool) ->
     settings = parse_config({"policy": {"authority_keys": "authority.pem"}}, base_dir=tmp_path)
     uplink = Uplink.from_settings(settings, spool=spool)  # not started: no broker needed
     try:
-        assert uplink._authority is not None
-        assert uplink._authority(thumbprint(AUTHORITY.public_key())) == AUTHORITY.public_key()
+        assert uplink._acks.authority is not None
+        assert uplink._acks.authority(thumbprint(AUTHORITY.public_key())) == AUTHORITY.public_key()
     finally:
         uplink.close()
 
