@@ -28,6 +28,7 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
+from kiosk.bundle import Bundle, keys_pem
 from kiosk.config import Settings, parse_config
 from kiosk.errors import ConfigError, DeviceKeyError, ProvisionError
 from kiosk.names import reserved_pattern
@@ -57,6 +58,16 @@ class ProvisionRequest:
     password_file: Path | None = None
     identity_key: Path | None = None
     force: bool = False
+    mode: Literal["kiosk", "inspector"] = "kiosk"
+    bundle: Bundle | None = None  # checked trust material from `kiosk-central bundle`
+    capacity: int | None = None
+    authority_fingerprint: str | None = None  # what the authority printed, compared with the bundle's
+
+
+# Where a bundle's parts go, beside the config file.
+AUTHORITY_KEYS_FILE = "authority.pem"
+TRUST_LIST_FILE = "trustlist.pem"
+BROKER_CA_FILE = "broker-ca.crt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class Registration:
     fingerprint: str
     software: str
     created: str
+    mode: str = "kiosk"  # or "inspector": a street inspector's handheld, not a venue's kiosk
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The record as JSON text; `indent=None` gives the compact form used in the QR code."""
@@ -86,6 +98,7 @@ class ProvisionResult:
     config_path: Path
     identity_key_generated: bool
     replaced_key: bool
+    bundle: Bundle | None = None
 
 
 def provision(
@@ -100,7 +113,7 @@ def provision(
     key, settings, generated = _write_all(request, base, settings)
     _hand_over(settings, owner)
     record = registration_for(key, settings, created=now())
-    return ProvisionResult(record, settings, request.config_path, generated, replaced)
+    return ProvisionResult(record, settings, request.config_path, generated, replaced, request.bundle)
 
 
 def _checked(request: ProvisionRequest) -> tuple[dict[str, Any], Settings]:
@@ -123,6 +136,8 @@ def _write_all(
         device_id = request.device_id or device_id_for(key)
         generated = _stage_identity_key(staging, request.identity_key, settings.paths.identity_key_file)
         settings = _validate(request, base, device_id)
+        if request.bundle is not None:
+            _stage_bundle(staging, request.bundle, request.config_path.parent, settings.paths.statuslist_file)
         staging.write(request.config_path, _config_text(request, base, device_id).encode(), mode=0o644)
         staging.commit()
     return key, settings, generated
@@ -144,6 +159,7 @@ def registration_for(key: Ed25519PrivateKey, settings: Settings, *, created: dat
         fingerprint=keys.thumbprint(public),
         software=__version__,
         created=created.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        mode=settings.device.mode,
     )
 
 
@@ -152,7 +168,7 @@ def registration_for(key: Ed25519PrivateKey, settings: Settings, *, created: dat
 
 def check_request(request: ProvisionRequest) -> None:
     """Every problem with the arguments at once, as one ProvisionError."""
-    problems = _credential_problems(request) + _reserved_name_problems(request)
+    problems = _credential_problems(request) + _reserved_name_problems(request) + _bundle_problems(request)
     files = {
         "--ca": request.ca_file,
         "--cert": request.cert_file,
@@ -178,6 +194,24 @@ def _credential_problems(request: ProvisionRequest) -> list[str]:
         )
     if request.broker.startswith("mqtt://") and (request.ca_file or request.cert_file):
         problems.append("TLS files were given but the broker URL is mqtt://: use mqtts://HOST:8883")
+    return problems
+
+
+def _bundle_problems(request: ProvisionRequest) -> list[str]:
+    bundle = request.bundle
+    expected = request.authority_fingerprint
+    if bundle is None:
+        return ["--authority-fingerprint needs --bundle"] if expected else []
+    problems = []
+    if expected is not None and expected.strip() != bundle.fingerprint:
+        problems.append(
+            f"the bundle is signed by authority key {bundle.fingerprint}, not {expected.strip()}: "
+            "do not use it; ask the authority for a new bundle"
+        )
+    if request.destination != bundle.content.destination.id:
+        problems.append(
+            f"--destination {request.destination}, but the bundle is for {bundle.content.destination.id}"
+        )
     return problems
 
 
@@ -257,11 +291,15 @@ def _existing_config(path: Path) -> dict[str, Any]:
 def config_data(request: ProvisionRequest, base: dict[str, Any], device_id: str) -> dict[str, Any]:
     """The config file's content: `base` with the provisioned keys set."""
     data = {name: dict(section) for name, section in base.items()}
-    data.setdefault("device", {})["id"] = device_id
+    data.setdefault("device", {}).update(id=device_id, mode=request.mode)
     data.setdefault("destination", {}).update(
         id=request.destination, venue_name=request.venue_name, direction=request.direction
     )
+    if request.capacity is not None:
+        data["destination"]["capacity"] = request.capacity
     data["uplink"] = _uplink_data(request, base.get("uplink", {}))
+    if request.bundle is not None:
+        _point_at_bundle(data, request.bundle, request.config_path.parent)
     if request.state_dir is not None:
         data.setdefault("paths", {})["state_dir"] = str(request.state_dir)
     return data
@@ -277,6 +315,31 @@ def _uplink_data(request: ProvisionRequest, base: dict[str, Any]) -> dict[str, A
     if any(tls.values()):
         uplink["tls"] = {k: str(v) for k, v in tls.items() if v is not None}
     return uplink
+
+
+def _point_at_bundle(data: dict[str, Any], bundle: Bundle, folder: Path) -> None:
+    # The bundle's files sit beside the config; a --ca given by hand wins over the bundle's CA.
+    policy = data.setdefault("policy", {})
+    policy["authority_keys"] = str(folder / AUTHORITY_KEYS_FILE)
+    if bundle.certificates:
+        policy["trust_list"] = str(folder / TRUST_LIST_FILE)
+    tls = data["uplink"].setdefault("tls", {})
+    if bundle.content.broker_ca is not None and "ca_file" not in tls:
+        tls["ca_file"] = str(folder / BROKER_CA_FILE)
+    if not tls:
+        del data["uplink"]["tls"]
+
+
+def missing_trust(settings: Settings) -> list[str]:
+    """The trust material a provisioned config lacks, with what each one costs."""
+    gaps = []
+    if settings.policy.authority_keys is None:
+        gaps.append("the authority's public keys: central's acks, status lists, inspector cards are refused")
+    if settings.policy.trust_list is None:
+        gaps.append("a vaccine-passport trust list: every vaccine passport is refused")
+    if settings.uplink.broker.startswith("mqtts://") and settings.uplink.tls.ca_file is None:
+        gaps.append("the broker's CA certificate: the system's CAs are trusted instead")
+    return gaps
 
 
 def _validate(request: ProvisionRequest, base: dict[str, Any], device_id: str) -> Settings:
@@ -388,6 +451,17 @@ def _stage_identity_key(staging: _Staging, given: Path | None, target: Path) -> 
     return True
 
 
+def _stage_bundle(staging: _Staging, bundle: Bundle, folder: Path, statuslist_file: Path) -> None:
+    """Stage the bundle's keys, trust list, broker CA and status list."""
+    staging.write(folder / AUTHORITY_KEYS_FILE, keys_pem(bundle.keys).encode(), mode=0o644)
+    if bundle.certificates:
+        staging.write(folder / TRUST_LIST_FILE, bundle.content.trust_list.encode(), mode=0o644)
+    if bundle.content.broker_ca is not None:
+        staging.write(folder / BROKER_CA_FILE, bundle.content.broker_ca.encode(), mode=0o644)
+    if bundle.content.status_list is not None:
+        staging.write(statuslist_file, bundle.content.status_list.encode(), mode=0o644)
+
+
 def _hand_over(settings: Settings, owner: str | None) -> None:
     """Give the state folder and secrets to the kiosk user, when root provisions for it."""
     if owner is None or os.geteuid() != 0:
@@ -398,8 +472,9 @@ def _hand_over(settings: Settings, owner: str | None) -> None:
         log.info("no user %r: the key files stay owned by root", owner)
         return
     paths = settings.paths
-    for path in (paths.state_dir, paths.key_file, paths.identity_key_file):
-        shutil.chown(path, user=owner, group=_group_of(owner))
+    for path in (paths.state_dir, paths.key_file, paths.identity_key_file, paths.statuslist_file):
+        if path.exists():
+            shutil.chown(path, user=owner, group=_group_of(owner))
 
 
 def _group_of(user: str) -> int:

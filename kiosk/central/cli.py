@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
-from kiosk.central import mqtt, render, trace
+from kiosk.central import bundle, mqtt, render, trace
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import build_report, load_report_settings
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_devices, _ingest, _report, _trace, _statuslist):
+    for register in (_devices, _ingest, _report, _trace, _statuslist, bundle.register):
         register(commands)
     return parser
 

@@ -1,0 +1,193 @@
+"""The provisioning bundle: made by `kiosk-central bundle`, applied by `kiosk provision --bundle`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kiosk import cardmaker, jws, keys, statuslist
+from kiosk.bundle import TYP, BundleContent, DestinationRecord, make_bundle, read_bundle
+from kiosk.central.cli import main as central_main
+from kiosk.cli import main
+from kiosk.config import load_config
+from kiosk.errors import ProvisionError
+from kiosk.statuslist import StatusListStore
+from kiosk.trustlist import TrustList
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> dict[str, Path]:
+    """The authority's side: a signing key, a document signer, a status list and a broker CA."""
+    folder = tmp_path / "authority"
+    folder.mkdir()
+    key = keys.generate_device_key(folder / "authority.key")
+    signer = cardmaker.make_dcc_signer(
+        not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=365)
+    )
+    cardmaker.save_signer(signer, folder / "dsc.key", folder / "dsc.pem")
+    entry = statuslist.Entry("001093029317", statuslist.Status("F0"))
+    payload = statuslist.build_payload([entry], version=7, issued=NOW)
+    (folder / "statuslist.jws").write_bytes(statuslist.sign_payload(payload, key))
+    ca = cardmaker.make_dcc_signer(not_before=NOW, not_after=NOW + timedelta(days=30), common_name="test CA")
+    cardmaker.save_signer(ca, folder / "ca.key", folder / "ca.crt")
+    names = {"key": "authority.key", "dsc": "dsc.pem", "statuslist": "statuslist.jws", "ca": "ca.crt"}
+    return {name: folder / file for name, file in names.items()} | {"bundle": folder / "venue.bundle"}
+
+
+def make(authority: dict[str, Path], capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    """Run `kiosk-central bundle`; returns the fingerprint it printed."""
+    argv = ["bundle", "--authority-key", str(authority["key"]), "--trust-list", str(authority["dsc"]),
+            "--trust-list-version", "3", "--status-list", str(authority["statuslist"]),
+            "--broker", "mqtts://broker.example:8883", "--broker-ca", str(authority["ca"]),
+            "--destination", "cho-ben-thanh", "--venue", "Chợ Bến Thành", "--district", "Quận 1",
+            "--ward", "Phường Bến Thành", "-o", str(authority["bundle"]), *extra]  # fmt: skip
+    assert central_main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("authority key fingerprint ")
+    return out.split()[-1]
+
+
+def provision(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    """Run `kiosk provision` into tmp_path/etc and tmp_path/state."""
+    argv = [
+        "provision",
+        "--config",
+        str(tmp_path / "etc" / "kiosk.toml"),
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
+    code = main([*argv, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_bundle_provisions_everything_and_both_sides_print_one_fingerprint(
+    authority: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fingerprint = make(authority, capsys)
+    code, out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 0, err
+    assert f"authority key fingerprint {fingerprint}" in err
+    assert "not provisioned with" not in err
+    settings = load_config(tmp_path / "etc" / "kiosk.toml")
+    assert settings.destination.id == "cho-ben-thanh" and settings.destination.venue_name == "Chợ Bến Thành"
+    assert settings.uplink.broker == "mqtts://broker.example:8883"
+    assert settings.policy.authority_keys is not None and settings.policy.trust_list is not None
+    assert fingerprint in keys.load_public_keys(settings.policy.authority_keys)
+    assert len(TrustList.load(settings.policy.trust_list)) == 1
+    assert settings.uplink.tls.ca_file is not None
+    assert settings.uplink.tls.ca_file.read_bytes() == authority["ca"].read_bytes()
+    store = StatusListStore.from_config(settings.policy.authority_keys, settings.paths.statuslist_file)
+    assert store.version == 7
+    assert json.loads(out)["mode"] == "kiosk"
+
+
+def test_an_inspectors_handheld(authority: dict[str, Path], tmp_path: Path, capsys) -> None:
+    make(authority, capsys, "--mode", "inspector")
+    code, out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 0, err
+    assert json.loads(out)["mode"] == "inspector"
+    assert load_config(tmp_path / "etc" / "kiosk.toml").device.mode == "inspector"
+
+
+def test_the_technician_can_have_the_fingerprint_compared(
+    authority: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    fingerprint = make(authority, capsys)
+    code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]),
+                                "--authority-fingerprint", fingerprint)  # fmt: skip
+    assert code == 0, err
+    other = keys.thumbprint(Ed25519PrivateKey.generate().public_key())
+    code, out, err = provision(tmp_path / "2", capsys, "--bundle", str(authority["bundle"]),
+                               "--authority-fingerprint", other)  # fmt: skip
+    assert code == 2 and f"not {other}" in err and out == ""
+    assert not (tmp_path / "2").exists()
+
+
+def test_without_a_bundle_provisioning_says_what_is_missing(tmp_path: Path, capsys) -> None:
+    code, _out, err = provision(tmp_path, capsys, "--destination", "lab", "--venue", "Lab",
+                                "--broker", "mqtts://127.0.0.1:8883")  # fmt: skip
+    assert code == 0, err
+    for gap in ("authority's public keys", "vaccine-passport trust list", "broker's CA"):
+        assert f"warning: not provisioned with {'the ' if 'auth' in gap or 'CA' in gap else 'a '}{gap}" in err
+    assert "--bundle" in err
+
+
+def test_a_bundle_for_another_destination_is_refused(
+    authority: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    make(authority, capsys)
+    code, _out, err = provision(
+        tmp_path, capsys, "--bundle", str(authority["bundle"]), "--destination", "other"
+    )
+    assert code == 2 and "the bundle is for cho-ben-thanh" in err
+
+
+def test_a_changed_bundle_is_refused(authority: dict[str, Path], tmp_path: Path, capsys) -> None:
+    make(authority, capsys)
+    header, payload, signature = authority["bundle"].read_bytes().split(b".")
+    content = json.loads(jws.b64url_decode(payload))
+    content["destination"]["venue_name"] = "Somewhere else"
+    forged = b".".join([header, jws.b64url(json.dumps(content).encode()).encode(), signature])
+    authority["bundle"].write_bytes(forged)
+    code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 2 and "signature does not verify" in err
+    assert not (tmp_path / "etc").exists()
+
+
+def _content(authority_keys: str, **changes: object) -> BundleContent:
+    destination = DestinationRecord(id="x", venue_name="X", district="D", ward="W")
+    values: dict = {"issued": NOW, "authority_keys": authority_keys, "trust_list": "",
+                    "trust_list_version": 0, "destination": destination, **changes}  # fmt: skip
+    return BundleContent(**values)
+
+
+def test_the_signer_must_be_one_of_the_bundles_keys() -> None:
+    signer, listed = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    with pytest.raises(ProvisionError, match="not among the bundle's authority keys"):
+        make_bundle(_content(keys.public_pem(listed.public_key())), signer)
+    # Forged by hand: signed by a key the payload does not list.
+    payload = _content(keys.public_pem(listed.public_key())).model_dump_json().encode()
+    token = jws.sign(payload, signer, kid=keys.thumbprint(signer.public_key()), typ=TYP)
+    with pytest.raises(ProvisionError, match="signature does not verify"):
+        read_bundle(token)
+
+
+def test_a_status_list_signed_by_another_key_is_refused() -> None:
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    token = statuslist.sign_payload(statuslist.build_payload([], version=1, issued=NOW), other).decode()
+    with pytest.raises(ProvisionError, match="status list is refused"):
+        make_bundle(_content(keys.public_pem(key.public_key()), status_list=token), key)
+
+
+def test_a_bundle_without_lists_says_so() -> None:
+    key = Ed25519PrivateKey.generate()
+    bundle = read_bundle(make_bundle(_content(keys.public_pem(key.public_key())), key))
+    assert bundle.missing() == [
+        "a vaccine-passport trust list",
+        "a status list",
+        "the broker's CA certificate",
+    ]
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_are_a_bundle_or_a_clear_refusal(data: bytes) -> None:
+    with pytest.raises(ProvisionError):
+        read_bundle(data)
+
+
+@given(st.text(max_size=200))
+def test_any_payload_with_keys_is_refused_cleanly(text: str) -> None:
+    key = Ed25519PrivateKey.generate()
+    payload = json.dumps({"authority_keys": keys.public_pem(key.public_key()), "destination": text}).encode()
+    token = jws.sign(payload, key, kid=keys.thumbprint(key.public_key()), typ=TYP)
+    with pytest.raises(ProvisionError, match="malformed"):
+        read_bundle(token)
