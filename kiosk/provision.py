@@ -58,6 +58,7 @@ class ProvisionRequest:
     password_file: Path | None = None
     identity_key: Path | None = None
     force: bool = False
+    keep_key: bool = False  # re-provision (a new bundle) keeping the device's key and id
     mode: Literal["kiosk", "inspector"] = "kiosk"
     bundle: Bundle | None = None  # checked trust material from `kiosk-central bundle`
     capacity: int | None = None
@@ -109,7 +110,7 @@ def provision(
 ) -> ProvisionResult:
     """Provision this device; raises ProvisionError or ConfigError and then leaves nothing behind."""
     base, settings = _checked(request)
-    replaced = settings.paths.key_file.exists()
+    replaced = settings.paths.key_file.exists() and not request.keep_key
     key, settings, generated = _write_all(request, base, settings)
     _hand_over(settings, owner)
     record = registration_for(key, settings, created=now())
@@ -121,7 +122,8 @@ def _checked(request: ProvisionRequest) -> tuple[dict[str, Any], Settings]:
     check_request(request)
     base = _existing_config(request.config_path)
     settings = _validate(request, base, request.device_id or _PLACEHOLDER_ID)
-    _check_key_slot(settings.paths.key_file, request.force)
+    if not (request.keep_key and settings.paths.key_file.exists()):
+        _check_key_slot(settings.paths.key_file, request.force)
     _check_writable(request.config_path.parent, "config folder")
     _check_writable(settings.paths.state_dir, "state folder")
     return base, settings
@@ -132,8 +134,8 @@ def _write_all(
 ) -> tuple[Ed25519PrivateKey, Settings, bool]:
     """Stage the keys and the config, then move them into place together."""
     with _Staging() as staging:
-        key = _stage_device_key(staging, settings.paths.key_file)
-        device_id = request.device_id or device_id_for(key)
+        key = _device_key(request, staging, settings.paths.key_file)
+        device_id = request.device_id or _kept_id(request, base) or device_id_for(key)
         generated = _stage_identity_key(staging, request.identity_key, settings.paths.identity_key_file)
         settings = _validate(request, base, device_id)
         if request.bundle is not None:
@@ -188,6 +190,8 @@ def _credential_problems(request: ProvisionRequest) -> list[str]:
     problems = []
     if (request.cert_file is None) != (request.key_file is None):
         problems.append("--cert and --key go together: give both, or neither")
+    if request.keep_key and request.force:
+        problems.append("--keep-key keeps the device key, --force replaces it: give one of them")
     if request.cert_file is not None and (request.username or request.password_file):
         problems.append(
             "give either a client certificate (--cert/--key) or --username/--password-file, not both"
@@ -434,6 +438,18 @@ class _Staging:
         for folder in sorted(self.made_dirs, key=lambda p: len(p.parts), reverse=True):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
+
+
+def _device_key(request: ProvisionRequest, staging: _Staging, key_file: Path) -> Ed25519PrivateKey:
+    if request.keep_key and key_file.exists():
+        return keys.load_private_key(key_file)
+    return _stage_device_key(staging, key_file)
+
+
+def _kept_id(request: ProvisionRequest, base: dict[str, Any]) -> str | None:
+    # The key is kept, so is the id the authority registered it under.
+    kept = base.get("device", {}).get("id") if request.keep_key else None
+    return kept if isinstance(kept, str) else None
 
 
 def _stage_device_key(staging: _Staging, key_file: Path) -> Ed25519PrivateKey:

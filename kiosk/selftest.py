@@ -15,37 +15,27 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from kiosk import __version__
+from kiosk.checkresult import CheckResult
 from kiosk.config import Settings, load_config
 from kiosk.errors import CameraEnded, ConfigError, KioskError, UplinkError
 from kiosk.imaging import MIN_SHARPNESS, clipped_fraction, mean_level, sharpness
 from kiosk.topics import DeviceTopics
+from kiosk.trustcheck import TRUST_CHECKS
 
-Status = Literal["pass", "warn", "fail", "skip"]
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 # A payload the decoder check draws and must read back; any text would do.
 TEST_PAYLOAD = "kiosk selftest 0123456789|NGUYEN VAN A|1987-01-18"
 CAMERA_SAMPLE_S = 1.0
 # More than this share of pixels at the ends of the range means the exposure is wrong.
 MAX_CLIPPED = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """The outcome of one check: status, what was found, and what to do if it failed."""
-
-    name: str
-    status: Status
-    detail: str
-    advice: str = ""
-    figures: dict[str, float | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +491,7 @@ def _await(outcome: _Outcome, timeout_s: float, what: str, settings: Settings) -
 CHECKS: tuple[Check, ...] = (
     check_device_key,
     check_identity_key,
+    *TRUST_CHECKS,
     check_disk,
     check_clock,
     check_decoder,

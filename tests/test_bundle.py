@@ -36,7 +36,7 @@ def authority(tmp_path: Path) -> dict[str, Path]:
     entry = statuslist.Entry("001093029317", statuslist.Status("F0"))
     payload = statuslist.build_payload([entry], version=7, issued=NOW)
     (folder / "statuslist.jws").write_bytes(statuslist.sign_payload(payload, key))
-    ca = cardmaker.make_dcc_signer(not_before=NOW, not_after=NOW + timedelta(days=30), common_name="test CA")
+    ca = cardmaker.make_dcc_signer(not_before=NOW, not_after=NOW + timedelta(days=365), common_name="test CA")
     cardmaker.save_signer(ca, folder / "ca.key", folder / "ca.crt")
     names = {"key": "authority.key", "dsc": "dsc.pem", "statuslist": "statuslist.jws", "ca": "ca.crt"}
     return {name: folder / file for name, file in names.items()} | {"bundle": folder / "venue.bundle"}
@@ -191,3 +191,17 @@ def test_any_payload_with_keys_is_refused_cleanly(text: str) -> None:
     token = jws.sign(payload, key, kid=keys.thumbprint(key.public_key()), typ=TYP)
     with pytest.raises(ProvisionError, match="malformed"):
         read_bundle(token)
+
+
+def test_a_new_bundle_keeps_the_key_and_id(authority: dict[str, Path], tmp_path: Path, capsys) -> None:
+    make(authority, capsys)
+    code, out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 0, err
+    first = json.loads(out)
+    code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 2 and "already provisioned" in err
+    code, out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]), "--keep-key")
+    assert code == 0, err
+    again = json.loads(out)
+    assert (again["device"], again["fingerprint"]) == (first["device"], first["fingerprint"])
+    assert "key was replaced" not in err

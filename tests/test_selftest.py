@@ -28,6 +28,7 @@ from kiosk.selftest import (
 )
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto, TlsListener, free_port
+from tests.support.trust import test_bundle
 
 mosquitto = broker_support.mosquitto
 mosquitto_factory = broker_support.mosquitto_factory
@@ -115,14 +116,16 @@ def test_provision_then_selftest_passes_over_tls(
         device_id=DEVICE,
         ca_file=test_ca / "ca.crt",
         password_file=password_file(tmp_path, "pw-0001"),
+        bundle=test_bundle(tmp_path / "authority"),
     )
     code = main(["selftest", "--config", str(config), "--json", "--hold", "0"])
     report = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0, report
+    trust = ["authority keys", "trust list", "status list", "broker ca"]
+    hardware = ["disk", "decoder", "camera", "signals", "screen", "broker"]
     assert {name: c["status"] for name, c in checks.items() if name != "clock"} == dict.fromkeys(
-        ["config", "device key", "identity key", "disk", "decoder", "camera", "signals", "screen", "broker"],
-        "pass",
+        ["config", "device key", "identity key", *trust, *hardware], "pass"
     )
     assert checks["camera"]["figures"]["decoded"] >= 1
     assert checks["camera"]["figures"]["fps"] > 20

@@ -64,6 +64,9 @@ def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--state-dir", type=Path, help="state folder (default: the config's paths.state_dir)")
     parser.add_argument("--force", action="store_true", help="replace an existing device key")
+    parser.add_argument(
+        "--keep-key", action="store_true", help="keep the existing device key and id (to apply a new bundle)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +99,7 @@ def request_from(args: argparse.Namespace) -> ProvisionRequest:
         password_file=_absolute(args.password_file),
         identity_key=_absolute(args.identity_key),
         force=args.force,
+        keep_key=args.keep_key,
     )
 
 

@@ -1,0 +1,106 @@
+"""Self-test checks of the trust material: authority keys, trust list, status list, broker CA.
+
+Each fails while its part is missing, unreadable or expired, and names the command
+that fixes it: the authority's provisioning bundle applied with `kiosk provision`.
+`kiosk.selftest` runs them with its own checks (TRUST_CHECKS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+
+from kiosk.checkresult import CheckResult, Status
+from kiosk.config import Settings
+
+FIX = "apply the authority's bundle (`kiosk-central bundle`): `sudo kiosk provision --bundle FILE --keep-key`"
+SOON = timedelta(days=30)
+STALE_STATUS_LIST = timedelta(days=7)
+
+
+def _result(name: str, status: Status, detail: str, advice: str = "") -> CheckResult:
+    return CheckResult(name, status, detail, advice)
+
+
+def check_authority_keys(settings: Settings, probes: object) -> CheckResult:
+    """The authority's public keys are configured and load."""
+    from kiosk.keys import load_public_keys
+
+    path = settings.policy.authority_keys
+    if path is None:
+        return _result("authority keys", "fail", "none: central's acks and status lists are refused", FIX)
+    found = load_public_keys(path)
+    return _result("authority keys", "pass", f"{path}: {len(found)} key(s), {', '.join(sorted(found))}")
+
+
+def check_trust_list(settings: Settings, probes: object) -> CheckResult:
+    """The vaccine passports' trust list is configured, loads, and holds certificates in force."""
+    from kiosk.trustlist import TrustList
+
+    path = settings.policy.trust_list
+    if path is None:
+        return _result("trust list", "fail", "none: every vaccine passport is refused", FIX)
+    certificates = list(TrustList.load(path))
+    now = datetime.now(UTC)
+    valid = [c for c in certificates if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
+    detail = f"{path}: {len(certificates)} document signer(s), {len(valid)} in force"
+    if not valid:
+        return _result("trust list", "fail", detail + ": every certificate has expired", FIX)
+    if len(valid) < len(certificates):
+        return _result("trust list", "warn", detail, "the next trust list will replace the expired ones")
+    return _result("trust list", "pass", detail)
+
+
+def check_status_list(settings: Settings, probes: object) -> CheckResult:
+    """A status list signed by the authority is saved, and recent."""
+    from kiosk.statuslist import StatusListStore
+
+    path = settings.paths.statuslist_file
+    if not path.exists():
+        return _result("status list", "fail", f"{path}: none yet, so no one is refused for their status", FIX)
+    store = StatusListStore.from_config(settings.policy.authority_keys, path)
+    current = store.current
+    if current is None:
+        return _result(
+            "status list", "fail", f"{path}: unreadable or not signed by the authority's keys", FIX
+        )
+    age = datetime.now(UTC) - current.issued
+    detail = (
+        f"{path}: version {current.version}, {current.count} entries, issued {current.issued:%Y-%m-%d %H:%M}"
+    )
+    if age > STALE_STATUS_LIST:
+        return _result("status list", "warn", detail, "is the broker reachable? newer lists arrive on it")
+    return _result("status list", "pass", detail)
+
+
+def check_broker_ca(settings: Settings, probes: object) -> CheckResult:
+    """The broker's CA certificate is configured for TLS, loads, and is in force."""
+    if not settings.uplink.broker.startswith("mqtts://"):
+        return _result("broker ca", "skip", "plain MQTT: no TLS (lab only)")
+    path = settings.uplink.tls.ca_file
+    if path is None:
+        return _result("broker ca", "fail", "none: the authority's broker CA is not installed", FIX)
+    try:
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as e:
+        return _result("broker ca", "fail", f"{path}: cannot be read as PEM certificates ({e})", FIX)
+    return _validity("broker ca", path.name, min(c.not_valid_after_utc for c in certificates))
+
+
+def _validity(name: str, what: str, ends: datetime) -> CheckResult:
+    now = datetime.now(UTC)
+    if ends < now:
+        return _result(name, "fail", f"{what}: expired {ends:%Y-%m-%d}", FIX)
+    if ends - now < SOON:
+        return _result(name, "warn", f"{what}: expires {ends:%Y-%m-%d}", "ask the authority for a new bundle")
+    return _result(name, "pass", f"{what}: valid until {ends:%Y-%m-%d}")
+
+
+TRUST_CHECKS: tuple[Callable[[Settings, object], CheckResult], ...] = (
+    check_authority_keys,
+    check_trust_list,
+    check_status_list,
+    check_broker_ca,
+)
