@@ -51,6 +51,9 @@ STATUS_INTERVAL_S = 5.0
 STATS_INTERVAL_S = 60.0
 IDLE_INTERVAL_S = 2.0
 BROKER_FAULT_AFTER_S = 120.0
+# A card held up while nothing can be recorded is retried on every frame, but refused aloud
+# (and logged) once per this many seconds: not the repeat window, which may be zero or minutes.
+NOT_RECORDED_NOTICE_S = 5.0
 
 
 class UplinkPort(Protocol):
@@ -146,6 +149,7 @@ class Kiosk:
         self._watchdog_s = watchdog_interval_s() or 2.0
         # Inspector cards and street checks, by payload (entrance scans repeat in the policy).
         self._checked: RecentScans[str] = RecentScans()
+        self._not_recorded_told: RecentScans[bool] = RecentScans()  # payloads refused lately, unrecorded
         self._spool_failing = False
         self._due = {
             "watchdog": 0.0,
@@ -278,10 +282,16 @@ class Kiosk:
             else:
                 self._entrance_scan(item, scan)
         except Exception as e:  # no code and no full disk may stop the loop; nobody passes unrecorded
-            self._not_recorded(e)
+            self._not_recorded(e, symbol.raw, now)
 
-    def _not_recorded(self, error: Exception) -> None:
-        """The decision could not be recorded: refuse (fail closed), say so, and keep scanning."""
+    def _not_recorded(self, error: Exception, payload: bytes, now: datetime) -> None:
+        """The decision could not be recorded: refuse (fail closed), say so now and then, keep scanning."""
+        if isinstance(error, SpoolError):
+            self._spool_failing = True  # until a record succeeds again
+            self._set_fault("spool")
+        if self._not_recorded_told.find(payload, now):
+            return  # the same card, still held up: told already; the next frame tries the record again
+        self._not_recorded_told.remember((payload,), True, now, timedelta(seconds=NOT_RECORDED_NOTICE_S))
         self.counters.errors += 1
         log.error(
             "a scan could not be recorded, the person was refused: %s",
@@ -289,9 +299,6 @@ class Kiosk:
             exc_info=not isinstance(error, KioskError),
         )
         self.parts.feedback.failed(Reason.INTERNAL_ERROR)
-        if isinstance(error, SpoolError):
-            self._spool_failing = True  # until a record succeeds again
-            self._set_fault("spool")
 
     def _entrance_scan(self, item: Card | Rejection, scan: Scan) -> None:
         """Decide, record durably, and only then commit the decision and signal; a repeat does nothing."""

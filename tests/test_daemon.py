@@ -390,18 +390,14 @@ def test_a_full_disk_refuses_people_but_never_stops_the_loop(tmp_path: Path) -> 
     settings = make_settings(tmp_path)
     refused: list[object] = []
     with assemble(settings, frames=frames_for(NATIONAL, CCCD)) as kiosk:
-        spool = kiosk.parts.spool
-
-        def full(_draft: object) -> None:
-            raise SpoolError("cannot write the spool: database or disk is full")
-
-        spool.record = full  # type: ignore[method-assign]
+        attempts = _fail_times(kiosk.parts.spool, 10**6)
         failed = kiosk.parts.feedback.failed
         kiosk.parts.feedback.failed = lambda reason, **d: (refused.append(reason), failed(reason, **d))  # type: ignore[method-assign]
         kiosk.run()
-    # Fail closed, and never silently: each sighting is a new try, refused while nothing can be recorded.
-    assert refused == [Reason.INTERNAL_ERROR] * kiosk.counters.decoded and len(refused) >= 2
-    assert kiosk.counters.errors == len(refused) and kiosk.counters.repeats == 0
+    # Fail closed, and never silently: each sighting is a new try; each card held up is refused once.
+    assert len(attempts) == kiosk.counters.decoded > 2 and kiosk.counters.repeats == 0
+    assert refused == [Reason.INTERNAL_ERROR] * 2
+    assert kiosk.counters.errors == 2
     assert kiosk.counters.frames == len(frames_for(NATIONAL, CCCD))
     assert kiosk.state.fault == "spool"
 
@@ -415,6 +411,20 @@ def _fail_once(spool: Any) -> None:
         raise SpoolError("cannot write the spool: database or disk is full")
 
     spool.record = full
+
+
+def _fail_times(spool: Any, n: int) -> list[bool]:
+    """The spool's next `n` records fail as on a full disk, the later ones succeed; returns the attempts."""
+    record, attempts = spool.record, []
+
+    def full_at_first(draft: Any) -> Any:
+        attempts.append(len(attempts) >= n)
+        if not attempts[-1]:
+            raise SpoolError("cannot write the spool: database or disk is full")
+        return record(draft)
+
+    spool.record = full_at_first
+    return attempts
 
 
 def _symbol(payload: str) -> Symbol:
@@ -438,6 +448,34 @@ def test_after_a_failed_record_the_same_card_gets_a_real_decision(tmp_path: Path
     assert shown == [Reason.INTERNAL_ERROR, "in"]
     assert [(e.verdict, e.direction) for e in spooled_events(settings)] == [("pass", "in")]
     assert (kiosk.counters.errors, kiosk.counters.decisions, kiosk.counters.repeats) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(("failures", "notices"), [(1, 1), (49, 1), (50, 1), (51, 2), (120, 3)])
+def test_a_card_held_up_while_the_disk_is_full_is_told_now_and_then_and_recorded_once_it_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failures: int, notices: int
+) -> None:
+    settings = make_settings(tmp_path)
+    shown: list[object] = []
+    # One frame every 100 ms: a notice at most every NOT_RECORDED_NOTICE_S (5 s, 50 frames).
+    clock = iter(
+        datetime(2026, 11, 29, 8, 0, tzinfo=UTC) + timedelta(milliseconds=100 * i) for i in range(10**4)
+    )
+    with assemble(settings, frames=[]) as kiosk:
+        kiosk.parts = replace_parts(kiosk.parts, now=lambda: next(clock))
+        fb = kiosk.parts.feedback
+        failed, passed = fb.failed, fb.passed
+        fb.failed = lambda reason, **d: (shown.append(reason), failed(reason, **d))  # type: ignore[method-assign]
+        fb.passed = lambda name, direction, **k: (shown.append(direction), passed(name, direction, **k))  # type: ignore[method-assign]
+        attempts = _fail_times(kiosk.parts.spool, failures)
+        for _ in range(failures + 5):  # held up until a few frames after the disk has room again
+            kiosk.handle_symbol(_symbol(NATIONAL), 1.0)
+        assert kiosk.state.fault == "spool"
+    assert attempts == [False] * failures + [True], "retried on every frame until recorded, then a repeat"
+    assert shown == [Reason.INTERNAL_ERROR] * notices + ["in"]
+    logged = [r for r in caplog.records if "could not be recorded" in r.getMessage()]
+    assert len(logged) == kiosk.counters.errors == notices
+    assert [(e.verdict, e.reason) for e in spooled_events(settings)] == [("pass", "ok")]
+    assert (kiosk.counters.decisions, kiosk.counters.repeats) == (1, 4)
 
 
 def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:
