@@ -29,7 +29,7 @@ import numpy as np
 import zxingcpp
 
 from kiosk import cardmaker, keys, scenes
-from kiosk.app import assemble
+from kiosk.app import assemble, open_feedback
 from kiosk.config import Settings, parse_config
 from kiosk.feedback import Feedback
 
@@ -79,7 +79,7 @@ def measure_latency(width: int, height: int, count: int) -> dict[str, float]:
         raw.append((time.perf_counter() - started) * 1000)
     with tempfile.TemporaryDirectory() as state:
         settings = settings_for(Path(state), width, height)
-        feedback = TimedFeedback(settings.feedback)
+        feedback = open_feedback(settings.feedback, kind=TimedFeedback)
         feedback.signalled = []
         arrivals: list[float] = []
         commits: list[float] = []

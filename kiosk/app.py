@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kiosk.camera import open_camera
 from kiosk.clock import ClockWatch
-from kiosk.config import Settings, load_config
+from kiosk.config import FeedbackConfig, Settings, load_config
 from kiosk.daemon import Kiosk, LoopState, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError
@@ -39,6 +39,9 @@ from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
 from kiosk.trustlist import TrustList
 from kiosk.venue_check import DeviceReadings
+
+if TYPE_CHECKING:
+    from kiosk.reasons import Lang
 
 log = logging.getLogger("kiosk.app")
 
@@ -74,7 +77,7 @@ def assemble(
             presence_keys=presence_keys(settings),
         )
         restore_presence(policy, spool, settings)
-        feedback = feedback or Feedback(settings.feedback, lang=settings.destination.language)
+        feedback = feedback or open_feedback(settings.feedback, lang=settings.destination.language)
         stack.callback(feedback.close)
         state = LoopState()
         live = LiveSettings(settings, config_path)
@@ -102,6 +105,33 @@ def assemble(
             yield Kiosk(parts, stop=stop, state=state, end_on_replay_end=end_on_replay_end)
         finally:
             notifier.stopping()  # before the closing starts, so systemd knows a clean stop is under way
+
+
+def open_feedback(
+    config: FeedbackConfig, *, lang: Lang = "vi", kind: type[Feedback] = Feedback, **parts: Any
+) -> Any:
+    """The feedback the config names (a `kind` of Feedback): LEDs, buzzer, screen and speaker.
+
+    pygame is imported here, at start-up, and never by the loop: a kiosk set to
+    `screen = "none"` without sound runs without it. Like Feedback, it owns the
+    parts it is given: when one fails to open, all are closed.
+    """
+    with contextlib.ExitStack() as undo:
+        for part in parts.values():
+            if callable(getattr(part, "close", None)):
+                undo.callback(part.close)
+        if "screen" not in parts and config.screen != "none":
+            from kiosk.screen.display import Screen
+
+            now = parts.get("now", datetime.now)
+            parts["screen"] = undo.enter_context(Screen(config, lang=lang, now=now))
+        if "sound" not in parts:
+            from kiosk.sound import Sound
+
+            parts["sound"] = undo.enter_context(Sound(config.sound))
+        feedback = kind(config, lang=lang, **parts)
+        undo.pop_all()
+    return feedback
 
 
 def presence_keys(settings: Settings) -> Callable[[str], tuple[str, ...]]:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from kiosk.errors import ConfigError
+from kiosk.topics import ID_PATTERN
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 # Bounds on the file before it is parsed: a kiosk config is a few KiB, two tables deep.
@@ -41,7 +42,6 @@ _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 4, 120, 120, 20, 20
 _TOO_DEEP = f"arrays or tables nested more than {MAX_CONFIG_DEPTH} deep; no kiosk key is"
 ENV_CONFIG = "KIOSK_CONFIG"
-ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 # Status-list codes that refuse entry unless `policy.blocked_statuses` says otherwise.
 DEFAULT_BLOCKED = frozenset({"F0", "F1", "quarantine"})
 DccType = Literal["vaccination", "test", "recovery"]

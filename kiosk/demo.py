@@ -27,7 +27,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import cardmaker, keys, scenes
-from kiosk.app import assemble
+from kiosk.app import assemble, open_feedback
 from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import LoopCounters
@@ -322,7 +322,7 @@ def run_demo(out: Path, *, use_broker: bool = True) -> int:
 
 
 def _play(settings: Settings, frames: list[np.ndarray], screens: Path) -> DemoResult:
-    feedback = ScreenRecorder(settings.feedback, lang=settings.destination.language)
+    feedback = open_feedback(settings.feedback, lang=settings.destination.language, kind=ScreenRecorder)
     feedback.folder = screens
     shutil.rmtree(screens, ignore_errors=True)
     screens.mkdir()

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kiosk import __version__, jws, keys, safejson
-from kiosk.config import ID_PATTERN
 from kiosk.errors import EventError, SignatureError, UnsafeJSONError
+from kiosk.topics import ID_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
 EVENT_TYP = "kiosk-event"

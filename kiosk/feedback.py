@@ -35,7 +35,6 @@ from kiosk.screen.states import (
     StreetState,
 )
 from kiosk.screen.texts import FAULTS, HINTS
-from kiosk.sound import Sound
 from kiosk.street_check import StreetFinding
 from kiosk.text import Lang
 from kiosk.venue_check import INSPECTION_SCREEN_S, InspectionFigures
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
 
     from kiosk.config import FeedbackConfig
     from kiosk.screen.display import Screen
+    from kiosk.sound import Tune
 
 log = logging.getLogger(__name__)
 
@@ -427,6 +427,29 @@ def _gpio_error(e: Exception) -> FeedbackError:
     )
 
 
+class Speaker(Protocol):
+    """Tones alongside the buzzer (kiosk.sound.Sound plays them through pygame.mixer)."""
+
+    def play(self, name: Tune) -> bool:
+        """Start one tune; whether it plays."""
+        ...
+
+    def close(self) -> None:
+        """Release the audio device."""
+        ...
+
+
+class Silence:
+    """The speaker of a kiosk without one."""
+
+    def play(self, name: Tune) -> bool:
+        """Plays nothing."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 class Feedback:
     """LEDs, buzzer, relay, screen and speaker together; every method returns at once.
 
@@ -434,8 +457,10 @@ class Feedback:
     inspection for INSPECTION_SCREEN_S, a street check for `street_hold_s` and
     a recorded person without a QR code for NO_QR_SCREEN_S; then
     `pump()` brings everything back to rest: the idle screen with dark LEDs, or,
-    while a fault is set, the fault screen with a slow red blink. Collaborators
-    default to what the config names; Feedback closes them all.
+    while a fault is set, the fault screen with a slow red blink. Without a
+    screen it shows nothing and without a speaker it is silent (`open_feedback`
+    builds both from the config); the LEDs default to the config's pins.
+    Feedback closes them all.
     """
 
     def __init__(
@@ -445,7 +470,7 @@ class Feedback:
         lang: Lang = "vi",
         signals: Signals | None = None,
         screen: Screen | None = None,
-        sound: Sound | None = None,
+        sound: Speaker | None = None,
         button: NoQrButton | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = datetime.now,
@@ -457,10 +482,10 @@ class Feedback:
         with contextlib.ExitStack() as undo:
             self.signals = signals if signals is not None else Signals(config)
             undo.callback(self.signals.close)
-            self.screen = screen if screen is not None else _default_screen(config, lang, now)
+            self.screen = screen
             if self.screen is not None:
                 undo.callback(self.screen.close)
-            self.sound = sound if sound is not None else Sound(config.sound)
+            self.sound: Speaker = sound if sound is not None else Silence()
             undo.callback(self.sound.close)
             self.button = button if button is not None else _default_button(config, self.signals)
             undo.pop_all()
@@ -614,15 +639,6 @@ class Feedback:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _default_screen(config: FeedbackConfig, lang: Lang, now: Callable[[], datetime]) -> Screen | None:
-    if config.screen == "none":
-        return None
-    # pygame only when a screen is wanted: the loop itself runs without it.
-    from kiosk.screen.display import Screen
-
-    return Screen(config, lang=lang, now=now)
 
 
 def _default_button(config: FeedbackConfig, signals: Signals) -> NoQrButton | None:

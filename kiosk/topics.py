@@ -9,7 +9,9 @@ from typing import Literal
 DEFAULT_PREFIX = "kiosk/v1"
 Leaf = Literal["event", "state", "ack"]
 LEAVES: tuple[Leaf, ...] = ("event", "state", "ack")
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+"""A device or destination id: lower-case letters, digits, `.`, `_` and `-`, at most 64 characters."""
+_ID = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class DeviceTopics:
 
     def __post_init__(self) -> None:
         for name in ("destination", "device"):
-            if not _ID.match(getattr(self, name)):
+            if not _ID.fullmatch(getattr(self, name)):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not a valid id for a topic level")
 
     @property

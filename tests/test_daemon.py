@@ -16,7 +16,7 @@ import pytest
 from gpiozero import Device
 
 from kiosk import cardmaker, keys, scenes
-from kiosk.app import assemble
+from kiosk.app import assemble, open_feedback
 from kiosk.camera import ReplaySource
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import Kiosk, Parts
@@ -108,7 +108,7 @@ class RecordingFeedback(Feedback):
 
 def test_the_decision_is_durable_before_the_feedback(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    feedback = RecordingFeedback(settings.feedback)
+    feedback = open_feedback(settings.feedback, kind=RecordingFeedback)
     feedback.spool_depth_seen = []
     with assemble(settings, frames=frames_for(NATIONAL, CCCD), feedback=feedback) as kiosk:
         feedback.spool = kiosk.parts.spool

@@ -14,6 +14,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
+from kiosk.app import open_feedback
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
 from kiosk.feedback import NO_QR_SCREEN_S, Feedback, NoQrButton, Signals, make_pin_factory
@@ -354,7 +355,7 @@ def clock() -> Clock:
 def feedback(factory: MockFactory, clock: Clock) -> Iterator[Feedback]:
     config = FeedbackConfig(**FAST, screen="offscreen")
     signals = Signals(config, pin_factory=factory)
-    with Feedback(config, signals=signals, clock=clock, now=lambda: NOON) as fb:
+    with open_feedback(config, signals=signals, clock=clock, now=lambda: NOON) as fb:
         yield fb
 
 
@@ -446,7 +447,7 @@ def test_english_and_no_screen(factory: MockFactory, clock: Clock) -> None:
 
 def test_feedback_owns_and_closes_everything(factory: MockFactory) -> None:
     config = FeedbackConfig(**FAST, screen="window")
-    fb = Feedback(config, signals=Signals(config, pin_factory=factory))
+    fb = open_feedback(config, signals=Signals(config, pin_factory=factory))
     assert pygame.display.get_init()
     fb.close()
     fb.close()
@@ -460,7 +461,7 @@ def test_a_screen_that_cannot_open_releases_the_pins(
     monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
     config = FeedbackConfig(**FAST, screen="window")
     with pytest.raises(FeedbackError):
-        Feedback(config, signals=Signals(config, pin_factory=factory))
+        open_feedback(config, signals=Signals(config, pin_factory=factory))
     assert factory.pin(GREEN).function == "input"
 
 
@@ -503,7 +504,7 @@ def test_street_check_signals_its_verdict_without_the_relay(
 ) -> None:
     config = FeedbackConfig(**FAST, screen="offscreen", street_hold_s=0.5)
     finding = example_finding(status)
-    with Feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
+    with open_feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
         start(factory, GREEN, RED, BUZZER, RELAY)
         fb.street(finding)
         assert fb.state == StreetState(finding)
@@ -563,7 +564,7 @@ def test_button_presses_from_other_threads_are_all_counted(factory: MockFactory)
 
 def test_no_qr_presses_from_the_button_and_the_window_key(factory: MockFactory) -> None:
     config = FeedbackConfig(**FAST, screen="window", no_qr_pin=BUTTON)
-    with Feedback(config, signals=Signals(config, pin_factory=factory)) as fb:
+    with open_feedback(config, signals=Signals(config, pin_factory=factory)) as fb:
         assert fb.take_no_qr_presses() == 0
         factory.pin(BUTTON).drive_low()
         factory.pin(BUTTON).drive_high()
@@ -629,7 +630,7 @@ def test_sound_disabled_plays_nothing() -> None:
 
 def test_feedback_plays_tunes_when_sound_is_on(factory: MockFactory, clock: Clock) -> None:
     config = FeedbackConfig(**FAST, screen="none", sound=True)
-    with Feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
+    with open_feedback(config, signals=Signals(config, pin_factory=factory), clock=clock) as fb:
         assert fb.sound.available
         fb.passed("An")
         assert pygame.mixer.get_busy()

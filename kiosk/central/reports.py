@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kiosk.central import acks
 from kiosk.central.registry import ACTIVE
 from kiosk.central.store import DeviceRow, EventRow, Store
-from kiosk.config import ID_PATTERN
 from kiosk.errors import ConfigError
+from kiosk.topics import ID_PATTERN
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
