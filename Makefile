@@ -21,6 +21,7 @@ test: apt venv
 lint: venv
 	$(VENV)/bin/ruff check kiosk tests bench examples
 	$(VENV)/bin/mypy kiosk
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -156,7 +156,7 @@ install_venv() {
     $pip_deps || extra+=(--no-deps)
     # --only-binary: anything pip would have to compile on the Pi is an error here, not a
     # half-hour build (lgpio, pygame and numpy are apt's, seen through the system site).
-    run "$VENV/bin/python" -m pip install -q --only-binary=:all: "${extra[@]}" "${source_dir}" "${pins[@]}"
+    run "$VENV/bin/python" -m pip install -q --only-binary=:all: "${extra[@]}" "${source_dir}[device]" "${pins[@]}"
     run mkdir -p "$BIN" "$OPT/docs"
     run ln -sfn "$VENV/bin/kiosk" "$BIN/kiosk"
     run cp -r "$source_dir/docs/." "$OPT/docs/"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import kiosk
 
@@ -29,7 +33,8 @@ forbidden_modules =
 
 def lint_imports(*args: str) -> subprocess.CompletedProcess[str]:
     """Run import-linter from the project's root, as `make lint` does."""
-    command = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"]
+    entry = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    command = [sys.executable, "-c", entry]
     return subprocess.run(
         [*command, "--no-cache", "--no-logo", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
     )
@@ -49,3 +54,67 @@ def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
     done = lint_imports(str(config))
     assert done.returncode != 0
     assert "kiosk.app is not allowed to import kiosk.daemon" in done.stdout
+
+
+CENTRAL_WITHOUT_DEVICE_LIBRARIES = """
+import sys
+device = ("pygame", "gpiozero", "zxingcpp", "pyzbar", "cv2", "PIL", "segno", "cbor2", "base45", "picamera2")
+for name in device:
+    sys.modules[name] = None  # any import of it now raises ImportError
+from kiosk.central.cli import main
+try:
+    main(["--help"])
+except SystemExit as e:
+    print("exit", e.code)
+"""
+
+
+def test_central_runs_without_the_device_libraries() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CENTRAL_WITHOUT_DEVICE_LIBRARIES], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("exit 0")
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    """Normalised names of the requirements that apply here (markers evaluated, no extra asked)."""
+    parsed = (Requirement(line) for line in requirements)
+    wanted = (r for r in parsed if r.marker is None or r.marker.evaluate({"extra": ""}))
+    return {canonicalize_name(r.name) for r in wanted}
+
+
+def closure(names: set[str]) -> set[str]:
+    """The installed distributions `names` pull in, with theirs."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(requirement_names(metadata.requires(name) or []))
+    return seen
+
+
+def setup_requirements() -> tuple[list[str], dict[str, list[str]]]:
+    """install_requires and extras_require as setup.cfg states them."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg", encoding="utf-8")
+    lines = lambda text: [line for line in text.splitlines() if line.strip() and not line.startswith("#")]  # noqa: E731
+    extras = {name: lines(text) for name, text in parser["options.extras_require"].items()}
+    return lines(parser["options"]["install_requires"]), extras
+
+
+def test_a_central_install_pulls_no_device_library() -> None:
+    base, extras = setup_requirements()
+    pulled = closure(requirement_names(base + extras["central"]))
+    assert {"paho-mqtt", "cryptography", "pydantic", "psycopg"} <= pulled
+    device = {"pygame", "gpiozero", "zxing-cpp", "pyzbar", "opencv-python-headless", "pillow", "lgpio"}
+    assert not pulled & device
+
+
+def test_opencv_is_only_the_usb_cameras_extra() -> None:
+    base, extras = setup_requirements()
+    holding = {name for name, reqs in extras.items() if "opencv-python-headless" in requirement_names(reqs)}
+    assert "opencv-python-headless" not in requirement_names(base + extras["device"])
+    assert holding == {"usb"}
