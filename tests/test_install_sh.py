@@ -27,7 +27,8 @@ INSTALL = PROVISIONING / "install.sh"
 def sh(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a script, capturing its output, in an environment that does not point Python elsewhere."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    command = [str(a) for a in argv]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
 def test_scripts_pass_shellcheck() -> None:
@@ -50,7 +51,9 @@ def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
         "systemctl mask getty@tty1.service",
         "timedatectl set-ntp true",
         "python3 -m venv --system-site-packages /opt/kiosk/venv",
-        "/opt/kiosk/venv/bin/python -m pip install -q --only-binary=:all: --upgrade " + str(ROOT) + "\\[device\\] ",
+        "/opt/kiosk/venv/bin/python -m pip install -q --only-binary=:all: --upgrade "
+        + str(ROOT)
+        + "\\[device\\] ",
         "numpy\\<2",
         "install -m 0644 " + str(ROOT / "systemd" / "kiosk.service") + " /etc/systemd/system/kiosk.service",
         "systemctl enable kiosk.service",

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kiosk import keys, safejson
 from kiosk.central.store import DeviceRow, Store
 from kiosk.errors import RegistryError, UnsafeJSONError
-from kiosk.topics import ID_PATTERN
 from kiosk.names import check_not_reserved
 from kiosk.topics import ID_PATTERN
 
