@@ -272,9 +272,18 @@ def parse_payload(payload: bytes) -> StatusList:
     groups = tuple(Status(g.status, g.until.astimezone(UTC) if g.until else None) for g in meta.groups)
     body = memoryview(payload)[newline + 1 :]  # a view: a 1,000,000-entry body is not copied
     lows, offsets, group_of = _decode_body(body, meta.count, len(groups))
-    salt = jws.b64url_decode(meta.salt)
+    salt = _salt(meta.salt)
     issued = meta.issued.astimezone(UTC)
     return StatusList(meta.version, issued, salt, groups, lows, offsets, group_of)
+
+
+def _salt(text: str) -> bytes:
+    # The strict reader refuses a spelling with stray low bits as a SignatureError; inside a
+    # verified payload that is a malformed list, and callers expect only StatusListError.
+    try:
+        return jws.b64url_decode(text)
+    except SignatureError as e:
+        raise StatusListError(f"status list salt is not strict base64url: {e}") from e
 
 
 def _decode_body(body: memoryview, count: int, group_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -288,6 +288,17 @@ def test_damaged_signed_payloads_raise_only_status_list_error(where: int, flip: 
     listed.lookup("000000000001")  # a flip that still parses must still answer lookups
 
 
+def test_a_salt_with_stray_low_bits_is_a_status_list_error() -> None:
+    # Found by hypothesis: the last character's unused low bits are set, which the strict
+    # base64url reader refuses; that must surface as a malformed list, not a bad signature.
+    head, _, body = VALID_PAYLOAD.partition(b"\n")
+    meta = json.loads(head)
+    meta["salt"] = "chVzWK18N8G36K6t5W5erP"
+    damaged = json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
+    with pytest.raises(StatusListError, match="salt"):
+        sl.verify_token(_signed(damaged), KEYS)
+
+
 @FUZZ
 @given(
     st.dictionaries(
