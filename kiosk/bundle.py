@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from kiosk import jws, statuslist
-from kiosk.config import ID_PATTERN
 from kiosk.errors import ProvisionError, SignatureError, StatusListError
 from kiosk.keys import public_pem, thumbprint
+from kiosk.topics import ID_PATTERN
 
 TYP = "kiosk-bundle"
 _PUBLIC_END = b"-----END PUBLIC KEY-----"

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from kiosk import keys, trustlist
+from kiosk.argtypes import positive_int
 from kiosk.bundle import BundleContent, DestinationRecord, keys_pem, make_bundle, now
-from kiosk.cli.common import positive_int
 from kiosk.errors import ConfigError, DeviceKeyError
 from kiosk.statuslist import write_atomically
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kiosk import cardmaker
+from kiosk.argtypes import aware_time, positive_int
 from kiosk.cards import Card, Rejection, parse_card
-from kiosk.cli.common import add_config_argument, aware_time, positive_int, settings_from
+from kiosk.cli.common import add_config_argument, settings_from
 from kiosk.config import Settings
 from kiosk.errors import ImageError, SignerKeyError, StatusListError
 from kiosk.keys import load_public_keys

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import cardmaker
+from kiosk.argtypes import aware_time, positive_int
 from kiosk.cards import Rejection
 from kiosk.cards.inspector import InspectorCard, make_inspector_payload, parse_inspector_card
-from kiosk.cli.common import aware_time, positive_int
 from kiosk.cli.statuslist import register_keygen
 from kiosk.errors import InspectorCardError
 from kiosk.keys import load_private_key, load_public_keys

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiosk import statuslist as sl
-from kiosk.cli.common import aware_time
+from kiosk.argtypes import aware_time
 from kiosk.errors import StatusListError
 from kiosk.keys import generate_device_key, load_private_key, load_public_keys, public_pem, thumbprint
 
