@@ -150,6 +150,9 @@ class Kiosk:
         # Inspector cards and street checks, by payload (entrance scans repeat in the policy).
         self._checked: RecentScans[str] = RecentScans()
         self._not_recorded_told: RecentScans[bool] = RecentScans()  # payloads refused lately, unrecorded
+        # A person's card in this frame, and when one was last handled: a poster then passes silently.
+        self._person_in_view = False
+        self._person_at: datetime | None = None
         self._spool_failing = False
         self._due = {
             "watchdog": 0.0,
@@ -258,9 +261,11 @@ class Kiosk:
         decode_ms = (time.perf_counter() - started) * 1000
         # The small live preview (off by default) keeps a scaled copy now: a camera frame is only lent.
         self.parts.feedback.preview(frame.pixels, result.symbols[0].corners if result.symbols else None)
+        self._person_in_view = not all(passes_by(s.raw) for s in result.symbols)
         for symbol in result.symbols:
             self.counters.decoded += 1
             self.handle_symbol(symbol, decode_ms, pixels=frame.pixels)
+        self._person_in_view = False
         if result.undecoded and self.parts.feedback.hint("still"):
             self.counters.hints += 1
         self._pump()
@@ -301,18 +306,33 @@ class Kiosk:
         self.parts.feedback.failed(Reason.INTERNAL_ERROR)
 
     def _entrance_scan(self, item: Card | Rejection, scan: Scan) -> None:
-        """Decide, record durably, and only then commit the decision and signal; a repeat does nothing."""
+        """Decide, record durably, and only then commit the decision and signal; a repeat does nothing.
+
+        A poster (or an unrecognised code) seen with a person's card, or within the repeat
+        window of one, is recorded as the policy counts it but not signalled: the person's
+        decision is the one shown, not "old venue QR" from the wall behind them.
+        """
         policy = self.parts.policy
         decision = policy.evaluate(item, now=scan.at, clock_synced=scan.clock_synced, payload=scan.raw)
+        quiet = self._behind_a_person(item, scan.at)
         if decision.repeat:
             policy.commit(decision)  # the window slides; nothing is recorded
             self.counters.repeats += 1
             return
         spooled = self.parts.spool.record(draft_for(decision, scan.decode_ms))
         policy.commit(decision)
-        show_decision(self.parts.feedback, decision)
+        if not quiet:
+            show_decision(self.parts.feedback, decision)
         self._recorded(str(decision.reason))
         log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms)
+
+    def _behind_a_person(self, item: Card | Rejection, at: datetime) -> bool:
+        """Whether a code nobody shows is in view with a person's card (noting when a person's was seen)."""
+        if not (isinstance(item, Rejection) and item.reason in PASSING_REASONS):
+            self._person_at = at
+            return False
+        window = timedelta(seconds=self._repeat_window())
+        return self._person_in_view or (self._person_at is not None and at - self._person_at <= window)
 
     def _inspector_card(
         self, result: InspectorCard | Rejection, scan: Scan, pixels: np.ndarray | None
@@ -486,12 +506,16 @@ def read_codes(decoder: Decoder, pixels: np.ndarray) -> DecodeResult:
     return replace(result, symbols=tuple(sorted(result.symbols, key=lambda s: not passes_by(s.raw))))
 
 
+# The reasons of codes nobody shows at the kiosk: posters on the wall, stray codes in view.
+PASSING_REASONS = frozenset({Reason.OLD_VENUE_QR, Reason.UNRECOGNISED})
+
+
 def passes_by(raw: bytes) -> bool:
     """Whether a code is one nobody shows: an old venue poster, or a code of no known shape."""
     if is_inspector_payload(raw) or raw.startswith(DCC_PREFIX.encode()):
         return False  # a person's; and a vaccine passport is not worth parsing twice
     item = parse_card(raw, trust=None, now=datetime.now(UTC))
-    return isinstance(item, Rejection) and item.reason in (Reason.OLD_VENUE_QR, Reason.UNRECOGNISED)
+    return isinstance(item, Rejection) and item.reason in PASSING_REASONS
 
 
 def show_decision(feedback: Feedback, decision: Decision) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble, open_feedback
@@ -23,9 +26,9 @@ from kiosk.daemon import Kiosk, Parts
 from kiosk.decoder import Symbol
 from kiosk.errors import CameraError, SpoolError
 from kiosk.events import verify_event
-from kiosk.feedback import Feedback
+from kiosk.feedback import Feedback, Signals
 from kiosk.reasons import Reason
-from kiosk.screen.states import FaultState
+from kiosk.screen.states import FaultState, PassState
 
 NATIONAL = cardmaker.national_payload()
 CCCD = cardmaker.cccd_payload()
@@ -554,22 +557,96 @@ def card_before_poster(card: str, *, seed: int) -> np.ndarray:
     return scenes.render_codes([(POSTER, poster), (card, scenes.Scene(center=(0.68, 0.62), module_px=3.5))])
 
 
-@pytest.mark.parametrize("poster_alone_first", [False, True])
-def test_a_card_held_up_in_front_of_a_poster_gets_the_cards_decision(
-    tmp_path: Path, poster_alone_first: bool
-) -> None:
-    settings = make_settings(tmp_path)
-    poster_alone = scenes.render(POSTER, scenes.Scene(center=(0.25, 0.28), module_px=3.5))
-    both = [card_before_poster(NATIONAL, seed=i) for i in range(4)]
-    frames = [poster_alone] * 3 * poster_alone_first + both
-    feedback = ResultsFeedback(settings.feedback)
+def poster_only(seed: int = 0) -> np.ndarray:
+    """The old poster on the wall, nobody in front of it."""
+    return scenes.render(POSTER, scenes.Scene(center=(0.25, 0.28), module_px=3.5, seed=seed))
+
+
+def card_only(card: str, *, seed: int) -> np.ndarray:
+    """The card held up where card_before_poster holds it, the poster out of view."""
+    return scenes.render(card, scenes.Scene(center=(0.68, 0.62), module_px=3.5, seed=seed))
+
+
+@dataclass
+class Shown:
+    """What the person at the kiosk saw and heard: results asked for, LED and buzzer pins, the screen."""
+
+    results: list[str]
+    red_lit: bool
+    green_lit: bool
+    beeps: int
+    screen: Any
+
+
+def run_watched(tmp_path: Path, frames: list[np.ndarray]) -> tuple[Kiosk, Shown]:
+    """Run the loop over the frames with its LEDs and buzzer on a MockFactory, and note what they did.
+
+    The result stays on the screen for 30 s, so the last result shown is the screen's state at the end.
+    """
+    settings = make_settings(tmp_path, feedback={"result_hold_s": 30.0, "beep_s": 0.02})
+    factory = MockFactory(pin_class=MockPin)
+    signals = Signals(settings.feedback, pin_factory=factory)
+    feedback = ResultsFeedback(settings.feedback, signals=signals)
     feedback.shown = []
-    kiosk = run_loop(settings, frames, feedback=feedback)
+    kiosk = run_loop(settings, frames, feedback=feedback)  # closing the feedback lets every pattern run
+    pins = settings.feedback
+    watched = (pins.red_pin, pins.green_pin, pins.buzzer_pin)
+    levels = {pin: [s.state for s in factory.pin(pin).states] for pin in watched}
+    factory.close()
+    buzzer = levels[pins.buzzer_pin]
+    shown = Shown(
+        results=feedback.shown,
+        red_lit=any(levels[pins.red_pin]),
+        green_lit=any(levels[pins.green_pin]),
+        beeps=sum(1 for before, after in itertools.pairwise(buzzer) if after and not before),
+        screen=feedback.state,
+    )
+    return kiosk, shown
+
+
+def test_a_card_and_a_poster_new_in_the_same_frame_show_only_the_cards_pass(tmp_path: Path) -> None:
+    both = [card_before_poster(NATIONAL, seed=i) for i in range(4)]
+    kiosk, shown = run_watched(tmp_path, both)
     assert kiosk.parts.decoder.decode(both[0]).symbols[0].text == POSTER, "the poster is read first"
-    events = spooled_events(settings)
-    assert [(e.verdict, e.reason) for e in events] == [("fail", "old_venue_qr"), ("pass", "ok")]
-    assert feedback.shown == ["old_venue_qr", "pass"], "the card's decision is the last one shown"
-    # Both codes are read in every frame that holds both, and each goes through the policy.
+    events = spooled_events(make_settings(tmp_path))
+    assert [(e.verdict, e.reason) for e in events] == [("fail", "old_venue_qr"), ("pass", "ok")], (
+        "the poster is still recorded, as the policy counts it"
+    )
+    assert shown.results == ["pass"]
+    assert (shown.green_lit, shown.red_lit, shown.beeps) == (True, False, 1), "a pass: green, one beep"
+    assert isinstance(shown.screen, PassState)
     counters = kiosk.counters
-    assert counters.decoded == 3 * poster_alone_first + 2 * len(both)
+    assert counters.decoded == 2 * len(both), "both codes are read in every frame"
     assert counters.decisions == 2 and counters.repeats == counters.decoded - 2
+
+
+def test_a_poster_coming_into_view_behind_a_card_leaves_the_pass_on_screen(tmp_path: Path) -> None:
+    alone = [card_only(NATIONAL, seed=i) for i in range(3)]
+    frames = alone + [card_before_poster(NATIONAL, seed=i) for i in range(3)]
+    kiosk, shown = run_watched(tmp_path, frames)
+    events = spooled_events(make_settings(tmp_path))
+    assert [(e.verdict, e.reason) for e in events] == [("pass", "ok"), ("fail", "old_venue_qr")]
+    assert shown.results == ["pass"], "the card was a repeat when the poster came into view"
+    assert (shown.green_lit, shown.red_lit, shown.beeps) == (True, False, 1)
+    assert isinstance(shown.screen, PassState)
+    assert kiosk.counters.decisions == 2
+
+
+def test_a_poster_alone_is_refused_aloud_then_a_card_held_up_before_it_passes(tmp_path: Path) -> None:
+    frames = [poster_only()] * 3 + [card_before_poster(NATIONAL, seed=i) for i in range(4)]
+    kiosk, shown = run_watched(tmp_path, frames)
+    events = spooled_events(make_settings(tmp_path))
+    assert [(e.verdict, e.reason) for e in events] == [("fail", "old_venue_qr"), ("pass", "ok")]
+    assert shown.results == ["old_venue_qr", "pass"], "the card's decision is the last one shown"
+    assert shown.green_lit and shown.red_lit  # (the pass may cut the fail's three beeps short)
+    assert isinstance(shown.screen, PassState)
+    assert kiosk.counters.decoded == 3 + 2 * 4
+
+
+def test_a_poster_read_alone_just_after_a_card_is_recorded_silently(tmp_path: Path) -> None:
+    # The card is not read for a frame or two (the person moves), the poster behind them is.
+    frames = [card_only(NATIONAL, seed=i) for i in range(2)] + [poster_only(seed=i) for i in range(2)]
+    _, shown = run_watched(tmp_path, frames)
+    events = spooled_events(make_settings(tmp_path))
+    assert [(e.verdict, e.reason) for e in events] == [("pass", "ok"), ("fail", "old_venue_qr")]
+    assert shown.results == ["pass"] and not shown.red_lit
