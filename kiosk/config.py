@@ -182,7 +182,8 @@ class DecoderConfig(Section):
     )
     try_rotate: bool = Field(True, description="zxing-cpp: also try 90/180/270 degree rotations.")
     try_downscale: bool = Field(
-        True, description="zxing-cpp: also try downscaled images (helps large, close codes)."
+        True,
+        description="zxing-cpp: when the full-resolution pass reads nothing, try the kiosk's own half-resolution pass (helps large, close and motion-smeared codes; docs/performance.md).",
     )
     inverted: Literal["auto", "always", "never"] = Field(
         "auto",
