@@ -41,7 +41,7 @@ from kiosk.trustlist import TrustList
 from kiosk.venue_check import DeviceReadings
 
 if TYPE_CHECKING:
-    from kiosk.reasons import Lang
+    from kiosk.text import Lang
 
 log = logging.getLogger("kiosk.app")
 

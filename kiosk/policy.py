@@ -35,9 +35,10 @@ from kiosk.cards import Card, DccCard, DiagnosticTest, Rejection, Vaccination
 from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DEFAULT_BLOCKED, DestinationConfig, PolicyConfig
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
 from kiosk.repeats import RecentScans
 from kiosk.statuslist import VIETNAM, Status
+from kiosk.text import Lang
 
 Verdict = Literal["pass", "fail"]
 Direction = Literal["in", "out"]

@@ -14,8 +14,12 @@ from __future__ import annotations
 import re
 import string
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from kiosk.text import Lang, Text
+from kiosk.text import Text
+
+if TYPE_CHECKING:
+    from kiosk.text import Lang
 
 
 class Reason(StrEnum):

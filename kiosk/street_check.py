@@ -19,8 +19,9 @@ from kiosk.cards.masking import mask_id
 from kiosk.config import DEFAULT_BLOCKED
 from kiosk.dates import date_en, date_vi, moment_words
 from kiosk.events import CardFormat, EventDraft
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
 from kiosk.statuslist import VIETNAM, Status
+from kiosk.text import Lang, Text
 
 Verdict = Literal["pass", "fail"]
 
@@ -36,13 +37,12 @@ class StreetFinding:
     masked_name: str
     masked_identity: str
     status: Status | None  # the status in force, if any
-    lines_vi: tuple[str, ...]
-    lines_en: tuple[str, ...]
+    texts: tuple[Text, ...]  # the screen's lines, each in both languages
     identity: str | None = field(default=None, repr=False)
 
     def lines(self, lang: Lang = "vi") -> tuple[str, ...]:
         """The screen's lines in `lang`."""
-        return self.lines_en if lang == "en" else self.lines_vi
+        return tuple(text.of(lang) for text in self.texts)
 
     def draft(self, *, clock_synced: bool, decode_ms: float = 0.0) -> EventDraft:
         """The `inspection` event of this check (the spool adds the device, seq and signature)."""
@@ -59,21 +59,25 @@ class StreetFinding:
 
 
 _EVENT_FORMATS = frozenset({"national", "cccd", "dcc", "poster", "inspector", "unknown"})
-# (Vietnamese, English) names of the card formats, and meanings of the usual status-list codes.
-FORMAT_NAMES: dict[str, tuple[str, str]] = {
-    "national": ("Mã QR cá nhân", "national personal QR"),
-    "cccd": ("Căn cước công dân (CCCD)", "citizen ID card (CCCD)"),
-    "dcc": ("Hộ chiếu vắc xin", "vaccine passport"),
-    "poster": ("Mã QR địa điểm cũ", "old venue QR poster"),
-    "unknown": ("Không rõ", "unknown"),
+# Names of the card formats, and meanings of the usual status-list codes.
+FORMAT_NAMES: dict[str, Text] = {
+    "national": Text("Mã QR cá nhân", "national personal QR"),
+    "cccd": Text("Căn cước công dân (CCCD)", "citizen ID card (CCCD)"),
+    "dcc": Text("Hộ chiếu vắc xin", "vaccine passport"),
+    "poster": Text("Mã QR địa điểm cũ", "old venue QR poster"),
+    "unknown": Text("Không rõ", "unknown"),
 }
-STATUS_MEANINGS: dict[str, tuple[str, str]] = {
-    "F0": ("F0: đang mắc COVID-19", "F0: confirmed COVID-19 case"),
-    "F1": ("F1: tiếp xúc gần với F0", "F1: close contact of a case"),
-    "F2": ("F2: tiếp xúc với F1", "F2: contact of a close contact"),
-    "quarantine": ("Đang cách ly", "under quarantine"),
+STATUS_MEANINGS: dict[str, Text] = {
+    "F0": Text("F0: đang mắc COVID-19", "F0: confirmed COVID-19 case"),
+    "F1": Text("F1: tiếp xúc gần với F0", "F1: close contact of a case"),
+    "F2": Text("F2: tiếp xúc với F1", "F2: contact of a close contact"),
+    "quarantine": Text("Đang cách ly", "under quarantine"),
 }
-_TEST_TYPES = {"LP6464-4": ("PCR", "PCR"), "LP217198-3": ("nhanh kháng nguyên", "rapid antigen")}
+_TEST_TYPES = {"LP6464-4": Text("PCR", "PCR"), "LP217198-3": Text("nhanh kháng nguyên", "rapid antigen")}
+_VIOLATION = Text("VI PHẠM: không được ra nơi công cộng", "VIOLATION: must not be out in public")
+_NO_LIST = Text("Trạng thái: thiết bị chưa có danh sách", "Status: no status list on this device")
+_NOT_LISTED = Text("Trạng thái: không có trong danh sách", "Status: not listed")
+_NOT_VERIFIED = Text("Chữ ký chưa được xác minh", "Signature not verified")
 
 
 def street_finding(
@@ -95,10 +99,7 @@ def street_finding(
         return _refused_finding(item, now)
     in_force = status if status is not None and status.applies(now) else None
     alert = in_force is not None and in_force.code in blocked
-    vi, en = _card_lines(item)
-    svi, sen = _status_lines(status, now, statuslist_loaded)
-    dvi, den = _dcc_lines(item, now) if isinstance(item, DccCard) else ((), ())
-    avi, aen = (("VI PHẠM: không được ra nơi công cộng",), ("VIOLATION: must not be out in public",))
+    dcc = _dcc_lines(item, now) if isinstance(item, DccCard) else ()
     return StreetFinding(
         at=now,
         format=item.format,
@@ -107,14 +108,18 @@ def street_finding(
         masked_name=item.masked_name,
         masked_identity=_masked_identity(item),
         status=in_force,
-        lines_vi=(*vi, *svi, *dvi, *(avi if alert else ())),
-        lines_en=(*en, *sen, *den, *(aen if alert else ())),
+        texts=(
+            *_card_lines(item),
+            _status_line(status, now, statuslist_loaded),
+            *dcc,
+            *((_VIOLATION,) if alert else ()),
+        ),
         identity=item.identity,
     )
 
 
 def _refused_finding(item: Rejection, now: datetime) -> StreetFinding:
-    vi_name, en_name = FORMAT_NAMES.get(item.format, FORMAT_NAMES["unknown"])
+    name = FORMAT_NAMES.get(item.format, FORMAT_NAMES["unknown"])
     return StreetFinding(
         at=now,
         format=item.format,
@@ -123,8 +128,10 @@ def _refused_finding(item: Rejection, now: datetime) -> StreetFinding:
         masked_name="",
         masked_identity="",
         status=None,
-        lines_vi=(f"Loại mã: {vi_name}", message(item.reason, "vi")),
-        lines_en=(f"Card: {en_name}", message(item.reason, "en")),
+        texts=(
+            Text(f"Loại mã: {name.vi}", f"Card: {name.en}"),
+            Text(message(item.reason, "vi"), message(item.reason, "en")),
+        ),
     )
 
 
@@ -134,84 +141,81 @@ def _masked_identity(card: Card) -> str:
     return mask_id(card.identity, keep=4 if isinstance(card, DccCard) else 3)
 
 
-def _card_lines(card: Card) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    vi_name, en_name = FORMAT_NAMES[card.format]
+def _card_lines(card: Card) -> tuple[Text, ...]:
+    name = FORMAT_NAMES[card.format]
     masked = _masked_identity(card)
-    vi = [f"Loại mã: {vi_name}", f"Họ tên: {card.masked_name}"]
-    en = [f"Card: {en_name}", f"Name: {card.masked_name}"]
+    lines = [
+        Text(f"Loại mã: {name.vi}", f"Card: {name.en}"),
+        Text(f"Họ tên: {card.masked_name}", f"Name: {card.masked_name}"),
+    ]
     if masked:
-        vi.append(f"Số định danh: {masked}")
-        en.append(f"Identity: {masked}")
-    return tuple(vi), tuple(en)
+        lines.append(Text(f"Số định danh: {masked}", f"Identity: {masked}"))
+    return tuple(lines)
 
 
-def _meaning(code: str) -> tuple[str, str]:
-    return STATUS_MEANINGS.get(code, (f"trạng thái {code}", f"status {code}"))
+def _meaning(code: str) -> Text:
+    return STATUS_MEANINGS.get(code, Text(f"trạng thái {code}", f"status {code}"))
 
 
-def _status_lines(
-    status: Status | None, now: datetime, loaded: bool
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _status_line(status: Status | None, now: datetime, loaded: bool) -> Text:
     if status is None:
-        if not loaded:
-            return ("Trạng thái: thiết bị chưa có danh sách",), ("Status: no status list on this device",)
-        return ("Trạng thái: không có trong danh sách",), ("Status: not listed",)
-    vi, en = _meaning(status.code)
+        return _NOT_LISTED if loaded else _NO_LIST
+    meaning = _meaning(status.code)
     if status.until is None:
-        return (f"Trạng thái: {vi}",), (f"Status: {en}",)
+        return Text(f"Trạng thái: {meaning.vi}", f"Status: {meaning.en}")
     ended = not status.applies(now)
-    until_vi, until_en = _until(status.until, ended=ended)
+    until = _until(status.until, ended=ended)
     if ended:
-        return (f"Trạng thái: {vi}, đã kết thúc {until_vi}",), (f"Status: {en}, ended {until_en}",)
-    return (f"Trạng thái: {vi} đến {until_vi}",), (f"Status: {en} until {until_en}",)
+        return Text(
+            f"Trạng thái: {meaning.vi}, đã kết thúc {until.vi}", f"Status: {meaning.en}, ended {until.en}"
+        )
+    return Text(f"Trạng thái: {meaning.vi} đến {until.vi}", f"Status: {meaning.en} until {until.en}")
 
 
-def _until(moment: datetime, *, ended: bool) -> tuple[str, str]:
+def _until(moment: datetime, *, ended: bool) -> Text:
     """An end instant in words: a local midnight is the end of the day before."""
     local = moment.astimezone(VIETNAM)
     if local.time() != time():
-        return moment_words(moment, "vi"), moment_words(moment, "en")
+        return Text(moment_words(moment, "vi"), moment_words(moment, "en"))
     last = local.date() - timedelta(days=1)
     if ended:
-        return f"ngày {date_vi(last)}", date_en(last)
-    return f"hết ngày {date_vi(last)}", f"the end of {date_en(last)}"
+        return Text(f"ngày {date_vi(last)}", date_en(last))
+    return Text(f"hết ngày {date_vi(last)}", f"the end of {date_en(last)}")
 
 
-def _dcc_lines(card: DccCard, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _dcc_lines(card: DccCard, now: datetime) -> tuple[Text, ...]:
     entry = card.certificate.entry
     if isinstance(entry, Vaccination):
-        vi, en = _vaccination_lines(entry)
+        line = _vaccination_line(entry)
     elif isinstance(entry, DiagnosticTest):
-        vi, en = _test_lines(entry, now)
+        line = _test_line(entry, now)
     else:
-        vi, en = _recovery_lines(entry, now)
-    if not card.verified:
-        return (vi, "Chữ ký chưa được xác minh"), (en, "Signature not verified")
-    return (vi,), (en,)
+        line = _recovery_line(entry, now)
+    return (line, _NOT_VERIFIED) if not card.verified else (line,)
 
 
-def _vaccination_lines(v: Vaccination) -> tuple[str, str]:
+def _vaccination_line(v: Vaccination) -> Text:
     dose = f"{v.dose_number}/{v.total_doses}"
-    return (
+    return Text(
         f"Đã tiêm mũi {dose} ngày {date_vi(v.date)} ({'đủ liều' if v.complete else 'chưa đủ liều'})",
         f"Vaccinated: dose {dose} on {date_en(v.date)} ({'complete' if v.complete else 'not complete'})",
     )
 
 
-def _test_lines(t: DiagnosticTest, now: datetime) -> tuple[str, str]:
-    kind_vi, kind_en = _TEST_TYPES.get(t.test_type, (t.test_type, t.test_type))
+def _test_line(t: DiagnosticTest, now: datetime) -> Text:
+    kind = _TEST_TYPES.get(t.test_type, Text(t.test_type, t.test_type))
     hours = max(0, int((now - t.sample_time).total_seconds() // 3600))
     sampled_vi, sampled_en = moment_words(t.sample_time, "vi"), moment_words(t.sample_time, "en")
     result_vi, result_en = ("DƯƠNG TÍNH", "POSITIVE") if t.positive else ("âm tính", "negative")
-    return (
-        f"Xét nghiệm {kind_vi}: {result_vi}, lấy mẫu {sampled_vi} ({hours} giờ trước)",
-        f"Tested ({kind_en}): {result_en}, sampled {sampled_en} ({hours} hours ago)",
+    return Text(
+        f"Xét nghiệm {kind.vi}: {result_vi}, lấy mẫu {sampled_vi} ({hours} giờ trước)",
+        f"Tested ({kind.en}): {result_en}, sampled {sampled_en} ({hours} hours ago)",
     )
 
 
-def _recovery_lines(r: Recovery, now: datetime) -> tuple[str, str]:
+def _recovery_line(r: Recovery, now: datetime) -> Text:
     expired = now.astimezone(VIETNAM).date() > r.valid_until
-    return (
+    return Text(
         f"Đã khỏi bệnh: hiệu lực {date_vi(r.valid_from)} - {date_vi(r.valid_until)}"
         + (" (đã hết hạn)" if expired else ""),
         f"Recovered: valid {date_en(r.valid_from)} - {date_en(r.valid_until)}"

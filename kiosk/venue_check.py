@@ -21,7 +21,8 @@ from kiosk.cards.inspector import InspectorCard
 from kiosk.dates import moment_words
 from kiosk.events import EventDraft
 from kiosk.imaging import MIN_SHARPNESS  # the camera check's limit: softer edges do not read
-from kiosk.reasons import Lang, Reason
+from kiosk.reasons import Reason
+from kiosk.text import Lang
 
 if TYPE_CHECKING:  # the screen imports the figures; only the loop, which holds the spool, counts them
     from kiosk.spool import Spool

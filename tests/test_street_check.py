@@ -17,6 +17,7 @@ from kiosk.reasons import Reason
 from kiosk.spool import Spool
 from kiosk.statuslist import VIETNAM, Entry, Status, build_payload, parse_until, sign_payload, verify_token
 from kiosk.street_check import street_finding
+from kiosk.text import Text
 from kiosk.trustlist import TrustList
 
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -66,6 +67,17 @@ def test_a_quarantined_person_out_in_public_is_a_violation_with_the_end_date() -
         "Identity: ***************100",
         "Status: under quarantine until the end of 20 Sep 2021",
         "VIOLATION: must not be out in public",
+    )
+
+
+def test_each_line_is_one_bilingual_text() -> None:
+    finding = street_finding(_national(), status=Status("F1"), now=NOW)
+    assert finding.texts and all(isinstance(text, Text) for text in finding.texts)
+    assert finding.lines("vi") == tuple(text.vi for text in finding.texts)
+    assert finding.lines("en") == tuple(text.en for text in finding.texts)
+    assert (
+        finding.lines("vi")[0] == "Loại mã: Mã QR cá nhân"
+        and finding.lines("en")[0] == "Card: national personal QR"
     )
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from kiosk import reasons
 from kiosk.reasons import Reason, template
 from kiosk.text import Text
 
@@ -32,3 +33,8 @@ def test_a_text_is_a_frozen_value() -> None:
 def test_reason_messages_are_texts_in_both_languages() -> None:
     for reason in Reason:
         assert template(reason, "vi") != template(reason, "en"), reason
+
+
+def test_lang_has_one_home() -> None:
+    # kiosk.text defines it; reasons only uses it, so nobody can import it from there by habit.
+    assert not hasattr(reasons, "Lang")

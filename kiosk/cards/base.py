@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from kiosk.reasons import Lang, Reason, message
+from kiosk.reasons import Reason, message
+from kiosk.text import Lang
 
 CardFormat = Literal["national", "cccd", "dcc"]
 FormatGuess = Literal["national", "cccd", "dcc", "poster", "inspector", "unknown"]
