@@ -346,13 +346,26 @@ class Kiosk:
         reason = str(result.reason) if isinstance(result, Rejection) else "inspector_card_ok"
         window = INSPECTION_SCREEN_S if isinstance(result, InspectorCard) else self._repeat_window()
         self._checked.remember((scan.raw,), reason, scan.at, timedelta(seconds=window))
-        if isinstance(result, Rejection):
-            self.parts.feedback.failed(result.reason)
-        elif self.parts.readings is not None:
-            readings = self.parts.readings(pixels)
-            self.parts.feedback.inspection(inspection_figures(self.parts.spool, readings, now=scan.at))
         self._recorded(reason)
         log.info("inspector card: %s seq=%d", reason, spooled.seq)
+        if isinstance(result, Rejection):
+            self.parts.feedback.failed(result.reason)
+        else:
+            self._show_inspection(pixels, scan.at)
+
+    def _show_inspection(self, pixels: np.ndarray | None, at: datetime) -> None:
+        """The inspection screen; the visit is recorded already, so a failure here refuses nobody."""
+        if self.parts.readings is None:
+            return
+        try:
+            figures = inspection_figures(self.parts.spool, self.parts.readings(pixels), now=at)
+        except Exception as e:  # the figures are a courtesy: the loop and the record stand
+            self.counters.errors += 1
+            log.error("the inspector's visit is recorded, but the inspection screen could not be built: %s",
+                      e, exc_info=not isinstance(e, KioskError))  # fmt: skip
+            self.parts.feedback.inspection_unavailable()
+            return
+        self.parts.feedback.inspection(figures)
 
     def _street_check(self, item: Card | Rejection, scan: Scan) -> None:
         """Inspector mode: what the card says and its status-list state, recorded as an inspection."""

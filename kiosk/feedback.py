@@ -34,7 +34,7 @@ from kiosk.screen.states import (
     ScreenState,
     StreetState,
 )
-from kiosk.screen.texts import FAULTS, HINTS
+from kiosk.screen.texts import FAULTS, HINTS, INSPECTION_UNAVAILABLE
 from kiosk.street_check import StreetFinding
 from kiosk.text import Lang
 from kiosk.venue_check import INSPECTION_SCREEN_S, InspectionFigures
@@ -517,6 +517,13 @@ class Feedback:
         Never the relay. A new scan result replaces it; hints wait for it to end.
         """
         self._show(InspectionState(figures), INSPECTION_SCREEN_S, result=True)
+        self.signals.passed(relay=False)
+        self.sound.play("pass")
+
+    def inspection_unavailable(self) -> None:
+        """An inspector card was recorded but its figures could not be shown: say so, no relay."""
+        what, then = INSPECTION_UNAVAILABLE
+        self._show_result(HintState(what.of(self._lang), then.of(self._lang)))
         self.signals.passed(relay=False)
         self.sound.play("pass")
 

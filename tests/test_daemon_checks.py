@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings
 from kiosk.decoder import Symbol
 from kiosk.errors import SpoolError
-from kiosk.screen.states import InspectionState, NoQrState, StreetState
+from kiosk.screen.states import HintState, InspectionState, NoQrState, StreetState
+from kiosk.screen.texts import INSPECTION_UNAVAILABLE
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
+from kiosk.venue_check import DeviceReadings
 from tests.test_daemon import make_settings, spooled_events
 
 RELAY = 23
@@ -180,3 +183,27 @@ def test_a_check_whose_record_failed_is_done_again(
             kiosk.handle_symbol(symbol, 1.0)
     assert [(e.kind, e.verdict) for e in spooled_events(settings)] == [("inspection", "pass")]
     assert (kiosk.counters.errors, kiosk.counters.decisions, kiosk.counters.repeats) == (1, 1, 1)
+
+
+def test_inspection_figures_that_fail_after_the_record_say_the_visit_is_recorded(
+    tmp_path: Path, authority: Ed25519PrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = inspector_card(authority)
+    settings = settings_with_authority(tmp_path)
+    symbol = Symbol(raw=payload.encode(), text=payload, corners=(), format="QRCode")
+
+    def broken_readings(_pixels: object) -> DeviceReadings:
+        raise RuntimeError("camera sharpness unavailable")
+
+    with assemble(settings, frames=shown([payload])) as kiosk:
+        kiosk.parts = dataclasses.replace(kiosk.parts, readings=broken_readings)
+        kiosk.handle_symbol(symbol, 1.0)
+        state = kiosk.parts.feedback.state
+    assert [(e.kind, e.verdict, e.reason) for e in spooled_events(settings)] == [
+        ("inspection", "pass", "inspector_card_ok")
+    ]
+    assert (kiosk.counters.errors, kiosk.counters.decisions) == (1, 1)
+    assert state == HintState(*(text.vi for text in INSPECTION_UNAVAILABLE)), state
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert "visit is recorded" in logged and "camera sharpness unavailable" in logged
+    assert "refused" not in logged and "could not be recorded" not in logged

@@ -58,3 +58,11 @@ FAULTS: dict[str, tuple[Text, Text]] = {
         ),
     ),
 }
+# An inspector card recorded whose inspection figures could not be gathered: (what happened, what next).
+INSPECTION_UNAVAILABLE: tuple[Text, Text] = (
+    Text("Đã ghi nhận lượt kiểm tra", "Inspection visit recorded"),
+    Text(
+        "Không hiển thị được số liệu kiểm tra; lỗi được ghi trong nhật ký kiosk.",
+        "The inspection figures could not be shown; the error is in the kiosk's log.",
+    ),
+)
