@@ -285,7 +285,7 @@ def check_decoder(settings: Settings, probes: Probes) -> CheckResult:
 
 def check_signals(settings: Settings, probes: Probes) -> CheckResult:
     """Cycle the LEDs, buzzer and relay through pass, fail and hint; on mock pins, read them back."""
-    from kiosk.feedback import Signals
+    from kiosk.signals import Signals
 
     config = settings.feedback
     with Signals(config, pin_factory=probes.pin_factory) as signals:

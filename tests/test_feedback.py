@@ -17,7 +17,7 @@ from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 from kiosk.app import open_feedback
 from kiosk.config import FeedbackConfig
 from kiosk.errors import FeedbackError
-from kiosk.feedback import NO_QR_SCREEN_S, Feedback, NoQrButton, Signals, make_pin_factory
+from kiosk.feedback import NO_QR_SCREEN_S, Feedback
 from kiosk.reasons import Reason, message
 from kiosk.screen.painting import GREEN as GREEN_RGB
 from kiosk.screen.samples import example_figures, example_finding
@@ -31,6 +31,7 @@ from kiosk.screen.states import (
     PassState,
     StreetState,
 )
+from kiosk.signals import NoQrButton, Signals, make_pin_factory
 from kiosk.sound import TUNES, Sound
 from kiosk.venue_check import INSPECTION_SCREEN_S
 

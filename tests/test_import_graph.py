@@ -12,7 +12,7 @@ import kiosk
 
 PACKAGE = Path(kiosk.__file__).parent
 # Where a running kiosk goes: none of these may reach the example screen states.
-RUNNING_KIOSK = ("kiosk.app", "kiosk.daemon", "kiosk.feedback", "kiosk.screen.display")
+RUNNING_KIOSK = ("kiosk.app", "kiosk.daemon", "kiosk.feedback", "kiosk.signals", "kiosk.screen.display")
 
 
 def module_name(path: Path) -> str:
