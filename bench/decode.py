@@ -9,7 +9,8 @@ times, on the same frames in the same run:
                     (the time baseline)
   raw, every code   zxingcpp.read_barcodes, the same options (the read-rate baseline: every code)
   kiosk zxingcpp    what the loop runs: kiosk.daemon.read_codes over kiosk.decoder's default
-                    configuration (first code; the rest of the frame past a poster; kiosk's own
+                    configuration (first code; the rest of the frame past a poster, with a
+                    fixed-threshold pass too; kiosk's own
                     half-resolution pass and retry of located codes)
   kiosk, all_codes  kiosk.decoder with decoder.all_codes (every code in view)
   kiosk pyzbar      kiosk.decoder's pyzbar backend

@@ -76,7 +76,8 @@ def _check_frame(pixels: np.ndarray) -> None:
 class ZxingDecoder:
     """zxing-cpp, restricted to QR (and Micro QR if configured), with kiosk's own extra passes.
 
-    Each frame: zxing-cpp at full resolution; when that locates nothing, a half-resolution
+    Each frame: zxing-cpp at full resolution (and, when every code is asked for, a second
+    full-resolution pass with a fixed threshold); when that locates nothing, a half-resolution
     pass with a fixed threshold (kiosk's stand-in for zxing-cpp's own downscaled pass: it
     costs less and reads motion-smeared codes); when a code was located but not read, a
     retry on that region only, upscaled and sharpened (docs/performance.md, "Decoding").
@@ -109,7 +110,8 @@ class ZxingDecoder:
         }
         # kiosk's passes: zxing-cpp's downscaled pass is replaced by the half-resolution one.
         self._full = {**self.options, "try_downscale": False}
-        self._half = {**self._full, "binarizer": zxingcpp.Binarizer.FixedThreshold}
+        self._fixed = {**self._full, "binarizer": zxingcpp.Binarizer.FixedThreshold}
+        self._half = self._fixed
 
     def decode(self, pixels: np.ndarray, *, every: bool = False) -> DecodeResult:
         """Decode the first code read (every code with `every` or `all_codes`), retrying located ones."""
@@ -118,6 +120,8 @@ class ZxingDecoder:
             pixels = np.invert(pixels)
         every = every or self._all_codes
         found = [_Found.of(b) for b in self._read(pixels, self._full, every=every)]
+        if every:
+            found += self._read_fixed(pixels)
         if not found and self._half_pass:
             found += self._read_half(pixels, every=every)
         symbols = tuple(f.symbol for f in found if f.valid)
@@ -138,6 +142,16 @@ class ZxingDecoder:
         # read_barcodes on noisy frames).
         first = self._zx.read_barcode(pixels, **options)
         return [] if first is None else [first]
+
+    def _read_fixed(self, pixels: np.ndarray) -> list[_Found]:
+        """Every code a fixed threshold reads at full resolution: only when every code is asked for.
+
+        Past a poster a card smeared by motion is often not even located by the local-average
+        binarizer, while a fixed threshold reads it. The loop asks for every code only past a
+        poster, so an empty frame never pays for this pass (docs/performance.md, "Decoding").
+        """
+        # Only what it reads: what it merely locates is mostly clutter, not worth a retry.
+        return [found for b in self._read(pixels, self._fixed, every=True) if (found := _Found.of(b)).valid]
 
     def _read_half(self, pixels: np.ndarray, *, every: bool) -> list[_Found]:
         half = np.ascontiguousarray(pixels[::2, ::2])
