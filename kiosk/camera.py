@@ -278,6 +278,15 @@ DEMO_PAYLOADS = (
 # --- V4L2 (USB webcam) ------------------------------------------------------------------------
 
 
+def is_device_index(source: str) -> bool:
+    """Whether a v4l2 source names a device by number ("0" = /dev/video0): ASCII digits only.
+
+    str.isdigit() and int() also take other scripts' digits ("٣", "３"), which no
+    device is named with: such a source stays a path, and fails as one.
+    """
+    return source.isascii() and source.isdigit()
+
+
 class V4l2Source(FrameSource):
     """A USB webcam (or anything cv2.VideoCapture opens), converted to gray once per frame."""
 
@@ -285,7 +294,7 @@ class V4l2Source(FrameSource):
         super().__init__(clock=clock)
         import cv2
 
-        self._device: int | str = int(config.source) if config.source.isdigit() else config.source or 0
+        self._device: int | str = int(config.source) if is_device_index(config.source) else config.source or 0
         self._stall = config.stall_timeout_s
         self._period = 1.0 / config.fps
         self._capture = cv2.VideoCapture(self._device, *self._api(cv2))

@@ -121,6 +121,13 @@ class DestinationConfig(Section):
         return self
 
 
+# systemd/kiosk.service's WatchdogSec. The loop pets the watchdog every half of it, so a read
+# that blocks for the stall timeout right after a pet must end within the other half, with room
+# for the close and the fault screen that follow (tests/test_systemd_unit.py keeps the two in step).
+UNIT_WATCHDOG_S = 10.0
+MAX_STALL_TIMEOUT_S = 4.0
+
+
 class CameraConfig(Section):
     """Where frames come from and how the camera is tuned."""
 
@@ -169,8 +176,22 @@ class CameraConfig(Section):
         "spot", description="picamera2: AE metering; spot favours a bright phone screen in the middle."
     )
     stall_timeout_s: float = Field(
-        3.0, gt=0, le=60, description="A camera that delivers no frame for this long is reported as stalled."
+        3.0,
+        gt=0,
+        description="A camera that delivers no frame for this long is reported as stalled; at most "
+        f"{MAX_STALL_TIMEOUT_S:g} s, so that one blocked read never outlasts the unit's WatchdogSec "
+        f"({UNIT_WATCHDOG_S:g} s).",
     )
+
+    @field_validator("stall_timeout_s")
+    @classmethod
+    def _within_the_watchdog(cls, value: float) -> float:
+        if value > MAX_STALL_TIMEOUT_S:
+            raise ValueError(
+                f"at most {MAX_STALL_TIMEOUT_S:g} s: a read blocked longer outlasts the unit's "
+                f"WatchdogSec={UNIT_WATCHDOG_S:g} and systemd restarts the kiosk"
+            )
+        return value
 
 
 class DecoderConfig(Section):

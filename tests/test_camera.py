@@ -10,8 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kiosk.camera import Frame, RateMeter, ReplaySource, open_camera, picamera2_controls
+from kiosk.camera import Frame, RateMeter, ReplaySource, is_device_index, open_camera, picamera2_controls
 from kiosk.config import CameraConfig
 from kiosk.errors import CameraEnded, CameraError
 from tests.support.fake_picamera2 import MODELS, PADDING, FakePicamera2Module, WouldHangError
@@ -373,6 +375,28 @@ def test_v4l2_missing_device_fails_fast(device: str) -> None:
     with pytest.raises(CameraError, match=r"not found.*selftest"):
         open_camera(CameraConfig(backend="v4l2", source=device))
     assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("source", ["0", "7", "12"])
+def test_ascii_digits_name_a_device_index(source: str) -> None:
+    assert is_device_index(source)
+
+
+# Arabic-Indic three, fullwidth three, superscript two, Devanagari seven: isdigit() and int() take them.
+@pytest.mark.parametrize("source", ["\u0663", "\uff13", "\u00b2", "\u096d", "1\u0663", "", "/dev/video0"])
+def test_other_digits_are_not_a_device_index(source: str) -> None:
+    assert not is_device_index(source)
+
+
+@given(st.text(max_size=6))
+def test_only_ascii_digits_are_a_device_index(source: str) -> None:
+    assert is_device_index(source) == (source != "" and all(c in "0123456789" for c in source))
+
+
+def test_v4l2_look_alike_digits_are_a_path_not_a_device() -> None:
+    """An Arabic-Indic three must not open /dev/video3: it names no device, and fails as a path."""
+    with pytest.raises(CameraError, match=r"\u0663.*not found"):
+        open_camera(CameraConfig(backend="v4l2", source="\u0663"))
 
 
 def test_v4l2_reads_a_video_then_reports_the_stall(tmp_path: Path) -> None:

@@ -118,3 +118,12 @@ def test_check_prints_effective_configuration(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert '"password_file"' in out
     assert "dev-1" not in out
+
+
+def test_a_stall_timeout_longer_than_the_watchdog_allows_is_refused() -> None:
+    """One blocked camera read longer than the unit's watchdog would restart the kiosk."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"camera": {"stall_timeout_s": 30}})
+    (problem,) = caught.value.problems
+    assert problem.startswith("camera.stall_timeout_s = 30: at most 4 s") and "WatchdogSec=10" in problem
+    assert parse_config({"camera": {"stall_timeout_s": 4}}).camera.stall_timeout_s == 4

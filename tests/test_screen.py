@@ -499,9 +499,11 @@ def test_screenshot_of_the_inspector_states(kind: str, corner: tuple[int, int, i
     assert colour_at(pygame.image.load(str(out)), 2, 2) == corner
 
 
-def test_screenshot_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("size", ["big", "\uff18\uff10\uff10x480", "800x\u0664\u0668\u0660"])
+def test_screenshot_rejects_a_bad_size(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Other scripts' digits (fullwidth, Arabic-Indic) are not a size, though int() would take them."""
     with pytest.raises(SystemExit):
-        main(["screenshot", "--size", "big", "--out", "x.png"])
+        main(["screenshot", "--size", size, "--out", "x.png"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
 
 

@@ -68,3 +68,12 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     problems = [line for line in (result.stdout + result.stderr).splitlines() if "kiosk.service" in line]
     assert problems == [], problems
+
+
+def test_a_stalled_camera_read_ends_before_the_watchdog_fires() -> None:
+    """The loop pets every half WatchdogSec; the longest allowed read must fit in the other half."""
+    from kiosk.config import MAX_STALL_TIMEOUT_S, UNIT_WATCHDOG_S
+
+    watchdog_s = float(service()["WatchdogSec"])
+    assert watchdog_s == UNIT_WATCHDOG_S
+    assert watchdog_s / 2 + MAX_STALL_TIMEOUT_S < watchdog_s

@@ -35,7 +35,7 @@ def screenshot(args: argparse.Namespace) -> int:
 
 
 def _size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{2,5})[xX](\d{2,5})", text)
+    match = re.fullmatch(r"([0-9]{2,5})[xX]([0-9]{2,5})", text)
     if not match or min(int(match[1]), int(match[2])) < 100:
         raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 800x480 (each at least 100)")
     return int(match[1]), int(match[2])
