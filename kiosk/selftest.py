@@ -9,12 +9,13 @@ A check never raises: an error becomes its failure.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class Probes:
     clock_flag: Path = TIMESYNCD_FLAG
     broker_timeout_s: float = 10.0
     screen_hold_s: float = 1.5  # how long a person gets to look at each test screen
+    environ: Mapping[str, str] | None = None  # the environment the screen opens in; None = os.environ
 
 
 Check = Callable[[Settings, Probes], CheckResult]
@@ -369,6 +371,31 @@ def check_screen(settings: Settings, probes: Probes) -> CheckResult:
     return _screen_result(detail, wrong, missing)
 
 
+def check_video_driver(settings: Settings, probes: Probes) -> CheckResult:
+    """The SDL that pygame loaded has the video driver the screen will ask for (kmsdrm on a bare Pi)."""
+    from kiosk.screen.display import resolve_mode
+    from kiosk.screen.sdl import missing_driver_advice, sdl_build, wanted_drivers
+
+    mode = "none" if settings.feedback.screen == "none" else resolve_mode(settings.feedback.screen)
+    wanted = wanted_drivers(mode, probes.environ if probes.environ is not None else os.environ)
+    build = sdl_build()
+    if build is None:
+        return CheckResult("video driver", "warn", "cannot tell which SDL pygame loaded (no /proc?)")
+    figures: dict[str, float | str] = {"sdl": build.version, "drivers": ",".join(build.drivers)}
+    compiled = f"SDL {build.version} has {', '.join(build.drivers)}"
+    if not wanted:
+        return CheckResult(
+            "video driver",
+            "pass",
+            f"{compiled}; the screen ({mode}) needs none of them by name",
+            figures=figures,
+        )
+    if not any(build.has(d) for d in wanted):
+        detail = f"{' or '.join(wanted)} missing: {compiled}"
+        return CheckResult("video driver", "fail", detail, missing_driver_advice(build, wanted), figures)
+    return CheckResult("video driver", "pass", f"{' or '.join(wanted)} present: {compiled}", figures=figures)
+
+
 def _show_samples(display: Any, settings: Settings, *, hold_s: float) -> None:
     """Each kind of screen in turn, ending on idle."""
     states = _sample_states(settings)
@@ -497,6 +524,7 @@ CHECKS: tuple[Check, ...] = (
     check_decoder,
     check_camera,
     check_signals,
+    check_video_driver,
     check_screen,
     check_broker,
 )

@@ -157,10 +157,21 @@ def _open_surface(mode: ScreenMode, size: tuple[int, int]) -> pygame.Surface:
             surface = pygame.display.set_mode(size)
     except pygame.error as e:
         pygame.display.quit()
-        raise FeedbackError(
-            f"cannot open the screen ({mode}: {e}): is the display connected and the kiosk user in "
-            'the video and render groups? set feedback.screen = "offscreen" to run without one'
-        ) from e
+        raise FeedbackError(_open_failure(mode, e)) from e
     pygame.display.set_caption("kiosk")
     pygame.mouse.set_visible(mode != "fullscreen")
     return surface
+
+
+def _open_failure(mode: ScreenMode, error: pygame.error) -> str:
+    """Why the display did not open: a driver this SDL lacks, else the cable or the groups."""
+    from kiosk.screen.sdl import missing_driver_advice, sdl_build, wanted_drivers
+
+    build = sdl_build()
+    wanted = wanted_drivers(mode, os.environ)
+    if build is not None and wanted and not any(build.has(d) for d in wanted):
+        return f"cannot open the screen ({mode}: {error}): {missing_driver_advice(build, wanted)}"
+    return (
+        f"cannot open the screen ({mode}: {error}): is the display connected and the kiosk user in "
+        'the video and render groups? set feedback.screen = "offscreen" to run without one'
+    )
