@@ -113,8 +113,9 @@ def open_feedback(
     """The feedback the config names (a `kind` of Feedback): LEDs, buzzer, screen and speaker.
 
     pygame is imported here, at start-up, and never by the loop: a kiosk set to
-    `screen = "none"` without sound runs without it. Like Feedback, it owns the
-    parts it is given: when one fails to open, all are closed.
+    `screen = "none"` without sound runs without it. A display that fails to open
+    is retried now and then (kiosk.screen.keeper) while the kiosk runs headless.
+    Like Feedback, it owns the parts it is given: when one fails to open, all are closed.
     """
     with contextlib.ExitStack() as undo:
         for part in parts.values():
@@ -122,9 +123,11 @@ def open_feedback(
                 undo.callback(part.close)
         if "screen" not in parts and config.screen != "none":
             from kiosk.screen.display import Screen
+            from kiosk.screen.keeper import KeptScreen
 
             now = parts.get("now", datetime.now)
-            parts["screen"] = undo.enter_context(Screen(config, lang=lang, now=now))
+            # A display that fails to open leaves the kiosk headless, not stopped: it is retried.
+            parts["screen"] = undo.enter_context(KeptScreen(partial(Screen, config, lang=lang, now=now)))
         if "sound" not in parts:
             from kiosk.sound import Sound
 
@@ -261,7 +264,9 @@ def health(*, spool: Spool, state: LoopState) -> Health:
         spool,
         fps=round(state.fps, 1),
         clock_synced=state.clock_synced,
-        alarms=[f"fault: {state.fault}"] if state.fault else [],
+        alarms=[
+            f"fault: {name}" for name in (state.fault, "screen" if state.screen_problem else None) if name
+        ],
     )
 
 

@@ -89,7 +89,8 @@ class LoopState:
 
     fps: float = 0.0
     clock_synced: bool = False
-    fault: str | None = None  # camera, spool or broker: what the screen and LEDs show
+    fault: str | None = None  # camera, spool, broker or screen: what the screen and LEDs show
+    screen_problem: str | None = None  # why the display is out (the kiosk runs headless meanwhile)
 
 
 @dataclass(frozen=True)
@@ -456,6 +457,7 @@ class Kiosk:
     def _refresh_idle(self, now: float) -> None:
         self.state.fps = self._camera.fps if self._camera is not None else 0.0
         self.state.clock_synced = self.parts.clock.synced()
+        self.state.screen_problem = self.parts.feedback.screen_problem
         try:
             if self.parts.idle is not None:
                 self.parts.feedback.idle(self.parts.idle())
@@ -464,7 +466,8 @@ class Kiosk:
             log.error("cannot read the spool: %s", e)
             fault = "spool"
         if self.state.fault != "camera":
-            self._set_fault(fault)
+            # A lost display ranks last: nobody sees the screen, but the LEDs blink it.
+            self._set_fault(fault or ("screen" if self.state.screen_problem else None))
 
     def _standing_fault(self, now: float) -> str | None:
         """A full spool outranks a long-lost broker; the camera fault is set by the reader."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from kiosk.config import FeedbackConfig
     from kiosk.screen.display import Screen
+    from kiosk.screen.keeper import KeptScreen
     from kiosk.sound import Tune
 
 NO_QR_SCREEN_S = 2.0
@@ -84,7 +85,7 @@ class Feedback:
         *,
         lang: Lang = "vi",
         signals: Signals | None = None,
-        screen: Screen | None = None,
+        screen: Screen | KeptScreen | None = None,
         sound: Speaker | None = None,
         button: NoQrButton | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -216,6 +217,11 @@ class Feedback:
         if self._until is not None and self._expired():
             self._rest()
         return self.screen.pump() if self.screen is not None else True
+
+    @property
+    def screen_problem(self) -> str | None:
+        """Why the screen shows nothing while it should (a display out), or None."""
+        return getattr(self.screen, "problem", None)
 
     @property
     def state(self) -> ScreenState:

@@ -6,8 +6,9 @@ off-screen surface) and is driven from the main thread: `show(state)` only recor
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
@@ -87,7 +88,8 @@ class Screen:
         """Handle window events and redraw if needed; False once the window was closed or Esc pressed."""
         if self._closed:
             return False
-        running = self._events()
+        with _display_errors():
+            running = self._events()
         now = self._now()
         stamp = now.strftime("%H:%M") if isinstance(self._state, IdleState) else ""
         fresh = self._preview is not None and self._preview.fresh
@@ -97,12 +99,13 @@ class Screen:
         return running
 
     def redraw(self, now: datetime | None = None) -> None:
-        """Draw the current state now."""
+        """Draw the current state now; FeedbackError when the display is gone."""
         self.painter.paint(self.surface, self._state, now or self._now())
         if self._preview is not None and isinstance(self._state, IdleState | HintState):
             self._preview.draw(self.surface)
         if self._display:
-            pygame.display.flip()
+            with _display_errors():
+                pygame.display.flip()
 
     def _events(self) -> bool:
         if not self._display:
@@ -135,6 +138,18 @@ class Screen:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _display_errors() -> Iterator[None]:
+    """SDL's error for a display that went away (unplugged, driver reset) as the kiosk's own."""
+    try:
+        yield
+    except pygame.error as e:
+        raise FeedbackError(
+            f"the display was lost ({e}): is the monitor still connected and switched on? "
+            "the kiosk goes on with its lights and buzzer and tries the screen again"
+        ) from e
 
 
 def _is_quit(event: pygame.event.Event) -> bool:

@@ -82,9 +82,14 @@ def wanted_drivers(mode: str, environ: Mapping[str, str]) -> tuple[str, ...]:
 
 def missing_driver_advice(build: SdlBuild, wanted: tuple[str, ...]) -> str:
     """What to tell the technician when none of the wanted drivers is compiled into this SDL."""
+    lacks = (
+        f"pygame's SDL {build.version} ({build.library}) has no {' or '.join(wanted)} video driver, "
+        f"only {', '.join(build.drivers) or 'none'}"
+    )
+    if "kmsdrm" not in {d.lower() for d in wanted}:
+        return f'{lacks}: set SDL_VIDEODRIVER to one of those, or feedback.screen = "offscreen"'
     return (
-        f"pygame's SDL {build.version} ({build.library}) has no {' or '.join(wanted)} video driver, only "
-        f"{', '.join(build.drivers) or 'none'}: PyPI's pygame wheels lack kmsdrm; install Raspberry Pi "
-        "OS's pygame (sudo apt install python3-pygame), make the venv with --system-site-packages and "
+        f"{lacks}: PyPI's pygame wheels lack kmsdrm; install Raspberry Pi OS's pygame "
+        "(sudo apt install python3-pygame), make the venv with --system-site-packages and "
         "remove pip's copy from it (pip uninstall pygame), as provisioning/install.sh does"
     )

@@ -50,6 +50,13 @@ FAULTS: dict[str, tuple[Text, Text]] = {
             "Scans are still recorded. Check the network (Wi-Fi, cable) or call the technician.",
         ),
     ),
+    "screen": (
+        Text("Màn hình không hiển thị", "The screen is not working"),
+        Text(
+            "Kiosk vẫn quét; đèn và còi báo kết quả. Kiểm tra cáp màn hình hoặc gọi kỹ thuật.",
+            "Scans go on with the lights and buzzer. Check the display cable or call the technician.",
+        ),
+    ),
     "spool": (
         Text("Bộ nhớ sự kiện sắp đầy", "Event storage almost full"),
         Text(
