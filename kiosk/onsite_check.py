@@ -207,7 +207,7 @@ STEPS: tuple[Step, ...] = (check_leds, check_beep, check_relay, check_button, ch
 
 def run_onsite_check(settings: Settings, onsite: OnSite | None = None) -> list[CheckResult]:
     """Every step in turn; a step that raises becomes its failure and the next one still runs."""
-    from kiosk.feedback import make_pin_factory
+    from kiosk.signals import make_pin_factory
 
     onsite = onsite or OnSite()
     factory = onsite.pin_factory if onsite.pin_factory is not None else make_pin_factory(settings.feedback)

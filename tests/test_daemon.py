@@ -530,7 +530,8 @@ def test_the_live_preview_shows_the_camera_when_enabled(tmp_path: Path) -> None:
         screen = kiosk.parts.feedback.screen
         assert screen is not None
         kiosk.run()
-        preview = screen._preview
+        assert screen.display is not None, "the off-screen surface always opens"
+        preview = screen.display._preview
         assert preview is not None and preview._image is not None, "frames reached the preview"
         assert preview._image.get_width() <= settings.feedback.screen_width // 3, (
             "a small picture in the corner"

@@ -123,7 +123,7 @@ def test_provision_then_selftest_passes_over_tls(
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0, report
     trust = ["authority keys", "trust list", "status list", "broker ca"]
-    hardware = ["disk", "decoder", "camera", "signals", "screen", "broker"]
+    hardware = ["disk", "decoder", "camera", "signals", "video driver", "screen", "broker"]
     assert {name: c["status"] for name, c in checks.items() if name != "clock"} == dict.fromkeys(
         ["config", "device key", "identity key", *trust, *hardware], "pass"
     )
