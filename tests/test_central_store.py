@@ -63,15 +63,6 @@ def test_events_by_time_destination_and_identity(store_url: str) -> None:
         assert store.events_of([], 0, 1000) == []
 
 
-def test_daily_counts_in_local_days(store_url: str) -> None:
-    day = 86_400_000
-    with open_store(store_url) as store:
-        store.insert_events([_event(1, ts=day - 1), _event(2, ts=day + 1), _event(3, ts=2 * day - 3_600_000)])
-        assert store.daily_counts(0, 3 * day, offset_ms=0) == {("shop-1", 0): 1, ("shop-1", 1): 2}
-        # Two hours ahead, the last one falls on the next local day.
-        assert store.daily_counts(0, 3 * day, offset_ms=7_200_000) == {("shop-1", 1): 2, ("shop-1", 2): 1}
-
-
 def test_progress_only_rises(store_url: str) -> None:
     with open_store(store_url) as store:
         store.advance_progress("k-1", 7, 10)

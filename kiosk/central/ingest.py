@@ -245,6 +245,8 @@ class Processor:
     ) -> tuple[int, dict[tuple[str, int], tuple[tuple[int, int], ...]]]:
         # Every instance writes rows in one order (events, states by device, progress by device
         # and epoch), so overlapping transactions wait for each other instead of deadlocking.
+        # Day partitions first (PostgreSQL), before this transaction holds any row lock.
+        self._store.ensure_partitions((row.ts for row in batch), now_ms())
         new = self._store.insert_events(batch)
         self._store.add_rejects(rejects)
         for state in sorted(states, key=lambda s: (s.device, s.ts)):

@@ -24,15 +24,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kiosk.central import acks
+from kiosk.central import acks, aggregates
+from kiosk.central.aggregates import AreaTotal
 from kiosk.central.registry import ACTIVE
-from kiosk.central.store import DeviceRow, EventRow, Store
+from kiosk.central.store import DeviceRow, EventRow, Store, VenueRow
 from kiosk.errors import ConfigError
 from kiosk.topics import ID_PATTERN
 
@@ -62,6 +64,8 @@ class DestinationInfo(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="Destination id, as in the devices' registrations.")
     name: str = Field("", max_length=120, description="Name shown in reports.")
     group: str = Field("", max_length=64, description="Peer group (e.g. market, office); peers are compared.")
+    district: str = Field("", max_length=120, description="District (quận/huyện) the venue is in.")
+    ward: str = Field("", max_length=120, description="Ward (phường/xã) the venue is in.")
     opening_hours: str | None = Field(None, description='Local opening hours, "HH:MM-HH:MM"; none = default.')
 
     @field_validator("opening_hours")
@@ -114,8 +118,29 @@ class ReportSettings(BaseModel):
 
     def info(self, destination: str) -> DestinationInfo:
         """What the file says about a destination (defaults when it is not listed)."""
-        found = [d for d in self.destinations if d.id == destination]
-        return found[0] if found else DestinationInfo(id=destination)
+        return self.by_id.get(destination) or DestinationInfo(id=destination)
+
+    @cached_property
+    def by_id(self) -> dict[str, DestinationInfo]:
+        """The listed destinations by id (a province lists thousands)."""
+        return {d.id: d for d in self.destinations}
+
+    def with_registry(self, venues: Iterable[VenueRow]) -> ReportSettings:
+        """These settings with the venue registry's entries added (the file's own entries win)."""
+        listed = self.by_id
+        extra = [
+            DestinationInfo(
+                id=v.destination,
+                name=v.name,
+                group=v.grp,
+                district=v.district,
+                ward=v.ward,
+                opening_hours=v.opening_hours,
+            )
+            for v in venues
+            if v.destination not in listed
+        ]
+        return self.model_copy(update={"destinations": [*self.destinations, *extra]}) if extra else self
 
 
 def load_report_settings(path: Path | None) -> ReportSettings:
@@ -197,6 +222,8 @@ class DestinationReport:
     name: str
     group: str
     opening_hours: str
+    district: str
+    ward: str
     scans: int
     kinds: dict[str, int]
     directions: dict[str, int]  # in, out, none
@@ -223,6 +250,10 @@ class Report:
     destinations: list[DestinationReport] = field(default_factory=list)
     street: list[HandheldReport] = field(default_factory=list)
     street_total: StreetCounts = field(default_factory=StreetCounts)
+    page: int = 1
+    pages: int = 1
+    venues: int = 0  # venues matching the filter, on every page
+    areas: list[AreaTotal] = field(default_factory=list)  # visitor scans per district (or ward)
 
 
 @dataclass(frozen=True)
@@ -250,6 +281,25 @@ def _opening(day: date, hours: str, zone: ZoneInfo, now_ms: int) -> _Window:
     return _Window(_local_ms(day, opens, zone), min(_local_ms(day, closes, zone), now_ms))
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which venues a report shows: one destination, or a district and ward, one page at a time."""
+
+    destination: str | None = None
+    district: str | None = None
+    ward: str | None = None
+    page: int = 1
+    per_page: int = 50
+
+    def matches(self, info: DestinationInfo) -> bool:
+        """Whether a venue passes the filter."""
+        return (
+            self.destination in (None, info.id)
+            and self.district in (None, info.district)
+            and self.ward in (None, info.ward)
+        )
+
+
 def build_report(
     store: Store,
     *,
@@ -257,16 +307,22 @@ def build_report(
     settings: ReportSettings,
     now_ms: int,
     destination: str | None = None,
+    selection: Selection | None = None,
 ) -> Report:
-    """Compute the report of `day` for every known destination (or one)."""
+    """Compute the report of `day`: the totals per area, then one page of the selected venues."""
+    selection = selection or Selection(destination=destination)
+    settings = settings.with_registry(store.venues())
     context = _Context(store, settings, day, now_ms, store.devices())
     venues = {d.destination for d in context.kiosks} | {d.id for d in settings.destinations}
-    wanted = sorted(d for d in venues - context.street_areas if destination in (None, d))
-    handhelds = context.street(destination)
+    wanted = sorted(d for d in venues - context.street_areas if selection.matches(settings.info(d)))
+    pages = max(1, -(-len(wanted) // selection.per_page))
+    shown = wanted[(selection.page - 1) * selection.per_page : selection.page * selection.per_page]
+    handhelds = context.street(selection.destination)
     return Report(
         day=day.isoformat(), timezone=settings.timezone, generated_ms=now_ms,
-        destinations=[context.destination(dest) for dest in wanted],
+        destinations=context.destinations(shown),
         street=handhelds, street_total=_total(h.counts for h in handhelds),
+        page=selection.page, pages=pages, venues=len(wanted), areas=context.areas(selection),
     )  # fmt: skip
 
 
@@ -331,29 +387,47 @@ class _Context:
         self.states = {s.device: s.status for s in store.states()}
         self.start, self.end = day_range(day, settings.zone)
         history_start = day_range(day - timedelta(days=settings.history_days), settings.zone)[0]
-        self.handhelds = handhelds(store.device_kinds(history_start, self.end))
+        self.handhelds = handhelds(aggregates.device_kinds(store, history_start, self.end))
         self.kiosks = [d for d in devices if d.device not in self.handhelds]
         self.street_areas = {d.destination for d in devices} - {d.destination for d in self.kiosks}
         noon = datetime.combine(day, time(12))
         offset = int(noon.replace(tzinfo=UTC).timestamp() * 1000) - _local_ms(day, time(12), settings.zone)
-        self.daily = store.daily_counts(history_start, self.end, offset_ms=offset)
+        self.offset = offset
+        self.daily = aggregates.daily_scans(store, history_start, self.end, offset_ms=offset)
         self.day_number = (self.start + offset) // DAY_MS
+        self.peer_groups: dict[str, list[str]] = {}
+        for kiosk in sorted({d.destination for d in self.kiosks if d.status == ACTIVE}):
+            self.peer_groups.setdefault(settings.info(kiosk).group, []).append(kiosk)
 
-    def destination(self, dest: str) -> DestinationReport:
+    def areas(self, selection: Selection) -> list[AreaTotal]:
+        """Visitor scans per district, or per ward of the district selected."""
+        level = "ward" if selection.district is not None else "district"
+        return aggregates.area_totals(
+            self.store, self.start, self.end, level=level, district=selection.district
+        )
+
+    def destinations(self, shown: list[str]) -> list[DestinationReport]:
+        """The reports of these venues; their counts come from the aggregates in one query."""
+        counts = aggregates.venue_figures(self.store, self.start, self.end, shown, offset_ms=self.offset)
+        return [self.destination(dest, counts[dest]) for dest in shown]
+
+    def destination(self, dest: str, counts: aggregates.VenueFigures) -> DestinationReport:
         info = self.settings.info(dest)
         hours = info.opening_hours or self.settings.opening_hours
         window = _opening(self.day, hours, self.settings.zone, self.now_ms)
+        # One venue's day of events (an index range): devices, silences, visits and distinct people.
         events = self.store.events(self.start, self.end, destination=dest)
         scans = [e for e in events if is_visitor_scan(e)]
         own = [d for d in self.kiosks if d.destination == dest]
         device_reports = [self._device(d, events, window) for d in own]
         silences = _silences([e.ts for e in scans], window, self.settings.silent_minutes)
         usual, peers = self._usual(dest), self._peers(dest, info.group)
-        figures = _figures(scans, events, self.settings.zone)
-        flags = _flags(self.settings, len(scans), usual, peers, own, device_reports, silences)
+        figures = _figures(counts, scans)
+        flags = _flags(self.settings, counts.scans, usual, peers, own, device_reports, silences)
         refused = Counter(e.reason for e in events if e.kind == "scan" and e.format == INSPECTOR)
         return DestinationReport(
-            destination=dest, name=info.name, group=info.group, opening_hours=hours, **figures,
+            destination=dest, name=info.name, group=info.group, opening_hours=hours,
+            district=info.district, ward=info.ward, **figures,
             usual=usual, peers=peers, silences=silences, devices=device_reports, flags=flags,
             visits=self._visits(events, own, [f.code for f in flags]),
             refused_inspector_cards=dict(sorted(refused.items())),
@@ -410,35 +484,23 @@ class _Context:
         )
 
     def _usual(self, dest: str) -> float | None:
-        days = [n for (d, day), n in self.daily.items() if d == dest and day < self.day_number]
+        days = [n for day, n in self.daily.get(dest, {}).items() if day < self.day_number]
         return statistics.median(days) if len(days) >= self.settings.min_history_days else None
 
     def _peers(self, dest: str, group: str) -> float | None:
-        peers = {d.destination for d in self.kiosks if d.status == ACTIVE and d.destination != dest}
-        peers = {p for p in peers if self.settings.info(p).group == group}
+        peers = [p for p in self.peer_groups.get(group, []) if p != dest]
         if len(peers) < 2:
             return None
-        return statistics.median(self.daily.get((p, self.day_number), 0) for p in peers)
+        return statistics.median(self.daily.get(p, {}).get(self.day_number, 0) for p in peers)
 
 
-def _figures(scans: Sequence[EventRow], events: Sequence[EventRow], zone: ZoneInfo) -> dict[str, Any]:
-    """The visitor-scan figures; `kinds` counts every event of the destination."""
-    verdicts: dict[str, Counter[str]] = {"pass": Counter(), "fail": Counter()}
-    hourly = [0] * 24
-    for e in scans:
-        verdicts[e.verdict][e.reason] += 1
-        hourly[datetime.fromtimestamp(e.ts / 1000, zone).hour] += 1
+def _figures(counts: aggregates.VenueFigures, scans: Sequence[EventRow]) -> dict[str, Any]:
+    """The visitor-scan figures from the aggregates; distinct people from the day's scans."""
     return {
-        "scans": len(scans),
-        "kinds": dict(sorted(Counter(e.kind for e in events).items())),
-        "directions": {
-            d: sum(1 for e in scans if (e.direction or "none") == d) for d in ("in", "out", "none")
-        },
-        "verdicts": {v: dict(sorted(c.items())) for v, c in verdicts.items()},
+        "scans": counts.scans, "kinds": counts.kinds, "directions": counts.directions,
+        "verdicts": counts.verdicts, "hourly": counts.hourly, "old_poster": counts.old_poster,
         "people": len({e.identity for e in scans if e.identity is not None}),
-        "hourly": hourly,
-        "old_poster": sum(1 for e in scans if e.reason == OLD_POSTER),
-    }
+    }  # fmt: skip
 
 
 def _online_ms(changes: Iterable[tuple[int, str]], window: _Window) -> int:

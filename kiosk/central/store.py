@@ -13,22 +13,17 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from kiosk.central import partitions
+from kiosk.central.partitions import DAY_MS, DayPartitions
 from kiosk.errors import StoreError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
-    destination TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    software TEXT NOT NULL,
-    created TEXT NOT NULL,
-    status TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
+HOUR_MS = 3_600_000
+
+EVENT_COLUMNS = """
     device TEXT NOT NULL,
     epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL,
@@ -45,11 +40,64 @@ CREATE TABLE IF NOT EXISTS events (
     sw TEXT NOT NULL,
     decode_ms DOUBLE PRECISION NOT NULL,
     received_ms BIGINT NOT NULL,
-    token TEXT NOT NULL,
+    token TEXT NOT NULL"""
+
+SQLITE_EVENTS = f"""
+CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS},
     PRIMARY KEY (device, epoch, seq)
-);
+);"""
+
+# PostgreSQL: one partition per UTC day of `ts` (kiosk.central.partitions), so retention drops whole
+# partitions. The key must hold the partition column; a redelivered event has the same ts, so
+# (device, epoch, seq, ts) still stores each event once.
+POSTGRES_EVENTS = f"""
+CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS},
+    PRIMARY KEY (device, epoch, seq, ts)
+) PARTITION BY RANGE (ts);
+CREATE TABLE IF NOT EXISTS events_default PARTITION OF events DEFAULT;
+CREATE TEMP TABLE IF NOT EXISTS incoming ({EVENT_COLUMNS}) ON COMMIT DELETE ROWS;"""
+
+SCHEMA = """
 CREATE INDEX IF NOT EXISTS events_destination_ts ON events (destination, ts);
 CREATE INDEX IF NOT EXISTS events_identity_ts ON events (identity, ts);
+-- Maintained by the ingest in the transaction that stores the events, counting only new rows
+-- (kiosk.central.aggregates reads them). Hours and days are UTC: ts / 3600000, ts / 86400000.
+CREATE TABLE IF NOT EXISTS hourly (
+    hour BIGINT NOT NULL,
+    destination TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    format TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    n_in BIGINT NOT NULL,
+    n_out BIGINT NOT NULL,
+    PRIMARY KEY (hour, destination, kind, format, verdict, reason)
+);
+CREATE TABLE IF NOT EXISTS device_days (
+    day BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    format TEXT NOT NULL,
+    PRIMARY KEY (day, device, kind, format)
+);
+CREATE TABLE IF NOT EXISTS venues (
+    destination TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    district TEXT NOT NULL,
+    ward TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    opening_hours TEXT
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    destination TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    software TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejects (
     received_ms BIGINT NOT NULL,
     topic TEXT NOT NULL,
@@ -118,6 +166,18 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class VenueRow:
+    """A venue (destination) of the registry: its name and where it is."""
+
+    destination: str
+    name: str
+    district: str
+    ward: str
+    grp: str  # peer group ("group" is an SQL keyword)
+    opening_hours: str | None
+
+
+@dataclass(frozen=True)
 class RejectRow:
     """A message that was refused, and why; its payload is not kept."""
 
@@ -171,6 +231,7 @@ class Store:
         self._marker = marker
         self.name = name
         self._closed = False
+        self._partitions = DayPartitions(self._rows) if name == "postgresql" else None
         self._create_schema()
 
     def _sql(self, sql: str) -> str:
@@ -184,8 +245,17 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._execute(sql, params).fetchall())
 
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._execute(sql, params)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query written with `?` markers (kiosk.central.aggregates)."""
+        return self._query(sql, params)
+
     def _create_schema(self) -> None:
-        for statement in SCHEMA.split(";"):
+        events = POSTGRES_EVENTS if self._partitions is not None else SQLITE_EVENTS
+        for statement in (events + SCHEMA).split(";"):
             if statement.strip():
                 self._execute(statement)
         self.commit()
@@ -237,16 +307,68 @@ class Store:
     # Events.
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
-        """Store events, ignoring any (device, epoch, seq) already stored; return how many were new.
+        """Store events, ignoring any already stored, and count the new ones into the aggregates.
 
-        Several writers should pass rows in key order, so that they never deadlock.
+        Returns how many were new. A duplicate (redelivered, or stored by another ingest) is
+        neither stored nor counted, so `hourly` and `device_days` always equal a recount of
+        `events`. Several writers should pass rows in key order, so that they never deadlock.
         """
         if not rows:
             return 0
+        if self._partitions is not None:
+            return self._insert_postgres(rows)
+        return self._insert_sqlite(rows)
+
+    def _insert_sqlite(self, rows: Sequence[EventRow]) -> int:
         sql = f"INSERT INTO events ({_columns(EventRow)}) VALUES ({_marks(EventRow)}) ON CONFLICT DO NOTHING"
         cur = self._conn.cursor()
-        cur.executemany(self._sql(sql), [_event_params(row) for row in rows])
-        return int(cur.rowcount)
+        new = []
+        for row in rows:  # one at a time: rowcount tells which rows were new
+            cur.execute(sql, _event_params(row))
+            if cur.rowcount == 1:
+                new.append(row)
+        cur.executemany(HOURLY_UPSERT, _hourly(new))
+        cur.executemany(
+            DEVICE_DAYS_INSERT, sorted({(e.ts // DAY_MS, e.device, e.kind, e.format) for e in new})
+        )
+        return len(new)
+
+    def _insert_postgres(self, rows: Sequence[EventRow]) -> int:
+        cur = self._conn.cursor()
+        with cur.copy(f"COPY incoming ({_columns(EventRow)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(_event_params(row))
+        cur.execute(POSTGRES_INSERT)
+        new = int(cur.fetchone()[0])
+        cur.execute("TRUNCATE incoming")
+        return new
+
+    def ensure_partitions(self, ts_values: Iterable[int], now_ms: int) -> list[int]:
+        """PostgreSQL: create the day partitions these events and the next days need; SQLite: nothing.
+
+        Call it at the start of a transaction (it takes a lock other writers wait for until commit).
+        Returns the UTC day numbers created.
+        """
+        if self._partitions is None:
+            return []
+        return self._partitions.ensure(partitions.wanted_days(ts_values, now_ms))
+
+    def drop_before(self, day: date) -> int:
+        """Delete every event of a UTC day before `day`: PostgreSQL drops whole day partitions.
+
+        The aggregates (counts without identities) are kept. Returns the partitions dropped
+        (PostgreSQL) or the rows deleted (SQLite); the caller commits.
+        """
+        cutoff = partitions.day_number(day)
+        if self._partitions is not None:
+            return len(self._partitions.drop_before(cutoff))
+        return int(self._execute("DELETE FROM events WHERE ts < ?", (cutoff * DAY_MS,)).rowcount)
+
+    def partition_days(self) -> list[date]:
+        """PostgreSQL: the UTC days that have an events partition, oldest first; SQLite: none."""
+        if self._partitions is None:
+            return []
+        return [partitions.EPOCH + timedelta(days=d) for d in self._partitions.existing()]
 
     def events(self, start_ms: int, end_ms: int, *, destination: str | None = None) -> list[EventRow]:
         """Events with start_ms <= ts < end_ms, oldest first, optionally of one destination."""
@@ -271,27 +393,6 @@ class Store:
         """How many events are stored."""
         return int(self._query("SELECT COUNT(*) FROM events")[0][0])
 
-    def daily_counts(self, start_ms: int, end_ms: int, *, offset_ms: int) -> dict[tuple[str, int], int]:
-        """Visitor scans per (destination, local day number) in a time range; offset_ms shifts UTC to local.
-
-        Visitor scans are `scan` events of any card but an inspector's: inspections,
-        people without a QR and refused inspector cards are not a venue's visitors.
-        """
-        sql = "SELECT destination, (ts + ?) / 86400000 AS day, COUNT(*) FROM events"
-        sql += (
-            " WHERE ts >= ? AND ts < ? AND kind = 'scan' AND format <> 'inspector' GROUP BY destination, day"
-        )
-        rows = self._query(sql, (offset_ms, start_ms, end_ms))
-        return {(str(dest), int(day)): int(n) for dest, day, n in rows}
-
-    def device_kinds(self, start_ms: int, end_ms: int) -> dict[str, set[tuple[str, str]]]:
-        """Per device, the (kind, format) pairs of its events in a time range."""
-        sql = "SELECT DISTINCT device, kind, format FROM events WHERE ts >= ? AND ts < ?"
-        found: dict[str, set[tuple[str, str]]] = {}
-        for device, kind, card_format in self._query(sql, (start_ms, end_ms)):
-            found.setdefault(str(device), set()).add((str(kind), str(card_format)))
-        return found
-
     # Sequence progress, for acks.
 
     def seqs_after(self, device: str, epoch: int, after: int, limit: int) -> list[tuple[int, int]]:
@@ -314,6 +415,20 @@ class Store:
             " ELSE progress.contiguous END"
         )
         self._execute(sql, (device, epoch, contiguous))
+
+    # Venues (the registry imported from CSV: kiosk.central.venues).
+
+    def put_venues(self, rows: Sequence[VenueRow]) -> None:
+        """Add or replace venues, in id order (so concurrent imports do not deadlock)."""
+        sql = _upsert("venues", VenueRow, "destination")
+        self._conn.cursor().executemany(
+            self._sql(sql), [_values(r) for r in sorted(rows, key=lambda r: r.destination)]
+        )
+
+    def venues(self) -> list[VenueRow]:
+        """Every venue in the registry, ordered by id."""
+        rows = self._query(f"SELECT {_columns(VenueRow)} FROM venues ORDER BY destination")
+        return [VenueRow(*row) for row in rows]
 
     # Rejects.
 
@@ -362,6 +477,55 @@ class Store:
         sql = "SELECT ts, status FROM state_log WHERE device = ? AND ts >= ? AND ts < ? ORDER BY ts"
         rows = earlier + self._query(sql, (device, start_ms, end_ms))
         return [(int(ts), str(status)) for ts, status in rows]
+
+
+HOURLY_UPSERT = (
+    "INSERT INTO hourly (hour, destination, kind, format, verdict, reason, n, n_in, n_out)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (hour, destination, kind, format, verdict, reason) DO UPDATE SET"
+    " n = hourly.n + excluded.n, n_in = hourly.n_in + excluded.n_in, n_out = hourly.n_out + excluded.n_out"
+)
+DEVICE_DAYS_INSERT = (
+    "INSERT INTO device_days (day, device, kind, format) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+# One statement: the rows COPYed into `incoming` that are new go into `events`, and only those are
+# counted into the aggregates (upserted in key order, so concurrent ingests wait rather than deadlock).
+# A duplicate of a row another ingest has not committed yet waits for that commit, then is skipped.
+POSTGRES_INSERT = f"""
+WITH new AS (
+    INSERT INTO events ({_columns(EventRow)})
+    SELECT {_columns(EventRow)} FROM incoming ORDER BY device, epoch, seq
+    ON CONFLICT DO NOTHING
+    RETURNING device, destination, kind, ts, direction, verdict, reason, format
+), counted AS (
+    INSERT INTO hourly (hour, destination, kind, format, verdict, reason, n, n_in, n_out)
+    SELECT ts / 3600000, destination, kind, format, verdict, reason, COUNT(*),
+        COUNT(*) FILTER (WHERE direction = 'in'), COUNT(*) FILTER (WHERE direction = 'out')
+    FROM new GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (hour, destination, kind, format, verdict, reason) DO UPDATE SET
+        n = hourly.n + excluded.n, n_in = hourly.n_in + excluded.n_in, n_out = hourly.n_out + excluded.n_out
+    RETURNING 1
+), days AS (
+    INSERT INTO device_days (day, device, kind, format)
+    SELECT DISTINCT ts / 86400000, device, kind, format FROM new ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT COUNT(*) FROM new
+"""
+
+
+def _hourly(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
+    """Upsert parameters of the hourly aggregates of these (new) events, in key order."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for e in rows:
+        key = (e.ts // HOUR_MS, e.destination, e.kind, e.format, e.verdict, e.reason)
+        n = counts.setdefault(key, [0, 0, 0])
+        n[0] += 1
+        n[1] += e.direction == "in"
+        n[2] += e.direction == "out"
+    return [(*key, *n) for key, n in sorted(counts.items())]
 
 
 def _upsert(table: str, cls: type, key: str) -> str:

@@ -1,0 +1,159 @@
+"""What reports and dashboards read: the per-destination, per-hour counts the ingest keeps, in SQL.
+
+The ingest upserts `hourly` (destination, UTC hour, kind, format, verdict, reason → n,
+n_in, n_out) and `device_days` (which kinds and formats a device sent on a UTC day) in
+the transaction that stores the events, counting only events that were new. So the
+figures here never read `events` and cost the same however long the history grows.
+
+Times are UTC ms; `offset_ms` is the local zone's offset on the day asked about (a
+whole number of hours: the aggregates have hourly grain). Visitor scans are `scan`
+events of any card but an inspector's (kiosk.central.reports.is_visitor_scan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kiosk.central.store import Store
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+OLD_POSTER = "old_venue_qr"
+VISITOR = "kind = 'scan' AND format <> 'inspector'"
+AREA_LEVELS = ("district", "ward")
+
+
+@dataclass(frozen=True)
+class VenueFigures:
+    """One destination's counts over a window (a local day, usually)."""
+
+    destination: str
+    scans: int = 0  # visitor scans
+    kinds: dict[str, int] = field(default_factory=dict)  # every event, by kind
+    directions: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0, "none": 0})
+    verdicts: dict[str, dict[str, int]] = field(default_factory=lambda: {"pass": {}, "fail": {}})
+    hourly: list[int] = field(default_factory=lambda: [0] * 24)  # visitor scans per local hour
+    old_poster: int = 0
+
+
+@dataclass(frozen=True)
+class AreaTotal:
+    """Visitor scans of a district or ward over a window, with how many venues it has."""
+
+    district: str
+    ward: str  # "" when grouped by district
+    venues: int
+    scans: int
+    fails: int
+
+
+def _hours(start_ms: int, end_ms: int) -> tuple[int, int]:
+    return start_ms // HOUR_MS, -(-end_ms // HOUR_MS)
+
+
+def daily_scans(store: Store, start_ms: int, end_ms: int, *, offset_ms: int) -> dict[str, dict[int, int]]:
+    """Visitor scans per destination per local day number (days since 1970 in local time)."""
+    sql = (
+        f"SELECT destination, (hour * {HOUR_MS} + ?) / {DAY_MS} AS day, SUM(n) FROM hourly"
+        f" WHERE hour >= ? AND hour < ? AND {VISITOR} GROUP BY destination, day"
+    )
+    found: dict[str, dict[int, int]] = {}
+    for dest, day, n in store.query(sql, (offset_ms, *_hours(start_ms, end_ms))):
+        found.setdefault(str(dest), {})[int(day)] = int(n)
+    return found
+
+
+def device_kinds(store: Store, start_ms: int, end_ms: int) -> dict[str, set[tuple[str, str]]]:
+    """Per device, the (kind, format) pairs it sent on the UTC days overlapping a window."""
+    sql = "SELECT DISTINCT device, kind, format FROM device_days WHERE day >= ? AND day < ?"
+    found: dict[str, set[tuple[str, str]]] = {}
+    for device, kind, card_format in store.query(sql, (start_ms // DAY_MS, -(-end_ms // DAY_MS))):
+        found.setdefault(str(device), set()).add((str(kind), str(card_format)))
+    return found
+
+
+def venue_figures(
+    store: Store, start_ms: int, end_ms: int, destinations: list[str], *, offset_ms: int
+) -> dict[str, VenueFigures]:
+    """The counts of these destinations over a window (every one listed gets an entry)."""
+    tallies = {dest: _Tally() for dest in destinations}
+    if destinations:
+        marks = ", ".join("?" for _ in destinations)
+        sql = (
+            "SELECT destination, hour, kind, format, verdict, reason, n, n_in, n_out FROM hourly"
+            f" WHERE hour >= ? AND hour < ? AND destination IN ({marks})"
+        )
+        for dest, hour, kind, fmt, verdict, reason, n, n_in, n_out in store.query(
+            sql, (*_hours(start_ms, end_ms), *destinations)
+        ):
+            tallies[str(dest)].add(
+                (int(hour) * HOUR_MS + offset_ms) // HOUR_MS % 24, str(kind), str(fmt), str(verdict),
+                str(reason), (int(n), int(n_in), int(n_out)),
+            )  # fmt: skip
+    return {dest: t.figures(dest) for dest, t in tallies.items()}
+
+
+@dataclass
+class _Tally:
+    scans: int = 0
+    old_poster: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    directions: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0, "none": 0})
+    verdicts: dict[str, dict[str, int]] = field(default_factory=lambda: {"pass": {}, "fail": {}})
+    hourly: list[int] = field(default_factory=lambda: [0] * 24)
+
+    def add(
+        self, hour: int, kind: str, fmt: str, verdict: str, reason: str, counts: tuple[int, int, int]
+    ) -> None:
+        n, n_in, n_out = counts
+        self.kinds[kind] = self.kinds.get(kind, 0) + n
+        if kind != "scan" or fmt == "inspector":
+            return  # not a visitor scan: only `kinds` counts it
+        self.scans += n
+        self.old_poster += n if reason == OLD_POSTER else 0
+        self.directions["in"] += n_in
+        self.directions["out"] += n_out
+        self.directions["none"] += n - n_in - n_out
+        reasons = self.verdicts.setdefault(verdict, {})
+        reasons[reason] = reasons.get(reason, 0) + n
+        self.hourly[hour] += n
+
+    def figures(self, destination: str) -> VenueFigures:
+        return VenueFigures(
+            destination=destination, scans=self.scans, kinds=dict(sorted(self.kinds.items())),
+            directions=self.directions,
+            verdicts={v: dict(sorted(r.items())) for v, r in self.verdicts.items()},
+            hourly=self.hourly, old_poster=self.old_poster,
+        )  # fmt: skip
+
+
+def area_totals(
+    store: Store, start_ms: int, end_ms: int, *, level: str = "district", district: str | None = None
+) -> list[AreaTotal]:
+    """Visitor scans per district (or per ward, optionally of one district) of the venue registry.
+
+    Destinations that are not in the registry are grouped under an empty district.
+    """
+    if level not in AREA_LEVELS:
+        raise ValueError(f"level must be one of {AREA_LEVELS}")
+    ward = "COALESCE(v.ward, '')" if level == "ward" else "''"
+    where = " AND COALESCE(v.district, '') = ?" if district is not None else ""
+    sql = (
+        f"SELECT COALESCE(v.district, '') AS d, {ward} AS w, COUNT(DISTINCT h.destination), SUM(h.n),"
+        " SUM(CASE WHEN h.verdict = 'fail' THEN h.n ELSE 0 END)"
+        " FROM hourly h LEFT JOIN venues v ON v.destination = h.destination"
+        f" WHERE h.hour >= ? AND h.hour < ? AND h.{VISITOR.replace(' AND ', ' AND h.')}{where}"
+        " GROUP BY d, w ORDER BY d, w"
+    )
+    params: tuple[object, ...] = (*_hours(start_ms, end_ms), *([district] if district is not None else []))
+    return [
+        AreaTotal(str(d), str(w), int(venues), int(scans), int(fails))
+        for d, w, venues, scans, fails in store.query(sql, params)
+    ]
+
+
+def hourly_totals(store: Store, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+    """(hour start in UTC ms, visitor scans) of every hour in a window that had any, for charts."""
+    sql = f"SELECT hour, SUM(n) FROM hourly WHERE hour >= ? AND hour < ? AND {VISITOR}"
+    sql += " GROUP BY hour ORDER BY hour"
+    return [(int(hour) * HOUR_MS, int(n)) for hour, n in store.query(sql, _hours(start_ms, end_ms))]
