@@ -87,7 +87,7 @@ def _day_of_scans(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_report_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _day_of_scans(db, tmp_path, capsys)
-    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20")
+    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20", "--lang", "en")
     assert code == 0 and "scans 2 (in 2, out 0), people 2" in out
     html = tmp_path / "r.html"
     assert (
@@ -219,7 +219,7 @@ def test_report_command_with_inspections(db: str, tmp_path: Path, capsys: pytest
         processor.handle(handheld.topic(), handheld.token(2, ts, kind="no_qr", verdict="fail", reason="no_qr",
                                                           format="unknown", direction=None))  # fmt: skip
         processor.flush()
-    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20")
+    code, out, _ = _run(capsys, "--db", db, "report", "--date", "2026-11-20", "--lang", "en")
     assert code == 0 and "scans 2 (in 2, out 0), people 2" in out  # the inspector is no visitor
     assert "inspection 10:05 on kiosk-1 by hmac:" in out and ": 2 scans so far, 0 old posters" in out
     assert "handheld-1 (team-1, active): 1 checks, 0 passed, violations status_blocked 1" in out

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
-from kiosk.central import bundle, mqtt, render, trace
+from kiosk.central import bundle, mqtt, render, trace, venues
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
-from kiosk.central.reports import build_report, load_report_settings
+from kiosk.central.reports import Selection, build_report, load_report_settings
 from kiosk.central.store import Store, open_store
 from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
 from kiosk.notify import Notifier, watchdog_interval_s
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_devices, _ingest, _report, _trace, _statuslist, bundle.register):
+    for register in (_devices, _destinations, _ingest, _report, _trace, _statuslist, bundle.register):
         register(commands)
     return parser
 
@@ -155,6 +155,32 @@ def devices_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# destinations (the venue registry)
+
+
+def _destinations(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("destinations", help="the venue registry (name, district, ward)")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    load = actions.add_parser("import", help="add or update venues from a CSV file (see docs/central.md)")
+    load.add_argument("file", type=Path, help="CSV with columns id,name,district,ward[,group,opening_hours]")
+    load.set_defaults(func=destinations_import)
+
+
+def destinations_import(args: argparse.Namespace) -> int:
+    """Check every row first, then store them all in one transaction."""
+    try:
+        data = args.file.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
+    rows = venues.parse_csv(data, source=str(args.file))
+    with _store(args) as store:
+        store.put_venues(rows)
+        store.commit()
+    districts = len({r.district for r in rows})
+    print(f"imported {len(rows)} venues in {districts} districts from {args.file}")
+    return 0
+
+
 # ingest
 
 
@@ -257,10 +283,25 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2021-09-01") from e
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (1 to 100000)")
+    return value
+
+
 def _report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("report", help="one day's report per destination, with compliance flags")
     parser.add_argument("--date", type=_day, required=True, help="local day, YYYY-MM-DD")
     parser.add_argument("--destination", help="only this destination")
+    parser.add_argument("--district", help="only venues of this district")
+    parser.add_argument("--ward", help="only venues of this ward")
+    parser.add_argument("--page", type=_positive, default=1, help="page of venues (default: 1)")
+    parser.add_argument("--per-page", type=_positive, default=50, help="venues per page (default: 50)")
+    parser.add_argument("--lang", choices=render.LANGUAGES, default="vi", help="language (default: vi)")
     parser.add_argument("--format", choices=render.FORMATS, default="table")
     parser.add_argument("--destinations", type=Path, help="destinations file (TOML; see docs/central.md)")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
@@ -271,16 +312,21 @@ def report_command(args: argparse.Namespace) -> int:
     """Build and print (or write) the report."""
     settings = load_report_settings(args.destinations)
     with _store(args) as store:
-        if args.destination and args.destination not in {d.destination for d in store.devices()} | {
-            d.id for d in settings.destinations
-        }:
+        known = {d.destination for d in store.devices()} | {d.id for d in settings.destinations}
+        if args.destination and args.destination not in known | {v.destination for v in store.venues()}:
             raise ConfigError(
-                f"unknown destination {args.destination!r}: no device or destinations-file entry"
+                f"unknown destination {args.destination!r}: no device, registry or destinations-file entry"
             )
-        report = build_report(
-            store, day=args.date, settings=settings, now_ms=now_ms(), destination=args.destination
+        selection = Selection(
+            destination=args.destination, district=args.district, ward=args.ward, page=args.page,
+            per_page=args.per_page,
+        )  # fmt: skip
+        report = build_report(store, day=args.date, settings=settings, now_ms=now_ms(), selection=selection)
+    if args.page > report.pages:
+        raise ConfigError(
+            f"--page {args.page}: the report has {report.pages} page(s) of {args.per_page} venues"
         )
-    _emit(render.render(report, args.format), args.output)
+    _emit(render.render(report, args.format, lang=args.lang), args.output)
     return 0
 
 

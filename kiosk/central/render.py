@@ -18,18 +18,79 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from kiosk.central.reports import DestinationReport, DeviceReport, Report, StreetCounts, Visit
+from kiosk.central.reports import DestinationReport, DeviceReport, Flag, Report, StreetCounts, Visit
 
 FORMATS = ("table", "csv", "json", "html")
+LANGUAGES = ("vi", "en")
+
+# The words of the table and the HTML page; CSV and JSON keep their English keys for programs.
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Report for {day} ({zone})", "page": "page {page} of {pages}, {venues} venues",
+        "areas": "Visitor scans by {level}", "district": "district", "ward": "ward",
+        "area": "  {area}: {venues} venues, {scans} scans, {fails} refused", "none": "(none)",
+        "open": "open", "group": "group",
+        "scans": "  scans {scans} (in {din}, out {dout}), people {people}, old posters {old}",
+        "pass": "pass", "fail": "fail", "hourly": "hourly", "no flags": "no flags",
+        "no visit": "no inspection visit", "refused cards": "refused inspector cards",
+        "device": "  device {device} [{status}, {state}]: {events} events, uptime {uptime}, offline {offline}"
+        " min, {missing} missing, last {last}",
+        "visit": "inspection {time} on {device} by {who}: {scans} scans so far, {old} old posters;"
+        " devices {states}; flags {flags}",
+        "street": "Street inspections", "total": "total",
+        "street line": "{checks} checks, {passed} passed, violations {violations}, not valid {invalid},"
+        " no QR {no_qr}",
+        "heading": "Scan report {day}", "times": "Times in {zone}.", "per hour": "Scans per hour",
+        "devices": "Devices", "inspections": "Inspections",
+        "no_device": "no active kiosk is installed",
+        "device_offline": "{0} offline {1} min in opening hours",
+        "below_usual": "{0} scans, usually {1}", "below_peers": "{0} scans, peers {1}",
+        "silent": "{0} stretch(es) without scans, longest {1} min",
+    },
+    "vi": {
+        "title": "Báo cáo ngày {day} ({zone})", "page": "trang {page}/{pages}, {venues} địa điểm",
+        "areas": "Lượt quét của khách theo {level}", "district": "quận/huyện", "ward": "phường/xã",
+        "area": "  {area}: {venues} địa điểm, {scans} lượt quét, {fails} bị từ chối", "none": "(không có)",
+        "open": "mở cửa", "group": "nhóm",
+        "scans": "  lượt quét {scans} (vào {din}, ra {dout}), số người {people}, mã điểm cũ {old}",
+        "pass": "đạt", "fail": "không đạt", "hourly": "theo giờ", "no flags": "không có cảnh báo",
+        "no visit": "không có lượt kiểm tra", "refused cards": "thẻ kiểm tra bị từ chối",
+        "device": "  thiết bị {device} [{status}, {state}]: {events} sự kiện, hoạt động {uptime},"
+        " mất kết nối {offline} phút, thiếu {missing}, cuối {last}",
+        "visit": "kiểm tra {time} tại {device} bởi {who}: {scans} lượt quét đến lúc đó, {old} mã điểm cũ;"
+        " thiết bị {states}; cảnh báo {flags}",
+        "street": "Kiểm tra trên đường", "total": "tổng",
+        "street line": "{checks} lượt kiểm tra, {passed} đạt, vi phạm {violations}, không hợp lệ {invalid},"
+        " không có mã QR {no_qr}",
+        "heading": "Báo cáo quét mã ngày {day}", "times": "Giờ theo {zone}.",
+        "per hour": "Lượt quét theo giờ",
+        "devices": "Thiết bị", "inspections": "Kiểm tra",
+        "no_device": "chưa lắp kiosk nào đang hoạt động",
+        "device_offline": "{0} mất kết nối {1} phút trong giờ mở cửa",
+        "below_usual": "{0} lượt quét, thường {1}", "below_peers": "{0} lượt quét, nơi cùng nhóm {1}",
+        "silent": "{0} khoảng không có lượt quét, dài nhất {1} phút",
+    },
+}  # fmt: skip
 
 
-def render(report: Report, fmt: str) -> str:
-    """The report in one of FORMATS."""
+def _w(lang: str, key: str, **values: object) -> str:
+    return WORDS[lang][key].format(**values)
+
+
+def _flag_text(flag: Flag, lang: str) -> str:
+    template = WORDS[lang].get(flag.code)
+    if template is None or template.count("{") != len(flag.values):
+        return flag.message
+    return template.format(*flag.values)
+
+
+def render(report: Report, fmt: str, *, lang: str = "en") -> str:
+    """The report in one of FORMATS; the table and the HTML page in one of LANGUAGES."""
     renderers: dict[str, Callable[[Report], str]] = {
-        "table": as_table,
+        "table": lambda r: as_table(r, lang=lang),
         "csv": as_csv,
         "json": as_json,
-        "html": as_html,
+        "html": lambda r: as_html(r, lang=lang),
     }
     return renderers[fmt](report)
 
@@ -103,33 +164,53 @@ def as_csv(report: Report) -> str:
             writer.writerow([report.day, h.destination, section, key, value])
     for section, key, value in _street_rows("street_total", report.street_total):
         writer.writerow([report.day, "", section, key, value])
+    for a in report.areas:
+        area = f"{a.district}/{a.ward}" if a.ward else a.district
+        for key in ("venues", "scans", "fails"):
+            writer.writerow([report.day, "", "area", f"{area}:{key}", getattr(a, key)])
     return out.getvalue()
 
 
-def as_table(report: Report) -> str:
+def as_table(report: Report, *, lang: str = "en") -> str:
     """A plain-text report for a terminal."""
     zone = ZoneInfo(report.timezone)
-    lines = [f"Report for {report.day} ({report.timezone})"]
+    lines = [_w(lang, "title", day=report.day, zone=report.timezone), *_area_lines(report, lang)]
+    lines.append(_w(lang, "page", page=report.page, pages=report.pages, venues=report.venues))
     for d in report.destinations:
-        lines += ["", *_table_destination(d, zone)]
-    lines += ["", "Street inspections", f"  total: {_street_line(report.street_total)}"]
-    lines += [f"  {h.device} ({h.destination}, {h.status}): {_street_line(h.counts)}" for h in report.street]
+        lines += ["", *_table_destination(d, zone, lang)]
+    lines += ["", _w(lang, "street"), f"  {_w(lang, 'total')}: {_street_line(report.street_total, lang)}"]
+    lines += [
+        f"  {h.device} ({h.destination}, {h.status}): {_street_line(h.counts, lang)}" for h in report.street
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _table_destination(d: DestinationReport, zone: ZoneInfo) -> list[str]:
-    lines = [_title(d), *_summary_lines(d)]
-    lines += [f"  hourly: {' '.join(str(n) for n in d.hourly)}"]
+def _area_lines(report: Report, lang: str) -> list[str]:
+    if not report.areas:
+        return []
+    level = "ward" if any(a.ward for a in report.areas) else "district"
+    return [_w(lang, "areas", level=_w(lang, level))] + [
+        _w(lang, "area", area=(a.ward or a.district) or _w(lang, "none"), venues=a.venues, scans=a.scans,
+           fails=a.fails)
+        for a in report.areas
+    ]  # fmt: skip
+
+
+def _table_destination(d: DestinationReport, zone: ZoneInfo, lang: str) -> list[str]:
+    lines = [_title(d, lang), *_summary_lines(d, lang)]
+    lines += [f"  {_w(lang, 'hourly')}: {' '.join(str(n) for n in d.hourly)}"]
     for dev in d.devices:
-        lines.append(
-            f"  device {dev.device} [{dev.status}, {dev.state}]: {dev.events} events,"
-            f" uptime {dev.uptime:.0%}, offline {dev.offline_minutes:.0f} min,"
-            f" {dev.missing_seqs} missing, last {_clock(dev.last_event_ms, zone)}"
-        )
-    lines += [f"  FLAG {flag.code}: {flag.message}" for flag in d.flags] or ["  no flags"]
-    lines += [f"  {_visit_line(v, zone)}" for v in d.visits] or ["  no inspection visit"]
+        lines.append(_w(
+            lang, "device", device=dev.device, status=dev.status, state=dev.state, events=dev.events,
+            uptime=f"{dev.uptime:.0%}", offline=f"{dev.offline_minutes:.0f}", missing=dev.missing_seqs,
+            last=_clock(dev.last_event_ms, zone),
+        ))  # fmt: skip
+    lines += [f"  FLAG {flag.code}: {_flag_text(flag, lang)}" for flag in d.flags] or [
+        f"  {_w(lang, 'no flags')}"
+    ]
+    lines += [f"  {_visit_line(v, zone, lang)}" for v in d.visits] or [f"  {_w(lang, 'no visit')}"]
     if d.refused_inspector_cards:
-        lines.append(f"  refused inspector cards: {_counts(d.refused_inspector_cards)}")
+        lines.append(f"  {_w(lang, 'refused cards')}: {_counts(d.refused_inspector_cards)}")
     return lines
 
 
@@ -137,36 +218,37 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} {n}" for key, n in counts.items()) or "-"
 
 
-def _visit_line(v: Visit, zone: ZoneInfo) -> str:
+def _visit_line(v: Visit, zone: ZoneInfo, lang: str) -> str:
     states = ", ".join(f"{device} {state}" for device, state in v.states.items()) or "-"
-    return (
-        f"inspection {_clock(v.ts, zone)} on {v.device} by {v.inspector or '-'}: {v.scans} scans so far,"
-        f" {v.old_poster} old posters; devices {states}; flags {' '.join(v.flags) or '-'}"
-    )
+    return _w(
+        lang, "visit", time=_clock(v.ts, zone), device=v.device, who=v.inspector or "-", scans=v.scans,
+        old=v.old_poster, states=states, flags=" ".join(v.flags) or "-",
+    )  # fmt: skip
 
 
-def _street_line(c: StreetCounts) -> str:
-    return (
-        f"{c.checks} checks, {c.passed} passed, violations {_counts(c.violations)},"
-        f" not valid {_counts(c.invalid)}, no QR {c.no_qr}"
-    )
+def _street_line(c: StreetCounts, lang: str) -> str:
+    return _w(
+        lang, "street line", checks=c.checks, passed=c.passed, violations=_counts(c.violations),
+        invalid=_counts(c.invalid), no_qr=c.no_qr,
+    )  # fmt: skip
 
 
-def _title(d: DestinationReport) -> str:
-    extra = ", ".join(part for part in (d.name, d.group and f"group {d.group}") if part)
-    return f"{d.destination}" + (f" ({extra})" if extra else "") + f", open {d.opening_hours}"
+def _title(d: DestinationReport, lang: str) -> str:
+    group = d.group and f"{_w(lang, 'group')} {d.group}"
+    extra = ", ".join(part for part in (d.name, d.ward, d.district, group) if part)
+    return f"{d.destination}" + (f" ({extra})" if extra else "") + f", {_w(lang, 'open')} {d.opening_hours}"
 
 
-def _summary_lines(d: DestinationReport) -> list[str]:
+def _summary_lines(d: DestinationReport, lang: str) -> list[str]:
     def reasons(verdict: str) -> str:
         return ", ".join(f"{reason} {n}" for reason, n in d.verdicts[verdict].items()) or "-"
 
     return [
-        f"  scans {d.scans} (in {d.directions['in']}, out {d.directions['out']}), people {d.people},"
-        f" old posters {d.old_poster}",
-        f"  pass {sum(d.verdicts['pass'].values())}: {reasons('pass')}",
-        f"  fail {sum(d.verdicts['fail'].values())}: {reasons('fail')}",
-    ]
+        _w(lang, "scans", scans=d.scans, din=d.directions["in"], dout=d.directions["out"], people=d.people,
+           old=d.old_poster),
+        f"  {_w(lang, 'pass')} {sum(d.verdicts['pass'].values())}: {reasons('pass')}",
+        f"  {_w(lang, 'fail')} {sum(d.verdicts['fail'].values())}: {reasons('fail')}",
+    ]  # fmt: skip
 
 
 STYLE = """
@@ -177,27 +259,31 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bott
 """
 
 
-def as_html(report: Report) -> str:
+def as_html(report: Report, *, lang: str = "en") -> str:
     """One self-contained HTML page with inline SVG charts."""
     zone = ZoneInfo(report.timezone)
-    body = "".join(_html_destination(d, zone) for d in report.destinations) + _html_street(report)
-    title = f"Scan report {escape(report.day)}"
+    areas = "".join(f"<p>{escape(line.strip())}</p>" for line in _area_lines(report, lang))
+    page = _w(lang, "page", page=report.page, pages=report.pages, venues=report.venues)
+    body = "".join(_html_destination(d, zone, lang) for d in report.destinations) + _html_street(report, lang)
+    title = escape(_w(lang, "heading", day=report.day))
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
-        f"<p>Times in {escape(report.timezone)}.</p>{body}</body></html>\n"
+        f"<p>{escape(_w(lang, 'times', zone=report.timezone))}</p>{areas}<p>{escape(page)}</p>"
+        f"{body}</body></html>\n"
     )
 
 
-def _html_destination(d: DestinationReport, zone: ZoneInfo) -> str:
-    flags = "".join(f'<li class="flag">{escape(f.code)}: {escape(f.message)}</li>' for f in d.flags)
-    summary = "".join(f"<p>{escape(line.strip())}</p>" for line in _summary_lines(d))
+def _html_destination(d: DestinationReport, zone: ZoneInfo, lang: str) -> str:
+    flags = "".join(f'<li class="flag">{escape(f.code)}: {escape(_flag_text(f, lang))}</li>' for f in d.flags)
+    summary = "".join(f"<p>{escape(line.strip())}</p>" for line in _summary_lines(d, lang))
+    ok = f"<li class=ok>{escape(_w(lang, 'no flags'))}</li>"
     return (
-        f"<section><h2>{escape(_title(d))}</h2>{summary}"
-        f"<ul>{flags or '<li class=ok>no flags</li>'}</ul>"
-        f"<h3>Scans per hour</h3>{hourly_svg(d.hourly)}"
-        f"<h3>Devices</h3>{_device_table(d.devices, zone)}"
-        f"<h3>Inspections</h3>{_visit_table(d, zone)}</section>"
+        f"<section><h2>{escape(_title(d, lang))}</h2>{summary}"
+        f"<ul>{flags or ok}</ul>"
+        f"<h3>{escape(_w(lang, 'per hour'))}</h3>{hourly_svg(d.hourly)}"
+        f"<h3>{escape(_w(lang, 'devices'))}</h3>{_device_table(d.devices, zone)}"
+        f"<h3>{escape(_w(lang, 'inspections'))}</h3>{_visit_table(d, zone)}</section>"
     )
 
 
@@ -222,12 +308,13 @@ def _visit_cells(v: Visit, zone: ZoneInfo) -> str:
     return _cells(_clock(v.ts, zone), v.device, v.inspector or "-", v.scans, v.old_poster, states, flags)
 
 
-def _html_street(report: Report) -> str:
+def _html_street(report: Report, lang: str) -> str:
     head = "<tr><th>handheld</th><th>team or area</th><th>checks</th><th>passed</th>"
     head += "<th>violations</th><th>not valid</th><th>no QR</th></tr>"
     rows = "".join(_street_cells(h.device, h.destination, h.counts) for h in report.street)
     total = _street_cells("total", "", report.street_total)
-    return f"<section><h2>Street inspections</h2><table>{head}{rows}{total}</table></section>"
+    heading = escape(_w(lang, "street"))
+    return f"<section><h2>{heading}</h2><table>{head}{rows}{total}</table></section>"
 
 
 def _street_cells(device: str, area: str, c: StreetCounts) -> str:

@@ -140,7 +140,11 @@ class ReportSettings(BaseModel):
             for v in venues
             if v.destination not in listed
         ]
-        return self.model_copy(update={"destinations": [*self.destinations, *extra]}) if extra else self
+        if not extra:
+            return self
+        merged = self.model_copy(update={"destinations": [*self.destinations, *extra]})
+        merged.__dict__.pop("by_id", None)  # model_copy copies the cached index of the old list
+        return merged
 
 
 def load_report_settings(path: Path | None) -> ReportSettings:
@@ -163,7 +167,8 @@ class Flag:
     """A compliance concern: a stable code and a sentence for the inspector."""
 
     code: str
-    message: str
+    message: str  # in English
+    values: tuple[str, ...] = ()  # the figures in the message, for other languages (kiosk.central.render)
 
 
 @dataclass(frozen=True)
@@ -545,13 +550,18 @@ def _flags(
     for r in reports:
         if r.status == ACTIVE and r.offline_minutes >= settings.offline_minutes:
             flags.append(
-                Flag("device_offline", f"{r.device} offline {r.offline_minutes:.0f} min in opening hours")
+                Flag(
+                    "device_offline",
+                    f"{r.device} offline {r.offline_minutes:.0f} min in opening hours",
+                    (r.device, f"{r.offline_minutes:.0f}"),
+                )
             )
     if usual is not None and scans < settings.low_fraction * usual:
-        flags.append(Flag("below_usual", f"{scans} scans, usually {usual:g}"))
+        flags.append(Flag("below_usual", f"{scans} scans, usually {usual:g}", (str(scans), f"{usual:g}")))
     if peers is not None and scans < settings.low_fraction * peers:
-        flags.append(Flag("below_peers", f"{scans} scans, peers {peers:g}"))
+        flags.append(Flag("below_peers", f"{scans} scans, peers {peers:g}", (str(scans), f"{peers:g}")))
     if silences and any(d.status == ACTIVE for d in devices):
         longest = max(b - a for a, b in silences) / MINUTE_MS
-        flags.append(Flag("silent", f"{len(silences)} stretch(es) without scans, longest {longest:.0f} min"))
+        message = f"{len(silences)} stretch(es) without scans, longest {longest:.0f} min"
+        flags.append(Flag("silent", message, (str(len(silences)), f"{longest:.0f}")))
     return flags
