@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kiosk import __version__, jws, keys, safejson
 from kiosk.errors import EventError, SignatureError, UnsafeJSONError
+from kiosk.eventkinds import pair_error
 from kiosk.topics import ID_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -72,11 +73,12 @@ class ScanEvent(BaseModel):
 
     @model_validator(mode="after")
     def _pairs(self) -> Self:
-        # Only a visitor's scan has a direction; a person without a QR has no card at all.
+        # Only a visitor's scan has a direction; the kinds and formats that exist are one table.
         if self.kind != "scan" and self.direction is not None:
             raise ValueError(f"a {self.kind} event has no direction")
-        if self.kind == "no_qr" and (self.format != "unknown" or self.identity is not None):
-            raise ValueError("a no_qr event has format unknown and no identity")
+        error = pair_error(self.kind, self.format, self.verdict, self.identity)
+        if error is not None:
+            raise ValueError(error)
         return self
 
     def to_json(self) -> bytes:

@@ -18,6 +18,7 @@ from kiosk.cards.dcc_schema import DiagnosticTest, Recovery, Vaccination
 from kiosk.cards.masking import mask_id
 from kiosk.config import DEFAULT_BLOCKED
 from kiosk.dates import date_en, date_vi, moment_words
+from kiosk.eventkinds import CARD_FORMATS
 from kiosk.events import CardFormat, EventDraft
 from kiosk.reasons import Reason, message
 from kiosk.statuslist import VIETNAM, Status
@@ -58,7 +59,8 @@ class StreetFinding:
         )
 
 
-_EVENT_FORMATS = frozenset({"national", "cccd", "dcc", "poster", "inspector", "unknown"})
+# A refused inspector card on the street is no inspector's check (kiosk.eventkinds): an unknown card.
+_EVENT_FORMATS = CARD_FORMATS
 # Names of the card formats, and meanings of the usual status-list codes.
 FORMAT_NAMES: dict[str, Text] = {
     "national": Text("Mã QR cá nhân", "national personal QR"),

@@ -69,6 +69,13 @@ HOSTILE = [
     pytest.param("event", _event_with(seq=2**63), "bad_event", id="seq-2**63"),
     pytest.param("event", _event_with(ts=-1), "bad_event", id="ts-negative"),
     pytest.param("event", _event_with(sw="0.1\u0000"), "bad_event", id="sw-with-nul"),
+    pytest.param("event", _event_with(format="inspector"), "bad_event", id="passed-scan-of-an-inspector"),
+    pytest.param(
+        "event",
+        _event_with(kind="no_qr", direction=None, verdict="fail"),
+        "bad_event",
+        id="no-qr-with-a-card",
+    ),
     pytest.param("event", _signed(b'{"v":1,"v":1}'), "bad_event", id="repeated-key"),
     pytest.param("event", _signed(b"[" * 2000), "bad_event", id="payload-2000-brackets"),
     pytest.param("event", _signed(b"[" * 100_000), "bad_signature", id="token-over-4096-bytes"),

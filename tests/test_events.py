@@ -84,7 +84,10 @@ def test_plain_identity_when_configured() -> None:
 
 
 def test_no_identity_for_no_qr() -> None:
-    assert _event(kind="no_qr", card_identity=None, format="unknown", direction=None).identity is None
+    assert (
+        _event(kind="no_qr", verdict="fail", card_identity=None, format="unknown", direction=None).identity
+        is None
+    )
 
 
 def test_draft_has_no_place_for_a_name() -> None:
