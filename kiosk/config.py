@@ -401,7 +401,13 @@ class UplinkConfig(Section):
         120.0,
         gt=0,
         le=86400,
-        description="An event the broker accepted but that central's newest ack does not cover this long after is sent again (brokers may lose accepted messages).",
+        description="An event the broker accepted but that central's newest ack does not cover this long after is sent again (brokers may lose accepted messages); checked on every ack and on a timer.",
+    )
+    resend_unacked_max_s: float = Field(
+        1800.0,
+        gt=0,
+        le=86400,
+        description="Longest wait between two timer checks for unacknowledged events: the wait starts at resend_unacked_s and doubles while no ack comes (central away).",
     )
     max_statuslist_mb: float = Field(
         8.0, gt=0, le=64, description="A status list message larger than this is dropped and counted."

@@ -120,6 +120,7 @@ class CentralAcks:
         resend_unacked_s: float,
         counters: UplinkCounters,
         on_requeue: Callable[[], None],
+        on_ack: Callable[[float], None] = lambda _now: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.spool = spool
@@ -128,6 +129,7 @@ class CentralAcks:
         self._resend_unacked_s = resend_unacked_s
         self._counters = counters
         self._on_requeue = on_requeue
+        self._on_ack = on_ack  # told the time of each applied ack: the resend timer starts over
         self._clock = clock
 
     def route(self) -> Route:
@@ -157,5 +159,6 @@ class CentralAcks:
         stale = self.spool.requeue_stale(device, cutoff)
         if asked or stale:
             self._on_requeue()
+        self._on_ack(self._clock())
         self._counters.ack_applied(datetime.fromtimestamp(self._clock(), UTC), asked + stale)
         log.debug("uplink: ack covers %d new events; resending %d asked, %d unconfirmed", acked, asked, stale)

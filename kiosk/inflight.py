@@ -15,6 +15,9 @@ The rules:
   forgotten, so it is published again from the spool;
 - anything that puts an older event back (refusal, stuck, resend request) makes the
   window read the spool again, so events keep going out in (epoch, seq) order.
+
+`UnackedResend` is the same kind of bookkeeping one step further: events the
+broker accepted that central's acks never covered are sent again on a timer.
 """
 
 from __future__ import annotations
@@ -159,3 +162,44 @@ class InFlightWindow:
     def reread(self) -> None:
         """The spool's order changed (a resend request, requeued events): read it again."""
         self._queue.clear()
+
+
+class UnackedResend:
+    """When to send again what the broker accepted but central's acks never covered; pure, time given.
+
+    A broker may lose messages it acknowledged (it saves to disk lazily), and a
+    central that then receives nothing sends no ack that could reveal the loss.
+    So, ack or not, every `interval` the uplink sends again what the broker
+    accepted more than `after_s` ago and central has not acked. The interval
+    starts at `after_s` and doubles after each round that no ack follows, up to
+    `max_interval_s`: while central is away the rounds thin out instead of
+    re-queuing the whole backlog at the broker every few minutes. Any ack resets it.
+    `now` is wall-clock seconds (the spool's `sent_at` is UTC ms).
+    """
+
+    def __init__(self, after_s: float, *, max_interval_s: float) -> None:
+        self.after_s = after_s
+        self.max_interval_s = max(after_s, max_interval_s)
+        self._interval = after_s
+        self._next: float | None = None
+
+    @property
+    def interval_s(self) -> float:
+        """The wait after the last round (or ack) before the next round."""
+        return self._interval
+
+    def due(self, now: float) -> int | None:
+        """If a round is due at `now`: the cutoff (UTC ms) to send again what was sent before; else None."""
+        if self._next is None:
+            self._next = now + self.after_s  # nothing sent before we started is older than this
+            return None
+        if now < self._next:
+            return None
+        self._interval = min(2 * self._interval, self.max_interval_s)
+        self._next = now + self._interval
+        return int((now - self.after_s) * 1000)
+
+    def acked(self, now: float) -> None:
+        """Central's ack arrived (it re-queued what it left uncovered): `after_s` to the next round."""
+        self._interval = self.after_s
+        self._next = now + self.after_s

@@ -12,7 +12,9 @@ them in two named threads:
 - `uplink-drain` publishes unsent events in (epoch, seq) order through the
   in-flight window, marks them sent on PUBACK, hands the broker's messages to
   their handlers (central's acks re-queue what central asks for or never got;
-  status lists go to the daemon) and keeps the retained state topic fresh.
+  status lists go to the daemon), sends again on its own timer what central's
+  acks leave uncovered (`kiosk.inflight.UnackedResend`) and keeps the retained
+  state topic fresh.
 
 The capture loop only calls `spool.record()` and the non-blocking `wake()`.
 Messages from the broker that are malformed, forged or oversized are dropped,
@@ -43,7 +45,7 @@ from kiosk.counters import UplinkCounters, UplinkStats
 from kiosk.errors import KioskError
 from kiosk.health import Health, Status, state_message
 from kiosk.inbox import CentralAcks, Inbox, Route, signed_list
-from kiosk.inflight import InFlightWindow, Refusal
+from kiosk.inflight import InFlightWindow, Refusal, UnackedResend
 from kiosk.spool import Spool
 from kiosk.topics import DeviceTopics, statuslist_topic
 
@@ -85,6 +87,7 @@ class Uplink:
         self.broker = broker.BrokerSettings.for_device(settings, spool.device_id)
         self.address = self.broker.address
         self._counters = UplinkCounters()
+        self._resend = UnackedResend(settings.resend_unacked_s, max_interval_s=settings.resend_unacked_max_s)
         self._acks = CentralAcks(
             spool,
             _lookup(authority_keys),
@@ -92,6 +95,7 @@ class Uplink:
             resend_unacked_s=settings.resend_unacked_s,
             counters=self._counters,
             on_requeue=self._window.reread,
+            on_ack=self._resend.acked,
         )
         self._inbox = Inbox(self._routes(on_statuslist), self._counters)
         self._wake = threading.Event()
@@ -285,7 +289,23 @@ class Uplink:
             self._state_due.clear()
             self._publish_state("online")
         self._window.forget_stuck(time.monotonic(), connected_at=self._connection.connected_at)
+        self._resend_unacked(time.time())
         self._publish_more()
+
+    def _resend_unacked(self, now: float) -> None:
+        # Not only when an ack arrives: a central that lost nothing it knows of sends none.
+        cutoff = self._resend.due(now)
+        if cutoff is None:
+            return
+        resent = self.spool.requeue_stale(self.spool.device_id, cutoff)
+        if resent:
+            self._window.reread()
+            self._counters.add("resent", resent)
+            log.info(
+                "uplink: sending again %d events central has not acknowledged (next check in %.0f s)",
+                resent,
+                self._resend.interval_s,
+            )
 
     def _publish_more(self) -> None:
         published = 0

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from kiosk.backoff import FullJitterBackoff
-from kiosk.inflight import InFlightWindow
+from kiosk.inflight import InFlightWindow, UnackedResend
 from kiosk.spool import EventKey, SpooledEvent
 
 STUCK_S = 30.0
@@ -158,3 +158,31 @@ def test_every_event_goes_out_once_when_all_is_accepted(size: int) -> None:
         unsent.mark(keys)
         w.marked(keys, now)
     assert sent == list(range(1, 21))
+
+
+def rounds(timer: UnackedResend, times: list[float]) -> list[tuple[float, int]]:
+    """(time, cutoff in ms) of each round that is due at one of `times`."""
+    return [(now, cutoff) for now in times if (cutoff := timer.due(now)) is not None]
+
+
+def test_unacked_events_are_sent_again_on_a_timer_without_any_ack() -> None:
+    timer = UnackedResend(120.0, max_interval_s=600.0)
+    ticks = [1000.0 + t for t in range(0, 2000, 5)]  # the drain thread's ticks, no ack ever
+    due = rounds(timer, ticks)
+    assert [now - 1000.0 for now, _ in due] == [120, 360, 840, 1440]  # waits of 240, 480, then 600
+    assert all(cutoff == int((now - 120.0) * 1000) for now, cutoff in due), "what is older than 120 s"
+
+
+def test_an_ack_starts_the_timer_over() -> None:
+    timer = UnackedResend(10.0, max_interval_s=80.0)
+    assert rounds(timer, [0.0, 10.0, 30.0, 70.0]) == [(10.0, 0), (30.0, 20_000), (70.0, 60_000)]
+    assert timer.interval_s == 80.0
+    timer.acked(75.0)  # central is back: its ack already re-queued what it leaves uncovered
+    assert timer.interval_s == 10.0
+    assert rounds(timer, [80.0, 84.9, 85.0, 100.0]) == [(85.0, 75_000)]
+
+
+def test_the_first_round_waits_a_full_interval_after_start() -> None:
+    timer = UnackedResend(2.0, max_interval_s=1.0)
+    assert timer.max_interval_s == 2.0, "never checked more often than the age it looks for"
+    assert rounds(timer, [50.0, 51.9, 52.0, 53.0, 54.0]) == [(52.0, 50_000), (54.0, 52_000)]
