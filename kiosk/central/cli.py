@@ -237,11 +237,15 @@ def ingest_command(args: argparse.Namespace) -> int:
         )  # fmt: skip
         ingest = Ingest(
             processor=processor, broker=_broker_settings(args, args.client_id), batch_size=args.batch,
-            tick=_watchdog(notifier),
+            tick=_watchdog(notifier), reopen_store=lambda: open_store(args.db),
         )  # fmt: skip
-        # Ready once the database is open: an absent broker is waited for (with backoff), not fatal.
+        # Ready once the database is open: an absent broker is waited for (with backoff), not fatal,
+        # and so is a database that goes away later (the broker keeps what is not acknowledged).
         notifier.ready(f"waiting for broker {args.broker}")
-        ingest.run(stop, ready=_Status(notifier, f"ingesting from {args.broker}"))
+        try:
+            ingest.run(stop, ready=_Status(notifier, f"ingesting from {args.broker}"))
+        finally:
+            processor.store.close()  # a reopened one; the first is closed by `with`
         notifier.stopping()
     s = processor.stats
     log.info("stopped: %d received, %d stored, %d duplicates, rejected %s", s.received, s.stored,

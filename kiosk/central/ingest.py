@@ -12,6 +12,7 @@ and publishes the acks.
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import random
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -36,6 +37,7 @@ from kiosk.health import STATUSES
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_STATE_BYTES = 64 * 1024
 TRANSACTION_ATTEMPTS = 3  # a deadlock or serialization failure between instances is retried
@@ -217,24 +219,37 @@ class Processor:
         return len(self._batch) + len(self._rejects) + len(self._states)
 
     def flush(self) -> list[tuple[str, bytes]]:
-        """Commit the batch, then return (topic, token) of every ack that is now due."""
-        batch, self._batch = sorted(self._batch.values(), key=_event_key), {}
-        rejects, states, self._rejects, self._states = self._rejects, self._states, [], []
+        """Commit the batch, then return (topic, token) of every ack that is now due.
+
+        When the database fails in a way a retry does not fix, the batch is kept (the
+        error is raised) so that a flush after `use_store` writes it again.
+        """
+        batch = sorted(self._batch.values(), key=_event_key)
         pairs = sorted({(row.device, row.epoch) for row in batch} | self._due_sweep())
         everyone = self._due_everyone()
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-            try:
-                new, resend = self._write(batch, rejects, states, pairs)
-                break
-            except BaseException as e:
-                self._store.rollback()
-                if attempt == TRANSACTION_ATTEMPTS or not self._store.is_transient(e):
-                    raise
-                log.warning("batch of %d rolled back (%s); trying again", len(batch), e)
+        new, resend = self._write_retrying(batch, self._rejects, self._states, pairs)
+        self._batch, self._rejects, self._states = {}, [], []
         self._recent |= {(row.device, row.epoch) for row in batch}
         self.stats.stored += new
         self.stats.duplicates += len(batch) - new
         return self._acks({device for device, _ in resend} | everyone, resend)
+
+    def _write_retrying(
+        self,
+        batch: list[EventRow],
+        rejects: list[RejectRow],
+        states: list[StateRow],
+        pairs: list[tuple[str, int]],
+    ) -> tuple[int, dict[tuple[str, int], tuple[tuple[int, int], ...]]]:
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                return self._write(batch, rejects, states, pairs)
+            except Exception as e:
+                _rollback(self._store)
+                if attempt == TRANSACTION_ATTEMPTS or not self._store.is_transient(e):
+                    raise
+                log.warning("batch of %d rolled back (%s); trying again", len(batch), e)
+        raise AssertionError("unreachable")
 
     def _write(
         self,
@@ -258,6 +273,16 @@ class Processor:
     def reload_registry(self) -> None:
         """Re-read the registry: `kiosk-central devices` may have changed it."""
         self._registry.reload()
+
+    @property
+    def store(self) -> Store:
+        """The database in use."""
+        return self._store
+
+    def use_store(self, store: Store) -> None:
+        """Go on with a reopened database (the old connection failed); the registry is read again."""
+        self._store = store
+        self._registry = Registry(store)
 
     @property
     def sweep_due(self) -> bool:
@@ -336,6 +361,13 @@ def _ranges(
     )
 
 
+def _rollback(store: Store) -> None:
+    try:
+        store.rollback()
+    except Exception as e:  # a connection that is gone has nothing to roll back
+        log.debug("rollback failed: %s", e)
+
+
 def _event_key(row: EventRow) -> tuple[str, int, int]:
     return (row.device, row.epoch, row.seq)
 
@@ -398,22 +430,95 @@ def run_loop(
     wait_s: float = 0.05,
     refresh_s: float = 5.0,
     tick: Callable[[], None] = lambda: None,
+    reopen: Callable[[Exception], bool] | None = None,
 ) -> None:
     """Batch messages into the processor and flush until `stop` is set; `settle` PUBACKs and publishes.
 
     `tick` is called on every turn (at least every `wait_s`): the systemd watchdog.
+    `reopen` is called when the database fails (a retry did not fix it); it returns once
+    the database is back (True) or `stop` is set (False). Meanwhile nothing is PUBACKed,
+    so the broker keeps every message of the batch.
     """
     refreshed = time.monotonic()
     while not stop.is_set():
         tick()
         items = messages.take(batch_size, wait_s)
         if time.monotonic() - refreshed > refresh_s:
-            processor.reload_registry()
+            if _with_store(processor.reload_registry, reopen) is STOPPED:
+                return
             refreshed = time.monotonic()
         for topic, payload, _mid, _qos in items:
             processor.handle(topic, payload)
         if items or processor.sweep_due:
-            settle(items, processor.flush())
+            due = _with_store(processor.flush, reopen)
+            if due is STOPPED:
+                return
+            settle(items, due)
+
+
+class _Stopped(enum.Enum):
+    STOPPED = "stopped"
+
+
+STOPPED = _Stopped.STOPPED  # stopped while the database was away
+
+
+def _with_store(action: Callable[[], T], reopen: Callable[[Exception], bool] | None) -> T | _Stopped:
+    """Run a database action until it succeeds, reopening the database after each failure."""
+    while True:
+        try:
+            return action()
+        except Exception as e:
+            if reopen is None:
+                raise
+            if not reopen(e):
+                return STOPPED
+
+
+class StoreReopener:
+    """After a database failure: close it, and open it again with backoff until it answers or `stop`."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        open_store: Callable[[], Store],
+        *,
+        stop: threading.Event,
+        tick: Callable[[], None] = lambda: None,
+        backoff: Callable[[], Backoff] | None = None,
+    ) -> None:
+        self._processor = processor
+        self._open = open_store
+        self._stop = stop
+        self._tick = tick
+        self._backoff = backoff or Backoff
+        self.outages = 0
+
+    def __call__(self, error: Exception) -> bool:
+        """Reopen the database after `error`; True once it is back, False when stopped meanwhile."""
+        self.outages += 1
+        log.error("database failed (%s: %s); nothing is acknowledged to the broker until it is back;"
+                  " reconnecting", type(error).__name__, error)  # fmt: skip
+        _close_quietly(self._processor.store)
+        backoff = self._backoff()
+        while not self._stop.is_set():
+            wait(self._stop, backoff.next_delay(), self._tick)
+            try:
+                store = self._open()
+            except Exception as e:
+                log.warning("database still unavailable (%s); trying again", e)
+                continue
+            self._processor.use_store(store)
+            log.info("database is back; writing the batch that waited")
+            return True
+        return False
+
+
+def _close_quietly(store: Store) -> None:
+    try:
+        store.close()
+    except Exception as e:  # the connection is already gone
+        log.debug("closing the failed database: %s", e)
 
 
 class Signal(Protocol):
@@ -435,8 +540,10 @@ class Ingest:
         wait_s: float = 0.05,
         backoff: Backoff | None = None,
         tick: Callable[[], None] = lambda: None,
+        reopen_store: Callable[[], Store] | None = None,
     ) -> None:
         self._processor = processor
+        self._reopen_store = reopen_store  # without it, a database failure ends run()
         self._broker = broker
         self._batch_size = batch_size
         self._wait_s = wait_s
@@ -456,6 +563,9 @@ class Ingest:
         log.info("ingesting %s and %s from %s", topics.events, topics.states, self._broker.url)
         if ready is not None:
             ready.set()
+        reopen = None
+        if self._reopen_store is not None:
+            reopen = StoreReopener(self._processor, self._reopen_store, stop=stop, tick=self._tick)
         try:
             run_loop(
                 self._processor,
@@ -465,6 +575,7 @@ class Ingest:
                 batch_size=self._batch_size,
                 wait_s=self._wait_s,
                 tick=self._tick,
+                reopen=reopen,
             )
         finally:
             mqtt.close(client)
@@ -481,15 +592,17 @@ class Ingest:
                     raise  # refused (credentials, ACL): waiting would not help
                 delay = self._backoff.next_delay()
                 log.warning("%s; trying again in %.1f s", e, delay)
-            self._wait(stop, delay)
+            wait(stop, delay, self._tick)
         return None
 
-    def _wait(self, stop: threading.Event, delay_s: float) -> None:
-        deadline = time.monotonic() + delay_s
-        while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
-            self._tick()  # the watchdog: waiting for the broker is not a hang
-            if time.monotonic() >= deadline:
-                return
+
+def wait(stop: threading.Event, delay_s: float, tick: Callable[[], None]) -> None:
+    """Wait `delay_s` or until `stop`, calling `tick` every second (the watchdog: waiting is no hang)."""
+    deadline = time.monotonic() + delay_s
+    while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+        tick()
+        if time.monotonic() >= deadline:
+            return
 
 
 class Backoff:

@@ -50,11 +50,13 @@ class PostgresServer:
         self._names = itertools.count(1)
 
     def start(self, timeout_s: float = 30.0) -> None:
-        """initdb, start the server and wait until it accepts connections."""
-        if os.geteuid() == 0:
-            shutil.chown(self.workdir, SUPERUSER, SUPERUSER)
-        initdb = [str(BIN / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8"]
-        subprocess.run(_as_server_user(initdb), check=True, capture_output=True)
+        """initdb (the first time), start the server and wait until it accepts connections."""
+        if not self.datadir.exists():
+            if os.geteuid() == 0:
+                shutil.chown(self.workdir, SUPERUSER, SUPERUSER)
+            initdb = [str(BIN / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", SUPERUSER]
+            initdb += ["-E", "UTF8"]
+            subprocess.run(_as_server_user(initdb), check=True, capture_output=True)
         server = [str(BIN / "postgres"), "-D", str(self.datadir), "-p", str(self.port), "-h", HOST]
         # Sockets go in our folder, fsync off: a test database need not survive a power cut.
         server += ["-k", str(self.workdir), "-c", "fsync=off", "-c", "synchronous_commit=off"]
@@ -101,8 +103,8 @@ class PostgresServer:
         """What the server logged (for failure messages)."""
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def close(self) -> None:
-        """Stop the server (fast shutdown) and delete its folder; safe to call twice."""
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected); `start()` brings it back."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # "fast" shutdown: SIGTERM would wait for clients
@@ -111,6 +113,10 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def close(self) -> None:
+        """Stop the server and delete its folder; safe to call twice."""
+        self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
