@@ -506,6 +506,15 @@ class Spool:
         row = self._conn().execute("SELECT last_seq FROM epochs WHERE epoch=?", (self.epoch,)).fetchone()
         return int(row[0])
 
+    def last_acked(self) -> tuple[int, int] | None:
+        """(seq, scan time in ms) of this device's newest event central has acknowledged, or None."""
+        row = self._conn().execute(
+            "SELECT seq, ts FROM events WHERE device = ? AND epoch = ? AND state = 2"
+            " ORDER BY seq DESC LIMIT 1",
+            (self.device_id, self.epoch),
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
     def unsent_count(self) -> int:
         """This device id's events not yet accepted by the broker (the uplink's backlog)."""
         row = self._conn().execute(

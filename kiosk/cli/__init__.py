@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kiosk.cli.config_cmd",
     "kiosk.cli.provision",
     "kiosk.cli.selftest",
+    "kiosk.cli.status",
     "kiosk.cli.scan",
     "kiosk.cli.statuslist",
     "kiosk.cli.inspector",
