@@ -26,7 +26,7 @@ from kiosk.clock import ClockWatch
 from kiosk.config import FeedbackConfig, Settings, load_config
 from kiosk.daemon import Kiosk, LoopState, Parts
 from kiosk.decoder import open_decoder
-from kiosk.errors import StatusListError
+from kiosk.errors import StatusListError, TrustListError
 from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
 from kiosk.health import Health
@@ -37,7 +37,7 @@ from kiosk.policy import Policy
 from kiosk.screen.states import IdleState
 from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
-from kiosk.trustlist import TrustList
+from kiosk.trustlist import TOKEN_FILE, TrustList, TrustListStore
 from kiosk.venue_check import DeviceReadings
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def assemble(
         stack.callback(notifier.close)
         spool = stack.enter_context(open_spool(settings))
         trust = TrustList.load(settings.policy.trust_list) if settings.policy.trust_list else None
+        trust_store = open_trust_store(settings, trust)
         statuslist = StatusListStore.from_config(
             settings.policy.authority_keys, settings.paths.statuslist_file
         )
@@ -81,7 +82,9 @@ def assemble(
         stack.callback(feedback.close)
         state = LoopState()
         live = LiveSettings(settings, config_path)
-        uplink = open_uplink(settings, spool=spool, statuslist=statuslist, state=state, stack=stack)
+        uplink = open_uplink(
+            settings, spool=spool, statuslist=statuslist, trust_store=trust_store, state=state, stack=stack
+        )
         parts = Parts(
             open_camera=partial(open_camera, settings.camera, frames=frames),
             decoder=open_decoder(settings.decoder),
@@ -92,7 +95,9 @@ def assemble(
             trust=trust,
             notifier=notifier,
             clock=ClockWatch(),
-            reload=partial(reload_all, live, trust=trust, statuslist=statuslist, policy=policy),
+            reload=partial(
+                reload_all, live, trust=trust, trust_store=trust_store, statuslist=statuslist, policy=policy
+            ),
             idle=partial(idle_state, live, spool=spool, uplink=uplink),
             mode=settings.device.mode,
             authority_keys=load_public_keys(settings.policy.authority_keys)
@@ -177,11 +182,20 @@ def open_spool(settings: Settings) -> Spool:
     )
 
 
+def open_trust_store(settings: Settings, trust: TrustList | None) -> TrustListStore | None:
+    """The newest signed trust list (saved in the state folder) over the configured one; None without one."""
+    if trust is None or settings.policy.authority_keys is None:
+        return None  # nothing to verify with, or no trust list to keep up to date
+    keys = load_public_keys(settings.policy.authority_keys)
+    return TrustListStore(trust, keys, path=settings.paths.state_dir / TOKEN_FILE)
+
+
 def open_uplink(
     settings: Settings,
     *,
     spool: Spool,
     statuslist: StatusListStore,
+    trust_store: TrustListStore | None = None,
     state: LoopState,
     stack: contextlib.ExitStack,
 ) -> Any:
@@ -195,6 +209,7 @@ def open_uplink(
         spool=spool,
         health=partial(health, spool=spool, state=state),
         on_statuslist=partial(offer_statuslist, statuslist),
+        on_trustlist=partial(offer_trustlist, trust_store) if trust_store is not None else None,
     )
     uplink.start()
     stack.callback(uplink.close, SHUTDOWN_GRACE_S)
@@ -207,6 +222,11 @@ def offer_statuslist(store: StatusListStore, token: bytes) -> None:
         store.offer(token)
     except StatusListError as e:
         log.warning("status list refused: %s", e)
+
+
+def offer_trustlist(store: TrustListStore, token: bytes) -> None:
+    """Hand a trust list from the broker to the store, which verifies it; refusals reach the inbox's count."""
+    store.offer(token)
 
 
 @dataclass
@@ -222,7 +242,12 @@ RELOADABLE = ("destination", "policy")
 
 
 def reload_all(
-    live: LiveSettings, *, trust: TrustList | None, statuslist: StatusListStore, policy: Policy
+    live: LiveSettings,
+    *,
+    trust: TrustList | None,
+    statuslist: StatusListStore,
+    policy: Policy,
+    trust_store: TrustListStore | None = None,
 ) -> None:
     """SIGHUP: re-read the config's reloadable sections, the trust list and the saved status list.
 
@@ -231,6 +256,11 @@ def reload_all(
     new = load_config(live.path) if live.path is not None else None
     if trust is not None:
         trust.reload()  # read everything that can fail before anything changes
+    if trust_store is not None:
+        try:
+            trust_store.reload()
+        except (TrustListError, OSError) as e:  # the newest list in force stays
+            log.warning("saved trust list not applied: %s", e)
     if new is not None:
         policy.reconfigure(new.policy, new.destination)
         _warn_fixed_sections(live.settings, new)

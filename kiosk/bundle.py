@@ -28,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from kiosk import jws, statuslist
-from kiosk.errors import ProvisionError, SignatureError, StatusListError
+from kiosk.errors import ProvisionError, SignatureError, StatusListError, TrustListError
 from kiosk.keys import public_pem, thumbprint
 from kiosk.topics import ID_PATTERN
+from kiosk.trustlist import verify_trust_list
 
 TYP = "kiosk-bundle"
 _PUBLIC_END = b"-----END PUBLIC KEY-----"
@@ -62,6 +63,7 @@ class BundleContent(BaseModel):
     authority_keys: str = Field(min_length=1, description="The authority's Ed25519 public keys, PEM.")
     trust_list: str = Field(description="Document-signer certificates, PEM (empty: none).")
     trust_list_version: int = Field(ge=0, description="Version of that trust list.")
+    trust_list_token: str | None = Field(None, description="The same list as the authority's signed token.")
     status_list: str | None = Field(None, description="The current signed status list token.")
     broker: str | None = Field(None, description="The broker's URL, e.g. mqtts://HOST:8883.")
     broker_ca: str | None = Field(None, description="The broker's CA certificate, PEM.")
@@ -110,6 +112,7 @@ def read_bundle(token: bytes) -> Bundle:
     if verified.header.get("typ") != TYP:
         raise ProvisionError(f"this is a {verified.header.get('typ')!r} token, not a provisioning bundle")
     content = _content(verified.payload)
+    _check_trust_list_token(content, keys)
     return Bundle(
         content=content,
         fingerprint=verified.header["kid"],
@@ -117,6 +120,17 @@ def read_bundle(token: bytes) -> Bundle:
         certificates=_certificates(content.trust_list, "trust_list"),
         status_list_version=_status_list_version(content.status_list, keys),
     )
+
+
+def _check_trust_list_token(content: BundleContent, keys: dict[str, Ed25519PublicKey]) -> None:
+    if content.trust_list_token is None:
+        return
+    try:
+        signed = verify_trust_list(content.trust_list_token.encode(), keys)
+    except TrustListError as e:
+        raise ProvisionError(f"the bundle's trust list token is refused: {e}") from e
+    if signed.version != content.trust_list_version:
+        raise ProvisionError("the bundle's trust list token and trust_list_version disagree")
 
 
 def _keys_inside(token: bytes) -> dict[str, Ed25519PublicKey]:

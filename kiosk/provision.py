@@ -32,6 +32,7 @@ from kiosk.bundle import Bundle, keys_pem
 from kiosk.config import Settings, parse_config
 from kiosk.errors import ConfigError, DeviceKeyError, ProvisionError
 from kiosk.names import reserved_pattern
+from kiosk.trustlist import TOKEN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -476,6 +477,9 @@ def _stage_bundle(staging: _Staging, bundle: Bundle, folder: Path, statuslist_fi
         staging.write(folder / BROKER_CA_FILE, bundle.content.broker_ca.encode(), mode=0o644)
     if bundle.content.status_list is not None:
         staging.write(statuslist_file, bundle.content.status_list.encode(), mode=0o644)
+    if bundle.content.trust_list_token is not None:
+        token_file = statuslist_file.parent / TOKEN_FILE
+        staging.write(token_file, bundle.content.trust_list_token.encode(), mode=0o644)
 
 
 def _hand_over(settings: Settings, owner: str | None) -> None:

@@ -53,6 +53,11 @@ def statuslist_topic(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/statuslist"
 
 
+def trustlist_topic(prefix: str = DEFAULT_PREFIX) -> str:
+    """The retained, authority-signed trust list of the vaccine passports' document signers."""
+    return f"{prefix}/trustlist"
+
+
 def subscription(prefix: str = DEFAULT_PREFIX, leaf: Leaf | Literal["#"] = "#") -> str:
     """A wildcard filter for one leaf of every device (central's side), e.g. `kiosk/v1/+/+/event`."""
     return f"{prefix}/#" if leaf == "#" else f"{prefix}/+/+/{leaf}"

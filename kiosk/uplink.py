@@ -47,7 +47,7 @@ from kiosk.health import Health, Status, state_message
 from kiosk.inbox import CentralAcks, Inbox, Route, signed_list
 from kiosk.inflight import InFlightWindow, Refusal, UnackedResend
 from kiosk.spool import Spool
-from kiosk.topics import DeviceTopics, statuslist_topic
+from kiosk.topics import DeviceTopics, statuslist_topic, trustlist_topic
 
 __all__ = ["AuthorityKeys", "Uplink", "UplinkStats"]
 
@@ -71,6 +71,7 @@ class Uplink:
         authority_keys: AuthorityKeys | None = None,
         health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
+        on_trustlist: Callable[[bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -97,7 +98,7 @@ class Uplink:
             on_requeue=self._window.reread,
             on_ack=self._resend.acked,
         )
-        self._inbox = Inbox(self._routes(on_statuslist), self._counters)
+        self._inbox = Inbox(self._routes(on_statuslist, on_trustlist), self._counters)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closing = threading.Event()
@@ -128,6 +129,7 @@ class Uplink:
         spool: Spool,
         health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
+        on_trustlist: Callable[[bytes], None] | None = None,
     ) -> Uplink:
         """An uplink for the whole configuration: loads `policy.authority_keys` for the acks."""
         path = settings.policy.authority_keys
@@ -135,15 +137,23 @@ class Uplink:
         if not authority:
             log.warning("no policy.authority_keys: central's acks cannot be verified, events are kept")
         return cls(
-            settings.uplink, spool=spool, authority_keys=authority, health=health, on_statuslist=on_statuslist
+            settings.uplink,
+            spool=spool,
+            authority_keys=authority,
+            health=health,
+            on_statuslist=on_statuslist,
+            on_trustlist=on_trustlist,
         )
 
-    def _routes(self, on_statuslist: Callable[[bytes], None] | None) -> list[Route]:
+    def _routes(
+        self, on_statuslist: Callable[[bytes], None] | None, on_trustlist: Callable[[bytes], None] | None
+    ) -> list[Route]:
         # Every authority-signed retained list is one more line here (and its callback).
         prefix, limit = self.settings.topic_prefix, _statuslist_limit(self.settings)
         return [
             self._acks.route(),
             signed_list("statuslist", statuslist_topic(prefix), limit, on_statuslist),
+            signed_list("trustlist", trustlist_topic(prefix), limit, on_trustlist),
         ]
 
     def _build_client(self) -> mqtt.Client:

@@ -18,7 +18,7 @@ from kiosk.cli import main
 from kiosk.config import load_config
 from kiosk.errors import ProvisionError
 from kiosk.statuslist import StatusListStore
-from kiosk.trustlist import TrustList
+from kiosk.trustlist import TOKEN_FILE, TrustList, TrustListStore
 
 NOW = datetime.now(UTC)
 
@@ -205,3 +205,23 @@ def test_a_new_bundle_keeps_the_key_and_id(authority: dict[str, Path], tmp_path:
     again = json.loads(out)
     assert (again["device"], again["fingerprint"]) == (first["device"], first["fingerprint"])
     assert "key was replaced" not in err
+
+
+def test_a_signed_trust_list_travels_with_its_version(
+    authority: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    token = authority["key"].with_name("trustlist.jws")
+    assert central_main(["trustlist", "sign", str(authority["dsc"]), "--version", "12",
+                         "--authority-key", str(authority["key"]), "-o", str(token)]) == 0  # fmt: skip
+    argv = ["bundle", "--authority-key", str(authority["key"]), "--trust-list-token", str(token),
+            "--broker", "mqtt://127.0.0.1:1883", "--destination", "cho-ben-thanh", "--venue", "Chợ",
+            "--district", "Quận 1", "--ward", "Bến Thành", "-o", str(authority["bundle"])]  # fmt: skip
+    assert central_main(argv) == 0
+    code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))
+    assert code == 0, err
+    settings = load_config(tmp_path / "etc" / "kiosk.toml")
+    assert settings.policy.trust_list is not None and settings.policy.authority_keys is not None
+    trust = TrustList.load(settings.policy.trust_list)
+    store = TrustListStore(trust, keys.load_public_keys(settings.policy.authority_keys),
+                           path=settings.paths.state_dir / TOKEN_FILE)  # fmt: skip
+    assert store.version == 12 and len(trust) == 1

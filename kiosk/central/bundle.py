@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from kiosk import keys, trustlist
@@ -33,6 +34,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--trust-list", type=Path, help="document-signer certificates: PEM/DER file or folder"
     )
     parser.add_argument("--trust-list-version", type=int, default=0, help="that trust list's version")
+    parser.add_argument(
+        "--trust-list-token", type=Path, help="the signed trust list (`kiosk-central trustlist sign`) instead"
+    )
     parser.add_argument("--status-list", type=Path, help="the current signed status list (JWS)")
     parser.add_argument("--broker", help="the broker's URL, e.g. mqtts://HOST:8883")
     parser.add_argument("--broker-ca", type=Path, help="the broker's CA certificate (PEM)")
@@ -56,8 +60,7 @@ def bundle_command(args: argparse.Namespace) -> int:
     content = BundleContent(
         issued=now(),
         authority_keys=keys_pem(public),
-        trust_list=_trust_list_pem(args.trust_list),
-        trust_list_version=args.trust_list_version,
+        **_trust_list(args, public),
         status_list=_text(args.status_list),
         broker=args.broker,
         broker_ca=_text(args.broker_ca),
@@ -83,6 +86,17 @@ def _destination(args: argparse.Namespace) -> DestinationRecord:
         )  # fmt: skip
     except ValueError as e:
         raise ConfigError(f"the destination record is invalid: {e}") from e
+
+
+def _trust_list(args: argparse.Namespace, public: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
+    if args.trust_list_token is None:
+        return {"trust_list": _trust_list_pem(args.trust_list), "trust_list_version": args.trust_list_version}
+    if args.trust_list is not None:
+        raise ConfigError("give --trust-list (certificates) or --trust-list-token (a signed list), not both")
+    token = _text(args.trust_list_token) or ""
+    signed = trustlist.verify_trust_list(token.encode(), public)
+    pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in signed.certificates)
+    return {"trust_list": pem, "trust_list_version": signed.version, "trust_list_token": token.strip()}
 
 
 def _trust_list_pem(path: Path | None) -> str:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
-from kiosk.central import bundle, mqtt, render, trace, venues
+from kiosk.central import bundle, mqtt, render, trace, trustlist, venues
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_devices, _destinations, _ingest, _report, _trace, _statuslist, bundle.register):
+    for register in (_devices, _destinations, _ingest, _report, _trace, _statuslist, bundle.register,
+                     trustlist.register):  # fmt: skip
         register(commands)
     return parser
 

@@ -1,0 +1,51 @@
+"""`kiosk-central trustlist sign`: the vaccine passports' trust list, signed and versioned by the authority.
+
+The token it writes is what `kiosk-central bundle --trust-list-token` carries and
+what the retained topic `{prefix}/trustlist` will carry (kiosk.trustlist,
+"the signed, versioned trust list").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kiosk import keys
+from kiosk.bundle import now
+from kiosk.cli.common import positive_int
+from kiosk.errors import DeviceKeyError
+from kiosk.statuslist import write_atomically
+from kiosk.trustlist import read_path, sign_trust_list
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the `trustlist` command group."""
+    group = commands.add_parser("trustlist", help="sign the vaccine passports' trust list")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sign = actions.add_parser("sign", help="sign document-signer certificates as one versioned list")
+    sign.add_argument(
+        "certificates", type=Path, help="PEM/DER file or folder of document-signer certificates"
+    )
+    sign.add_argument(
+        "--version", type=positive_int, required=True, help="list version: higher than the last"
+    )
+    sign.add_argument("--authority-key", type=Path, required=True, help="authority private key (PEM)")
+    sign.add_argument("-o", "--output", type=Path, required=True, help="the signed list to write")
+    sign.set_defaults(func=sign_command)
+
+
+def sign_command(args: argparse.Namespace) -> int:
+    """Sign the certificates and write the token."""
+    if not args.authority_key.exists():
+        raise DeviceKeyError(
+            f"authority key {args.authority_key} not found: make one with `kiosk statuslist keygen`"
+        )
+    key = keys.load_private_key(args.authority_key)
+    certificates = read_path(args.certificates)
+    write_atomically(args.output, sign_trust_list(certificates, version=args.version, issued=now(), key=key))
+    print(
+        f"signed trust list version {args.version}: {len(certificates)} certificates -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0
