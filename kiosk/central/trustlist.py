@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kiosk import keys
 from kiosk.bundle import now
-from kiosk.cli.common import positive_int
+from kiosk.central.bundle import positive_int
 from kiosk.errors import DeviceKeyError
 from kiosk.statuslist import write_atomically
 from kiosk.trustlist import read_path, sign_trust_list
