@@ -51,17 +51,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=bundle_command)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
-
-
 def bundle_command(args: argparse.Namespace) -> int:
     """Make, check and write the bundle; print the signing key's fingerprint."""
     key = _private_key(args.authority_key)

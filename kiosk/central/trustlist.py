@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from kiosk import keys
+from kiosk.argtypes import positive_int
 from kiosk.bundle import now
-from kiosk.central.bundle import positive_int
 from kiosk.errors import DeviceKeyError
 from kiosk.statuslist import write_atomically
 from kiosk.trustlist import read_path, sign_trust_list
