@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
-from kiosk.central import bundle, mqtt, render, trace, trustlist, venues
+from kiosk.central import bundle, mqtt, render, retention, trace, trustlist, venues
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_devices, _destinations, _ingest, _report, _trace, _statuslist, bundle.register,
-                     trustlist.register):  # fmt: skip
+    registers = (_devices, _destinations, _ingest, _expire, _report, _trace, _statuslist, bundle.register,
+                 trustlist.register)  # fmt: skip
+    for register in registers:
         register(commands)
     return parser
 
@@ -276,6 +277,45 @@ class _Status:
     def set(self) -> None:
         """Subscribed: say so."""
         self._notifier.status(self._text)
+
+
+# expire
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to 3650")
+    return days
+
+
+def _expire(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("expire", help="delete data older than the retention (once or periodically)")
+    parser.add_argument(
+        "--days", type=_days, default=retention.DEFAULT_DAYS,
+        help=f"keep this many days (default: {retention.DEFAULT_DAYS}; see docs/central.md)",
+    )  # fmt: skip
+    parser.add_argument("--every", type=float, help="run again every SECONDS until stopped (default: once)")
+    parser.set_defaults(func=expire_command)
+
+
+def expire_command(args: argparse.Namespace) -> int:
+    """Delete what is older than the retention, once or every `--every` seconds."""
+    if args.every is None:
+        with _store(args) as store:
+            deleted = retention.expire(store, args.days, now_ms=now_ms())
+        print(f"kept {args.days} days: deleted {deleted} (rows, or PostgreSQL day partitions)")
+        return 0
+    if args.every <= 0:
+        raise ConfigError("--every must be a positive number of seconds")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    retention.run(lambda: open_store(args.db), args.days, every_s=args.every, stop=stop)
+    return 0
 
 
 # report

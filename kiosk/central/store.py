@@ -357,12 +357,28 @@ class Store:
         """Delete every event of a UTC day before `day`: PostgreSQL drops whole day partitions.
 
         The aggregates (counts without identities) are kept. Returns the partitions dropped
-        (PostgreSQL) or the rows deleted (SQLite); the caller commits.
+        (PostgreSQL; the caller commits) or the rows deleted (SQLite, in committed batches).
         """
         cutoff = partitions.day_number(day)
         if self._partitions is not None:
             return len(self._partitions.drop_before(cutoff))
-        return int(self._execute("DELETE FROM events WHERE ts < ?", (cutoff * DAY_MS,)).rowcount)
+        return self.delete_before("events", "ts", cutoff * DAY_MS)
+
+    def delete_before(self, table: str, column: str, cutoff_ms: int, *, batch_rows: int = 5000) -> int:
+        """Delete a table's rows with `column` < `cutoff_ms`, oldest first, committing each batch.
+
+        Each batch is its own short transaction, so a writer (the ingest) waits at most one
+        batch; its bound is found first by a read, which blocks no writer. Returns the rows.
+        """
+        deleted = 0
+        while True:
+            sql = f"SELECT {column} FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT 1 OFFSET ?"
+            nth = self._query(sql, (cutoff_ms, batch_rows - 1))
+            bound = cutoff_ms if not nth else min(cutoff_ms, int(nth[0][0]) + 1)
+            deleted += int(self._execute(f"DELETE FROM {table} WHERE {column} < ?", (bound,)).rowcount)
+            self.commit()
+            if not nth:
+                return deleted
 
     def partition_days(self) -> list[date]:
         """PostgreSQL: the UTC days that have an events partition, oldest first; SQLite: none."""
