@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv libzbar0 mosquitto mosquitto-clients fonts-dejavu-core \
-                postgresql shellcheck libglib2.0-0 python3-pygame
+                postgresql shellcheck libglib2.0-0 python3-pygame chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench apt venv clean

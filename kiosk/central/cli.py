@@ -1,4 +1,4 @@
-"""`kiosk-central`: the authority's command line (devices, ingest, report, trace, statuslist)."""
+"""`kiosk-central`: the authority's command line (devices, ingest, report, trace, statuslist, serve)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_m
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
 from kiosk.central.store import Store, open_store
+from kiosk.central.web import cli as web_cli
 from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.topics import statuslist_topic
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     registers = (_devices, _destinations, _ingest, _expire, _report, _trace, _statuslist, bundle.register,
-                 trustlist.register)  # fmt: skip
+                 trustlist.register, web_cli.register)  # fmt: skip
     for register in registers:
         register(commands)
     return parser

@@ -80,6 +80,7 @@ class ReportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = Field("Asia/Ho_Chi_Minh", description="Time zone of days, hours and opening hours.")
+    province: str = Field("", max_length=80, description="The province (tỉnh/thành phố) the database covers.")
     opening_hours: str = Field("07:00-21:00", description='Default local opening hours, "HH:MM-HH:MM".')
     low_fraction: float = Field(
         0.3,

@@ -288,6 +288,16 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # Plain SQL for central's other readers and writers (the dashboard's queries and accounts).
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query written with `?` markers (run on either backend)."""
+        return self._query(sql, params)
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement written with `?` markers; how many rows it touched (not committed)."""
+        return int(self._execute(sql, params).rowcount)
+
     # Devices.
 
     def put_device(self, row: DeviceRow) -> None:

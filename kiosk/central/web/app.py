@@ -1,0 +1,122 @@
+"""The dashboard as a Starlette application: sign-in, roles, the pages, and the headers they share.
+
+Each request opens the central database, checks the session cookie, runs one page
+and closes the database (handlers are plain functions: Starlette runs them in its
+thread pool, and a SQLite connection stays in the thread that opened it). Pages
+are read-only; the only writes are accounts' sessions and the audit log.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kiosk.central.store import open_store
+from kiosk.central.web import i18n, views
+from kiosk.central.web.accounts import Accounts
+from kiosk.central.web.context import COOKIE, LANG_COOKIE, Context, WebSettings, local_time
+
+HERE = Path(__file__).parent
+HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+    " frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+
+
+Handler = Callable[[Context], Response]
+
+
+class SecurityHeaders:
+    """Adds the same protective headers to every response (no caching of pages with personal data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to the response's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+                if not scope["path"].startswith("/static/"):
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: WebSettings) -> Starlette:
+    """The dashboard application."""
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["local"] = functools.partial(local_time, settings.report)
+    templates.env.globals["FLAGS"] = views.FLAG_CODES
+    state = _AppState(settings, templates)
+    routes: list[BaseRoute] = [Route(path, _endpoint(state, handler, role), methods=methods)
+              for path, handler, role, methods in views.ROUTES]  # fmt: skip
+    routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders)
+    app.state.web = state
+    return app
+
+
+@dataclass
+class _AppState:
+    settings: WebSettings
+    templates: Jinja2Templates
+
+
+def _endpoint(state: _AppState, handler: Handler, role: str | None) -> Callable[[Request], Response]:
+    """A Starlette endpoint around a page: database, session, the role rule, then the page."""
+
+    def endpoint(request: Request) -> Response:
+        with _context(request, state.settings) as ctx:
+            ctx.request.state.templates = state.templates
+            if role == "public":
+                return handler(ctx)
+            if ctx.session is None:
+                return _to_login(request)
+            if role is not None and ctx.session.account.role != role:
+                return views.error(ctx, 403, "forbidden")
+            return handler(ctx)
+
+    return endpoint
+
+
+def _to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+@contextmanager
+def _context(request: Request, settings: WebSettings) -> Iterator[Context]:
+    now_ms = int(settings.clock() * 1000)
+    with open_store(settings.db) as store:
+        accounts = Accounts(store, idle_ms=settings.idle_minutes * 60_000,
+                            lifetime_ms=settings.lifetime_hours * 3_600_000)  # fmt: skip
+        token = request.cookies.get(COOKIE)
+        session = accounts.session(token, now_ms=now_ms) if token else None
+        language = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
+        language = language if language in i18n.LANGUAGES else i18n.DEFAULT
+        yield Context(request, store, accounts, session, language, settings, now_ms)

@@ -1,0 +1,437 @@
+"""Everything the dashboard reads, in one place, so that its source can change under the pages.
+
+Today the figures come from the `events` table through its (destination, ts) index,
+grouped in SQL: one query per page part, never a Python loop over events. When
+central keeps per-destination, per-hour aggregates, `_scan_counts`, `_hourly` and
+`_daily` are the functions that switch to them; nothing above this module changes.
+
+Figures are visitor scans (`kiosk.central.reports.is_visitor_scan`: `scan` events of
+any card but an inspector's); days and hours are local (the settings' time zone).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from kiosk.central.registry import ACTIVE
+from kiosk.central.reports import (
+    INSPECTOR,
+    OLD_POSTER,
+    VIOLATIONS,
+    ReportSettings,
+    StreetCounts,
+    day_range,
+    handhelds,
+)
+from kiosk.central.store import Store
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+WEEK_DAYS = 7
+INSPECTION_DAYS = 30  # "never inspected" looks this far back
+BACKLOG = 100  # unsent events above which a device is backlogged
+FLAGS = ("silent", "no_device", "device_offline", "old_posters")
+VISITOR = "kind = 'scan' AND format <> 'inspector'"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Visitor scans in a period: all, in, out, pass, fail."""
+
+    scans: int = 0
+    entries: int = 0
+    exits: int = 0
+    passed: int = 0
+    failed: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self.__dict__.values(), other.__dict__.values(), strict=True)))
+
+
+@dataclass(frozen=True)
+class Venue:
+    """One venue's line: where it is, its scans today and over 7 days, and its compliance flags."""
+
+    destination: str
+    name: str
+    district: str
+    ward: str
+    today: Counts
+    week: Counts
+    old_posters: int  # over 7 days
+    last_scan_ms: int | None
+    kiosks: int  # active kiosks
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Area:
+    """A district or ward: its venues' figures added up, and how many venues carry each flag."""
+
+    name: str
+    venues: int
+    today: Counts
+    week: Counts
+    flagged: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    """A device as the fleet view shows it."""
+
+    device: str
+    destination: str
+    status: str  # registry status
+    state: str  # online, stopped, offline, unknown
+    last_seen_ms: int | None
+    unsent: int | None
+    spool_depth: int | None
+    fps: float | None
+    clock_synced: bool | None
+    alarms: tuple[str, ...]
+    software: str
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why this device needs attention: offline, backlogged, faulty."""
+        found = []
+        if self.status == ACTIVE and self.state != "online":
+            found.append("offline")
+        if (self.unsent or 0) > BACKLOG or (self.spool_depth or 0) > BACKLOG:
+            found.append("backlogged")
+        if self.alarms or self.clock_synced is False:
+            found.append("faulty")
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """An inspector's visit to a venue, and what central knew that day by then."""
+
+    ts: int
+    device: str
+    inspector: str
+    scans_before: int
+    old_posters_before: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A venue worth a visit: a score and the evidence for it, in words codes."""
+
+    venue: Venue
+    score: int
+    evidence: tuple[tuple[str, str], ...]  # (code, figure) pairs
+    last_inspected_ms: int | None
+
+
+@dataclass(frozen=True)
+class Street:
+    """Street inspections over a day: per team or area, and the total."""
+
+    teams: list[tuple[str, StreetCounts]]
+    total: StreetCounts
+
+
+@dataclass
+class _Clock:
+    now_ms: int
+    today: date
+    today_start: int
+    week_start: int
+    end: int
+
+
+class Dashboard:
+    """The dashboard's read side over one store, as of `now_ms`."""
+
+    def __init__(self, store: Store, settings: ReportSettings, *, now_ms: int) -> None:
+        self.store, self.settings = store, settings
+        today = datetime.fromtimestamp(now_ms / 1000, settings.zone).date()
+        start, end = day_range(today, settings.zone)
+        week_start = day_range(today - timedelta(days=WEEK_DAYS - 1), settings.zone)[0]
+        self.clock = _Clock(now_ms, today, start, week_start, end)
+
+    # Venues.
+
+    def venues(self) -> list[Venue]:
+        """Every venue (not a street team), by district, ward and name."""
+        devices = self.store.devices()
+        hand = handhelds(self.store.device_kinds(self.clock.week_start, self.clock.end))
+        kiosks = [d for d in devices if d.device not in hand]
+        teams = {d.destination for d in devices} - {d.destination for d in kiosks}
+        known = ({d.destination for d in kiosks} | {d.id for d in self.settings.destinations}) - teams
+        counts = self._scan_counts()
+        states = {s.device: s.status for s in self.store.states()}
+        venues = [self._venue(dest, counts.get(dest), kiosks, states) for dest in known]
+        return sorted(venues, key=lambda v: (v.district, v.ward, v.name or v.destination, v.destination))
+
+    def _venue(self, dest: str, row: tuple[Counts, Counts, int, int | None] | None, kiosks: Sequence[Any],
+               states: dict[str, str]) -> Venue:  # fmt: skip
+        info = self.settings.info(dest)
+        today, week, posters, last = row or (Counts(), Counts(), 0, None)
+        active = [d.device for d in kiosks if d.destination == dest and d.status == ACTIVE]
+        flags = []
+        if active and self._silent(info.opening_hours or self.settings.opening_hours, last):
+            flags.append("silent")
+        if not active:
+            flags.append("no_device")
+        if any(states.get(d) != "online" for d in active):
+            flags.append("device_offline")
+        if posters:
+            flags.append("old_posters")
+        return Venue(dest, info.name, info.district, info.ward, today, week, posters, last, len(active),
+                     tuple(flags))  # fmt: skip
+
+    def _silent(self, hours: str, last_scan_ms: int | None) -> bool:
+        """No visitor scan for `silent_minutes` of today's opening hours, up to now."""
+        opens, closes = (time.fromisoformat(part.strip()) for part in hours.split("-"))
+        zone = self.settings.zone
+        start = int(datetime.combine(self.clock.today, opens, tzinfo=zone).timestamp() * 1000)
+        end = min(int(datetime.combine(self.clock.today, closes, tzinfo=zone).timestamp() * 1000),
+                  self.clock.now_ms)  # fmt: skip
+        since = max(start, last_scan_ms or 0)
+        return end - since > self.settings.silent_minutes * MINUTE_MS
+
+    def _scan_counts(self) -> dict[str, tuple[Counts, Counts, int, int | None]]:
+        """Per destination: today's counts, 7 days' counts, old posters in 7 days, last scan."""
+        parts = ["1 = 1", "direction = 'in'", "direction = 'out'", "verdict = 'pass'", "verdict = 'fail'"]
+        week = [f"SUM(CASE WHEN {p} THEN 1 ELSE 0 END)" for p in parts]
+        today = [f"SUM(CASE WHEN ts >= ? AND {p} THEN 1 ELSE 0 END)" for p in parts]
+        sql = (
+            f"SELECT destination, {', '.join(today + week)},"
+            f" SUM(CASE WHEN reason = '{OLD_POSTER}' THEN 1 ELSE 0 END), MAX(ts)"
+            f" FROM events WHERE ts >= ? AND ts < ? AND {VISITOR} GROUP BY destination"
+        )
+        params = [self.clock.today_start] * len(parts) + [self.clock.week_start, self.clock.end]
+        found = {}
+        for dest, *n in self.store.select(sql, params):
+            values = [int(x or 0) for x in n[:11]]
+            found[str(dest)] = (Counts(*values[:5]), Counts(*values[5:10]), values[10],
+                                int(n[11]) if n[11] is not None else None)  # fmt: skip
+        return found
+
+    def venue(self, destination: str) -> Venue | None:
+        """One venue's line, None when central knows no such venue."""
+        return next((v for v in self.venues() if v.destination == destination), None)
+
+    def hourly(self, destination: str) -> list[int]:
+        """Today's visitor scans per local hour (24 values)."""
+        offset = self._offset_ms()
+        sql = (
+            f"SELECT (ts + ?) / {HOUR_MS} AS hour, COUNT(*) FROM events"
+            f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY hour"
+        )
+        hours = [0] * 24
+        for hour, n in self.store.select(sql, (offset, destination, self.clock.today_start, self.clock.end)):
+            hours[int(hour) % 24] = int(n)  # the day's hours since the epoch, local
+        return hours
+
+    def daily(self, destination: str) -> list[tuple[date, int]]:
+        """Visitor scans of each of the last 7 local days, oldest first."""
+        offset = self._offset_ms()
+        sql = (
+            f"SELECT (ts + ?) / {DAY_MS} AS day, COUNT(*) FROM events"
+            f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY day"
+        )
+        rows = self.store.select(sql, (offset, destination, self.clock.week_start, self.clock.end))
+        by_day = {int(day): int(n) for day, n in rows}
+        first = (self.clock.week_start + offset) // DAY_MS
+        return [(self.clock.today - timedelta(days=WEEK_DAYS - 1 - i), by_day.get(first + i, 0))
+                for i in range(WEEK_DAYS)]  # fmt: skip
+
+    def _offset_ms(self) -> int:
+        """UTC to local time today (the zone's offset at noon; Vietnam has no daylight saving)."""
+        noon = datetime.combine(self.clock.today, time(12), tzinfo=self.settings.zone)
+        offset = noon.utcoffset() or timedelta(0)
+        return int(offset.total_seconds() * 1000)
+
+    # Devices.
+
+    def devices(self, destination: str | None = None) -> list[DeviceHealth]:
+        """The fleet (or one venue's devices): offline, backlogged or faulty first, then by id."""
+        states = {s.device: s for s in self.store.states()}
+        rows = [_health(d, states.get(d.device)) for d in self.store.devices()
+                if destination in (None, d.destination)]  # fmt: skip
+        return sorted(rows, key=lambda h: (not h.problems, -len(h.problems), h.device))
+
+    # Inspections.
+
+    def inspections(self, destination: str, *, limit: int = 20) -> list[Inspection]:
+        """An inspector's visits to a venue in 30 days, newest first, with that day's scans by then."""
+        since = self.clock.today_start - INSPECTION_DAYS * DAY_MS
+        sql = (
+            "SELECT ts, device, identity FROM events WHERE destination = ? AND ts >= ? AND ts < ?"
+            f" AND kind = 'inspection' AND format = '{INSPECTOR}' ORDER BY ts DESC LIMIT ?"
+        )
+        rows = self.store.select(sql, (destination, since, self.clock.end, limit))
+        return [self._inspection(destination, int(ts), str(dev), str(who or "")) for ts, dev, who in rows]
+
+    def _inspection(self, destination: str, ts: int, device: str, inspector: str) -> Inspection:
+        local = datetime.fromtimestamp(ts / 1000, self.settings.zone).date()
+        start = day_range(local, self.settings.zone)[0]
+        sql = (
+            f"SELECT COUNT(*), SUM(CASE WHEN reason = '{OLD_POSTER}' THEN 1 ELSE 0 END) FROM events"
+            f" WHERE destination = ? AND ts >= ? AND ts <= ? AND {VISITOR}"
+        )
+        scans, posters = self.store.select(sql, (destination, start, ts))[0]
+        return Inspection(ts, device, inspector, int(scans or 0), int(posters or 0))
+
+    def last_inspections(self) -> dict[str, int]:
+        """Per venue, its last inspector visit in the last 30 days."""
+        since = self.clock.today_start - INSPECTION_DAYS * DAY_MS
+        sql = (
+            "SELECT destination, MAX(ts) FROM events WHERE ts >= ? AND ts < ?"
+            f" AND kind = 'inspection' AND format = '{INSPECTOR}' GROUP BY destination"
+        )
+        return {str(d): int(ts) for d, ts in self.store.select(sql, (since, self.clock.end))}
+
+    def to_visit(self) -> list[Candidate]:
+        """Venues ranked for a visit: silent, old posters seen, never inspected; the evidence for each."""
+        last = self.last_inspections()
+        found = [_candidate(v, last.get(v.destination)) for v in self.venues()]
+        ranked = [c for c in found if c.score > 0]
+        return sorted(ranked, key=lambda c: (-c.score, c.venue.today.scans, c.venue.destination))
+
+    # Street inspections.
+
+    def street(self, day: date) -> Street:
+        """Street checks and no-QR records of one local day, by team or area and outcome."""
+        start, end = day_range(day, self.settings.zone)
+        sql = (
+            "SELECT destination, kind, verdict, reason, COUNT(*) FROM events WHERE ts >= ? AND ts < ?"
+            f" AND (kind = 'no_qr' OR (kind = 'inspection' AND format <> '{INSPECTOR}'))"
+            " GROUP BY destination, kind, verdict, reason"
+        )
+        per_team: dict[str, list[tuple[str, str, str, int]]] = {}
+        for dest, kind, verdict, reason, n in self.store.select(sql, (start, end)):
+            per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
+        teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
+        return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
+
+
+def _health(device: Any, state: Any) -> DeviceHealth:
+    health: dict[str, Any] = {}
+    if state is not None:
+        try:
+            health = state.health
+        except (ValueError, TypeError):
+            health = {}
+    return DeviceHealth(
+        device=device.device, destination=device.destination, status=device.status,
+        state=state.status if state else "unknown", last_seen_ms=state.received_ms if state else None,
+        unsent=_int(health.get("unsent")), spool_depth=_int(health.get("spool_depth")),
+        fps=_float(health.get("fps")), clock_synced=_bool(health.get("clock_synced")),
+        alarms=tuple(str(a) for a in health.get("alarms", []) if isinstance(health.get("alarms"), list)),
+        software=str(health.get("version", device.software)),
+    )  # fmt: skip
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _candidate(venue: Venue, last_inspected: int | None) -> Candidate:
+    """Score a venue: silent 3, old posters 2 (+1 for many), never inspected 1, a kiosk offline 1."""
+    evidence: list[tuple[str, str]] = []
+    score = 0
+    if "silent" in venue.flags:
+        score += 3
+        evidence.append(("silent", str(venue.today.scans)))
+    if venue.old_posters:
+        score += 2 + (venue.old_posters >= 10)
+        evidence.append(("old_posters", str(venue.old_posters)))
+    if "device_offline" in venue.flags:
+        score += 1
+        evidence.append(("device_offline", ""))
+    if last_inspected is None:
+        score += 1
+        evidence.append(("never_inspected", str(INSPECTION_DAYS)))
+    return Candidate(venue, score, tuple(evidence), last_inspected)
+
+
+def _street_counts(rows: Sequence[tuple[str, str, str, int]]) -> StreetCounts:
+    """Street outcomes from (kind, verdict, reason, count) rows, as reports.street_counts counts them."""
+    violations: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    checks = passed = no_qr = 0
+    for kind, verdict, reason, n in rows:
+        if kind == "no_qr":
+            no_qr += n
+            continue
+        checks += n
+        if verdict == "pass":
+            passed += n
+        elif verdict == "fail":
+            (violations if reason in VIOLATIONS else invalid)[reason] += n
+    return StreetCounts(checks=checks, passed=passed, violations=dict(sorted(violations.items())),
+                        invalid=dict(sorted(invalid.items())), no_qr=no_qr)  # fmt: skip
+
+
+def areas(venues: Sequence[Venue], level: str) -> list[Area]:
+    """Venues added up by `level` ("district" or "ward"), by name."""
+    groups: dict[str, list[Venue]] = {}
+    for v in venues:
+        groups.setdefault(getattr(v, level) or "", []).append(v)
+    return [_area(name, group) for name, group in sorted(groups.items())]
+
+
+def _area(name: str, venues: Sequence[Venue]) -> Area:
+    flagged = Counter(f for v in venues for f in v.flags)
+    today = sum((v.today for v in venues), Counts())
+    week = sum((v.week for v in venues), Counts())
+    return Area(name, len(venues), today, week, {f: flagged.get(f, 0) for f in FLAGS})
+
+
+@dataclass(frozen=True)
+class VenueFilter:
+    """The venue list's filter: place, one flag, a text in the id or name."""
+
+    district: str = ""
+    ward: str = ""
+    flag: str = ""
+    text: str = ""
+
+    def __call__(self, v: Venue) -> bool:
+        return (
+            (not self.district or v.district == self.district)
+            and (not self.ward or v.ward == self.ward)
+            and (not self.flag or self.flag in v.flags)
+            and (not self.text or self.text.casefold() in f"{v.destination} {v.name}".casefold())
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its rows, its number (from 1) and how many pages there are."""
+
+    rows: list[Any]
+    number: int
+    pages: int
+    total: int
+    size: int
+
+    @property
+    def first(self) -> int:
+        """The position (from 0) of this page's first row in the whole list."""
+        return (self.number - 1) * self.size
+
+
+def page(rows: Sequence[Any], number: int, size: int) -> Page:
+    """Rows of page `number` (clamped to the pages there are)."""
+    pages = max(1, -(-len(rows) // size))
+    number = min(max(1, number), pages)
+    return Page(list(rows[(number - 1) * size : number * size]), number, pages, len(rows), size)
