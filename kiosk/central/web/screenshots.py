@@ -103,7 +103,18 @@ def sign_in(driver: Any, base: str, username: str, password: str = PASSWORD) -> 
     driver.get(f"{base}/login")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login").click()
+    follow(driver, driver.find_element(By.ID, "login"))
+
+
+def follow(driver: Any, element: Any) -> None:
+    """Click a link or button and wait for the next page (a click returns before it has loaded)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(staleness_of(page))
 
 
 def full_page(driver: Any, path: Path) -> Path:
