@@ -121,7 +121,7 @@ def test_an_inspector_cannot_trace(driver: Any, base: str) -> None:
 
 def test_the_authority_traces_and_the_query_is_logged(driver: Any, base: str, site: tuple[str, str]) -> None:
     with open_store(site[1]) as store:
-        (identity,) = store.select(
+        (identity,) = store.query(
             "SELECT identity FROM events WHERE kind = 'scan' AND verdict = 'pass' LIMIT 1"
         )[0]
     screenshots.sign_in(driver, base, "admin")

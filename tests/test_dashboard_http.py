@@ -100,7 +100,7 @@ def test_login_is_checked_and_logged(client: TestClient, site: WebSettings) -> N
 
 def test_passwords_are_argon2id_hashes(site: WebSettings) -> None:
     with open_store(site.db) as store:
-        hashes = [h for (h,) in store.select("SELECT password_hash FROM web_accounts")]
+        hashes = [h for (h,) in store.query("SELECT password_hash FROM web_accounts")]
     assert hashes and all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
 
 
@@ -148,7 +148,7 @@ def test_an_inspector_cannot_trace_or_read_the_log(client: TestClient, site: Web
 
 def test_a_trace_is_logged_with_who_asked_whom(client: TestClient, site: WebSettings) -> None:
     with open_store(site.db) as store:
-        (identity,) = store.select(
+        (identity,) = store.query(
             "SELECT identity FROM events WHERE kind = 'scan' AND verdict = 'pass' LIMIT 1"
         )[0]
     sign_in(client, "admin")
@@ -288,7 +288,7 @@ def test_accounts_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["--db", db, "accounts", "list"]) == 0
     assert re.search(r"lan\s+inspector\s+enabled", capsys.readouterr().out)
     with open_store(db) as store:
-        (stored,) = store.select("SELECT password_hash FROM web_accounts")[0]
+        (stored,) = store.query("SELECT password_hash FROM web_accounts")[0]
     assert stored.startswith("$argon2id$") and "m=65536" in stored  # a real account: memory-hard defaults
     assert main(["--db", db, "accounts", "disable", "lan"]) == 0
     with open_store(db) as store:

@@ -288,11 +288,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # Plain SQL for central's other readers and writers (the dashboard's queries and accounts).
-
-    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one query written with `?` markers (run on either backend)."""
-        return self._query(sql, params)
+    # Plain SQL for central's other writers (the dashboard's accounts, sessions and log).
 
     def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement written with `?` markers; how many rows it touched (not committed)."""

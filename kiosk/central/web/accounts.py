@@ -132,12 +132,12 @@ class Accounts:
 
     def accounts(self) -> list[tuple[str, str, bool]]:
         """(username, role, disabled) of every account."""
-        rows = self._store.select("SELECT username, role, disabled FROM web_accounts ORDER BY username")
+        rows = self._store.query("SELECT username, role, disabled FROM web_accounts ORDER BY username")
         return [(str(u), str(r), bool(d)) for u, r, d in rows]
 
     def authenticate(self, username: str, password: str) -> Account | None:
         """The account when the password is right and the account enabled; None otherwise."""
-        rows = self._store.select(
+        rows = self._store.query(
             "SELECT role, password_hash FROM web_accounts WHERE username = ? AND disabled = 0",
             (username[:USERNAME_MAX],),
         )
@@ -166,7 +166,7 @@ class Accounts:
             "SELECT s.username, a.role, s.created_ms, s.expires_ms, s.csrf FROM web_sessions s"
             " JOIN web_accounts a ON a.username = s.username WHERE s.token_hash = ? AND a.disabled = 0"
         )
-        rows = self._store.select(sql, (_digest(token),))
+        rows = self._store.query(sql, (_digest(token),))
         if not rows or int(rows[0][3]) <= now_ms:
             return None
         username, role, created, expires, csrf = rows[0]
@@ -195,7 +195,7 @@ class Accounts:
     def entries(self, *, limit: int, offset: int = 0) -> list[LogEntry]:
         """The audit log, newest first."""
         sql = "SELECT ts, username, action, detail, address FROM web_log ORDER BY ts DESC LIMIT ? OFFSET ?"
-        rows = self._store.select(sql, (limit, offset))
+        rows = self._store.query(sql, (limit, offset))
         return [LogEntry(int(t), str(u), str(a), str(d), str(ad)) for t, u, a, d, ad in rows]
 
 

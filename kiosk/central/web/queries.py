@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from kiosk.central import aggregates
 from kiosk.central.registry import ACTIVE
 from kiosk.central.reports import (
     INSPECTOR,
@@ -162,7 +163,7 @@ class Dashboard:
     def venues(self) -> list[Venue]:
         """Every venue (not a street team), by district, ward and name."""
         devices = self.store.devices()
-        hand = handhelds(self.store.device_kinds(self.clock.week_start, self.clock.end))
+        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end))
         kiosks = [d for d in devices if d.device not in hand]
         teams = {d.destination for d in devices} - {d.destination for d in kiosks}
         known = ({d.destination for d in kiosks} | {d.id for d in self.settings.destinations}) - teams
@@ -210,7 +211,7 @@ class Dashboard:
         )
         params = [self.clock.today_start] * len(parts) + [self.clock.week_start, self.clock.end]
         found = {}
-        for dest, *n in self.store.select(sql, params):
+        for dest, *n in self.store.query(sql, params):
             values = [int(x or 0) for x in n[:11]]
             found[str(dest)] = (Counts(*values[:5]), Counts(*values[5:10]), values[10],
                                 int(n[11]) if n[11] is not None else None)  # fmt: skip
@@ -228,7 +229,7 @@ class Dashboard:
             f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY hour"
         )
         hours = [0] * 24
-        for hour, n in self.store.select(sql, (offset, destination, self.clock.today_start, self.clock.end)):
+        for hour, n in self.store.query(sql, (offset, destination, self.clock.today_start, self.clock.end)):
             hours[int(hour) % 24] = int(n)  # the day's hours since the epoch, local
         return hours
 
@@ -239,7 +240,7 @@ class Dashboard:
             f"SELECT (ts + ?) / {DAY_MS} AS day, COUNT(*) FROM events"
             f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY day"
         )
-        rows = self.store.select(sql, (offset, destination, self.clock.week_start, self.clock.end))
+        rows = self.store.query(sql, (offset, destination, self.clock.week_start, self.clock.end))
         by_day = {int(day): int(n) for day, n in rows}
         first = (self.clock.week_start + offset) // DAY_MS
         return [(self.clock.today - timedelta(days=WEEK_DAYS - 1 - i), by_day.get(first + i, 0))
@@ -269,7 +270,7 @@ class Dashboard:
             "SELECT ts, device, identity FROM events WHERE destination = ? AND ts >= ? AND ts < ?"
             f" AND kind = 'inspection' AND format = '{INSPECTOR}' ORDER BY ts DESC LIMIT ?"
         )
-        rows = self.store.select(sql, (destination, since, self.clock.end, limit))
+        rows = self.store.query(sql, (destination, since, self.clock.end, limit))
         return [self._inspection(destination, int(ts), str(dev), str(who or "")) for ts, dev, who in rows]
 
     def _inspection(self, destination: str, ts: int, device: str, inspector: str) -> Inspection:
@@ -279,7 +280,7 @@ class Dashboard:
             f"SELECT COUNT(*), SUM(CASE WHEN reason = '{OLD_POSTER}' THEN 1 ELSE 0 END) FROM events"
             f" WHERE destination = ? AND ts >= ? AND ts <= ? AND {VISITOR}"
         )
-        scans, posters = self.store.select(sql, (destination, start, ts))[0]
+        scans, posters = self.store.query(sql, (destination, start, ts))[0]
         return Inspection(ts, device, inspector, int(scans or 0), int(posters or 0))
 
     def last_inspections(self) -> dict[str, int]:
@@ -289,7 +290,7 @@ class Dashboard:
             "SELECT destination, MAX(ts) FROM events WHERE ts >= ? AND ts < ?"
             f" AND kind = 'inspection' AND format = '{INSPECTOR}' GROUP BY destination"
         )
-        return {str(d): int(ts) for d, ts in self.store.select(sql, (since, self.clock.end))}
+        return {str(d): int(ts) for d, ts in self.store.query(sql, (since, self.clock.end))}
 
     def to_visit(self) -> list[Candidate]:
         """Venues ranked for a visit: silent, old posters seen, never inspected; the evidence for each."""
@@ -309,7 +310,7 @@ class Dashboard:
             " GROUP BY destination, kind, verdict, reason"
         )
         per_team: dict[str, list[tuple[str, str, str, int]]] = {}
-        for dest, kind, verdict, reason, n in self.store.select(sql, (start, end)):
+        for dest, kind, verdict, reason, n in self.store.query(sql, (start, end)):
             per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
         teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
