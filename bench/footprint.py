@@ -3,15 +3,18 @@
 Run by hand (needs the package index; takes a minute or two):
 `.venv/bin/python bench/footprint.py [--python /usr/bin/python3] [--seconds 20]`.
 
-It builds a fresh venv the way provisioning/install.sh does (`--system-site-packages`, then
-`pip install --only-binary=:all: .[device] "numpy<2"`), sums each installed distribution from its
-RECORD, and runs `kiosk run` on the built-in replay scene (off-screen, uplink off) for a while,
-reading its peak resident memory (VmHWM). The baseline, measured in the same run and the same
-venv, is a bare `python -c 'import numpy, pygame'`.
+It builds a fresh venv the way provisioning/install.sh does (`--system-site-packages
+--without-pip`, then the outer python's pip: `pip --python VENV install --only-binary=:all:
+-c provisioning/constraints.txt .[device]`), sums each installed distribution from its RECORD,
+and runs `kiosk run` on a replay of the demo scene's frames (rendered to PNG files here, since the
+device install has no OpenCV to draw them; off-screen, uplink off) for a while, reading its peak
+resident memory (VmHWM). The baseline, measured in the same run and the same venv, is a bare
+`python -c 'import numpy, pygame'`.
 
-On the Pi, pygame and numpy are Raspberry Pi OS's (python3-pygame, python3-numpy) and the venv
-only sees them; on a machine without those apt packages pip puts them in the venv. Their sizes are
-therefore reported apart and left out of "beyond apt". Targets: ≤ 60 MB beyond apt, RSS ≤ 100 MB.
+On the Pi, pygame, numpy, Pillow and pyzbar are Raspberry Pi OS's (install.sh's python3-* apt
+packages) and the venv only sees them; on a machine without those apt packages pip puts them in
+the venv. Their sizes are therefore reported apart and left out of "beyond apt". Targets: ≤ 60 MB
+beyond apt, RSS ≤ 100 MB.
 """
 
 from __future__ import annotations
@@ -27,17 +30,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What Raspberry Pi OS ships as apt packages (install.sh installs them; the venv sees them).
-FROM_APT = {"pygame", "numpy"}
+FROM_APT = {"pygame", "numpy", "pillow", "pyzbar"}
 VENV_TARGET_MB = 60.0
 RSS_TARGET_MB = 100.0
 
 
 def build_venv(python: str, where: Path) -> Path:
     """A venv like install.sh's, with the kiosk and its device extra; its python."""
-    subprocess.run([python, "-m", "venv", "--system-site-packages", str(where)], check=True)
+    subprocess.run([python, "-m", "venv", "--system-site-packages", "--without-pip", str(where)], check=True)
     venv_python = where / "bin" / "python"
-    pip = [str(venv_python), "-m", "pip", "install", "-q", "--only-binary=:all:"]
-    subprocess.run([*pip, f"{ROOT}[device]", "numpy<2"], check=True)
+    pip = [python, "-m", "pip", "--python", str(venv_python), "install", "-q", "--only-binary=:all:"]
+    constraints = ROOT / "provisioning" / "constraints.txt"
+    subprocess.run([*pip, "--upgrade", "-c", str(constraints), f"{ROOT}[device]"], check=True)
     return venv_python
 
 
@@ -58,17 +62,23 @@ def distribution_sizes(venv: Path) -> dict[str, int]:
 
 def peak_rss_mb(command: list[str], *, seconds: float, env: dict[str, str]) -> float:
     """The peak resident memory (VmHWM) of a process that runs for `seconds`, then gets SIGTERM."""
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    status = Path(f"/proc/{process.pid}/status")
-    peak = 0.0
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            peak = max(peak, _vm_hwm_kb(status) / 1024)
-            time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, env=env, stderr=errors, stdout=subprocess.DEVNULL)
+        status = Path(f"/proc/{process.pid}/status")
+        peak = 0.0
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline and process.poll() is None:
+                peak = max(peak, _vm_hwm_kb(status) / 1024)
+                time.sleep(0.2)
+        finally:
+            ended_early = process.poll() is not None
+            process.terminate()
+            process.wait(timeout=15)
+        if ended_early:  # a crash's peak is no measurement of a running kiosk
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")[-3000:]
+            raise SystemExit(f"{command[0]} exited ({process.returncode}) before {seconds} s:\n{message}")
     return peak
 
 
@@ -80,8 +90,22 @@ def _vm_hwm_kb(status: Path) -> float:
     return next((float(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0.0)
 
 
-def kiosk_config(state: Path, python: Path) -> Path:
-    """A laptop kiosk: the built-in replay scene, off-screen, uplink off, keys made."""
+def demo_frames(folder: Path) -> Path:
+    """The built-in demo scene's frames as PNG files (drawn here: the device venv has no OpenCV)."""
+    sys.path.insert(0, str(ROOT))
+    import cv2
+
+    from kiosk.camera import DEMO_PAYLOADS
+    from kiosk.scenes import demo_frames as render
+
+    folder.mkdir()
+    for index, frame in enumerate(render(list(DEMO_PAYLOADS))):
+        cv2.imwrite(str(folder / f"frame{index:03d}.png"), frame)
+    return folder
+
+
+def kiosk_config(state: Path, python: Path, frames: Path) -> Path:
+    """A laptop kiosk: a looping replay of the demo frames, off-screen, uplink off, keys made."""
     code = (
         "import sys; from pathlib import Path; from kiosk import keys; d = Path(sys.argv[1]); "
         "keys.generate_device_key(d / 'device.key'); keys.generate_identity_key(d / 'identity.key')"
@@ -89,6 +113,7 @@ def kiosk_config(state: Path, python: Path) -> Path:
     subprocess.run([str(python), "-c", code, str(state)], check=True, cwd=state.parent)
     config = state.parent / "kiosk.toml"
     config.write_text(
+        f'[camera]\nsource = "{frames}"\nreplay_loop = true\n'
         f'[feedback]\nscreen = "offscreen"\n[uplink]\nenabled = false\n[paths]\nstate_dir = "{state}"\n'
     )
     return config
@@ -110,7 +135,7 @@ def main() -> int:
         sizes = distribution_sizes(venv)
         state = Path(tmp) / "state"
         state.mkdir()
-        config = kiosk_config(state, python)
+        config = kiosk_config(state, python, demo_frames(Path(tmp) / "frames"))
         baseline = peak_rss_mb(
             [str(python), "-c", "import numpy, pygame, time; time.sleep(60)"], seconds=5, env=env
         )

@@ -15,6 +15,7 @@ the next `read()` of its source; copy it to keep it longer.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -202,8 +203,10 @@ class ReplaySource(FrameSource):
 
 def read_image(path: Path) -> np.ndarray:
     """A grayscale image from a file; raises CameraError if it cannot be read."""
-    import cv2
-
+    try:
+        import cv2
+    except ImportError:  # the device install: OpenCV is only the `usb` extra
+        return _read_image_with_pillow(path)
     try:
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     except cv2.error as e:
@@ -211,6 +214,17 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise CameraError(f"cannot read image {path}: missing, unreadable or not an image file")
     return image
+
+
+def _read_image_with_pillow(path: Path) -> np.ndarray:
+    """A grayscale image read by Pillow (the device's libraries), for installs without OpenCV."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise CameraError(f"cannot read image {path}: missing, unreadable or not an image file ({e})") from e
 
 
 def image_paths(source: str) -> list[Path]:
@@ -256,6 +270,11 @@ def open_replay(config: CameraConfig, frames: Sequence[np.ndarray] | None = None
     if not config.source:
         from kiosk import scenes
 
+        if importlib.util.find_spec("cv2") is None:
+            raise CameraError(
+                "the built-in demo scene is drawn with OpenCV, which this install lacks: "
+                "set camera.source to a folder of images, or install the `usb` extra"
+            )
         demo = scenes.demo_frames(list(DEMO_PAYLOADS), width=config.width, height=config.height)
         return ReplaySource.from_frames(demo, **options)
     path = Path(config.source).expanduser()

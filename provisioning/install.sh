@@ -3,11 +3,11 @@
 # source tree, as root:   sudo provisioning/install.sh
 #
 # Steps: apt packages; the console off tty1 (the kiosk's screen); time zone and NTP; a
-# `kiosk` system user in the video and gpio groups; a venv in /opt/kiosk/venv that also
-# sees apt's Python packages (picamera2, libcamera, lgpio, pygame and numpy come from
-# Raspberry Pi OS, so pip builds nothing); /etc/kiosk with a starting config and the
-# example; /var/lib/kiosk for its state; the systemd unit, enabled. Running it again is
-# safe: it upgrades the package and keeps an existing config.
+# `kiosk` system user in the video and gpio groups; a venv in /opt/kiosk/venv, without a
+# pip of its own, that also sees apt's Python packages (picamera2, libcamera, lgpio, pygame,
+# numpy, Pillow come from Raspberry Pi OS, so pip builds nothing); /etc/kiosk with a starting
+# config and the example; /var/lib/kiosk for its state; the systemd unit, enabled. Running it
+# again is safe: it upgrades the package and keeps an existing config.
 #
 # Options:
 #   --dry-run      print every step without doing it
@@ -20,10 +20,13 @@
 set -euo pipefail
 
 # In Debian's archive, so also on Raspberry Pi OS (pygame: Debian's is linked with the
-# system SDL, which has the kmsdrm video driver; PyPI's aarch64 wheel has not).
+# system SDL, which has the kmsdrm video driver; PyPI's aarch64 wheel has not). Pillow and
+# pyzbar are apt's too (bookworm's satisfy setup.cfg), which keeps the venv small;
+# cryptography, pydantic, gpiozero and cbor2 are older in bookworm than setup.cfg asks, so
+# pip puts them in the venv. python3-pip runs pip from outside the venv, which has none.
 APT_PACKAGES=(
-    python3-venv python3-pip python3-pygame python3-numpy libzbar0 libglib2.0-0
-    fonts-dejavu-core mosquitto-clients openssl ca-certificates
+    python3-venv python3-pip python3-pygame python3-numpy python3-pil python3-pyzbar
+    libzbar0 libglib2.0-0 fonts-dejavu-core mosquitto-clients openssl ca-certificates
 )
 # Only in the Raspberry Pi archive (archive.raspberrypi.com), which Raspberry Pi OS has.
 RPI_APT_PACKAGES=(python3-picamera2 python3-libcamera python3-lgpio)
@@ -147,16 +150,16 @@ install_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         run mkdir -p "$OPT"
         # picamera2 and lgpio come from apt, so the venv must see the system's packages.
-        run python3 -m venv --system-site-packages "$VENV"
+        # No pip (or setuptools) inside it: apt's pip installs into it from outside.
+        run python3 -m venv --system-site-packages --without-pip "$VENV"
     fi
-    local extra=(--upgrade) pins=()
-    # apt's picamera2 modules (simplejpeg, av) are built against apt's numpy 1.x: a numpy 2
-    # in the venv would shadow it and break them, so the venv keeps a 1.x numpy.
-    $pip_deps && pins+=("numpy<2")
+    local extra=(--upgrade)
     $pip_deps || extra+=(--no-deps)
     # --only-binary: anything pip would have to compile on the Pi is an error here, not a
     # half-hour build (lgpio, pygame and numpy are apt's, seen through the system site).
-    run "$VENV/bin/python" -m pip install -q --only-binary=:all: "${extra[@]}" "${source_dir}[device]" "${pins[@]}"
+    # The constraints keep apt's numpy 1.x (see the file).
+    run python3 -m pip --python "$VENV/bin/python" install -q --only-binary=:all: "${extra[@]}" \
+        -c "$source_dir/provisioning/constraints.txt" "${source_dir}[device]"
     run mkdir -p "$BIN" "$OPT/docs"
     run ln -sfn "$VENV/bin/kiosk" "$BIN/kiosk"
     run cp -r "$source_dir/docs/." "$OPT/docs/"

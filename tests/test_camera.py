@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 
 from kiosk.camera import Frame, RateMeter, ReplaySource, is_device_index, open_camera, picamera2_controls
 from kiosk.config import CameraConfig
@@ -146,6 +148,37 @@ def test_default_replay_is_the_demo_scene() -> None:
         with pytest.raises(CameraEnded):
             source.read()
     assert all(f.pixels.shape == (240, 320) for f in frames)
+
+
+@pytest.fixture
+def without_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device install: OpenCV is the `usb` extra, so `import cv2` fails as it would there."""
+    monkeypatch.setitem(sys.modules, "cv2", None)
+
+
+@pytest.mark.usefixtures("without_opencv")
+def test_replay_reads_images_without_opencv(tmp_path: Path) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in reversed(range(3)):
+        Image.fromarray(numbered(i)).save(shots / f"frame{i:02d}.png")
+    Image.fromarray(np.full((H, W, 3), (200, 10, 10), np.uint8)).save(shots / "frame03.png")
+    with open_camera(fast(source=str(shots))) as source:
+        assert levels(source, 3) == [0, 20, 40]
+        assert abs(levels(source, 1)[0] - 66) <= 1  # luma of a red frame, as OpenCV gives it
+
+
+@pytest.mark.usefixtures("without_opencv")
+def test_corrupt_image_without_opencv_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with open_camera(fast(source=str(tmp_path))) as source, pytest.raises(CameraError, match=r"broken\.png"):
+        source.read()
+
+
+@pytest.mark.usefixtures("without_opencv")
+def test_demo_scene_without_opencv_says_what_to_do() -> None:
+    with pytest.raises(CameraError, match=r"demo scene.*OpenCV.*camera\.source"):
+        open_camera(fast())
 
 
 def test_close_is_idempotent_and_read_after_close_fails() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from kiosk.config import load_config, parse_config
 from kiosk.errors import UplinkError
@@ -44,17 +45,15 @@ def test_dry_run_prints_every_step_and_does_nothing(tmp_path: Path) -> None:
     out = done.stdout
     for expected in (
         "apt-get install -y -q --no-install-recommends python3-venv",
-        "python3-pygame python3-numpy libzbar0",
+        "python3-pygame python3-numpy python3-pil python3-pyzbar libzbar0",
         "fonts-dejavu-core",
         "python3-picamera2 python3-libcamera python3-lgpio",
         "mosquitto-clients",
         "systemctl mask getty@tty1.service",
         "timedatectl set-ntp true",
-        "python3 -m venv --system-site-packages /opt/kiosk/venv",
-        "/opt/kiosk/venv/bin/python -m pip install -q --only-binary=:all: --upgrade "
-        + str(ROOT)
-        + "\\[device\\] ",
-        "numpy\\<2",
+        "python3 -m venv --system-site-packages --without-pip /opt/kiosk/venv",
+        "python3 -m pip --python /opt/kiosk/venv/bin/python install -q --only-binary=:all: --upgrade "
+        + f"-c {PROVISIONING / 'constraints.txt'} {ROOT}\\[device\\]",
         "install -m 0644 " + str(ROOT / "systemd" / "kiosk.service") + " /etc/systemd/system/kiosk.service",
         "systemctl enable kiosk.service",
         "chmod 0750 /etc/kiosk",
@@ -72,13 +71,13 @@ def test_dry_run_under_a_root_creates_nothing(tmp_path: Path) -> None:
     done = sh("bash", INSTALL, "--dry-run", "--root", target)
     assert done.returncode == 0, done.stderr
     assert "skipped under --root: apt" in done.stdout
-    assert f"python3 -m venv --system-site-packages {target}/opt/kiosk/venv" in done.stdout
+    assert f"python3 -m venv --system-site-packages --without-pip {target}/opt/kiosk/venv" in done.stdout
     assert list(target.iterdir()) == []
 
 
 def test_pip_installs_nothing_that_needs_compiling(tmp_path: Path) -> None:
     done = sh("bash", INSTALL, "--dry-run", cwd=tmp_path)
-    pip = next(line for line in done.stdout.splitlines() if " -m pip install " in line)
+    pip = next(line for line in done.stdout.splitlines() if " -m pip --python " in line)
     assert "--only-binary=:all:" in pip and "[pi]" not in pip.replace("\\", "")
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
@@ -145,6 +144,52 @@ def test_debian_packages_resolve_for_arm64(tmp_path: Path) -> None:
     assert "[arm64]" in simulate.stdout
 
 
+# The Python distributions install.sh takes from apt instead of pip (python3-venv and
+# python3-pip are tools, not distributions the kiosk imports).
+FROM_APT = {
+    "python3-pygame": "pygame",
+    "python3-numpy": "numpy",
+    "python3-pil": "Pillow",
+    "python3-pyzbar": "pyzbar",
+}
+
+
+def setup_requirements() -> dict[str, Requirement]:
+    """setup.cfg's base and device requirements by distribution name."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    lines = (setup["options"]["install_requires"] + setup["options.extras_require"]["device"]).splitlines()
+    return {r.name: r for r in (Requirement(line) for line in lines if line.strip())}
+
+
+def test_every_python_package_from_apt_is_a_requirement() -> None:
+    debian, _ = apt_packages()
+    from_apt = {p for p in debian if p.startswith("python3-")} - {"python3-venv", "python3-pip"}
+    assert from_apt == set(FROM_APT)
+    assert set(FROM_APT.values()) <= set(setup_requirements())
+
+
+def test_bookworm_versions_of_apt_python_packages_satisfy_setup_cfg() -> None:
+    """A raised minimum in setup.cfg that bookworm's package no longer meets fails here."""
+    release = Path("/etc/os-release")
+    if shutil.which("apt-cache") is None or "VERSION_CODENAME=bookworm" not in release.read_text():
+        pytest.skip("needs Debian bookworm's apt (Raspberry Pi OS bookworm ships the same versions)")
+    requirements = setup_requirements()
+    for package, distribution in FROM_APT.items():
+        shown = sh("apt-cache", "show", "--no-all-versions", package).stdout
+        debian_version = next(line.split()[1] for line in shown.splitlines() if line.startswith("Version:"))
+        upstream = debian_version.split(":")[-1].split("-")[0].split("+")[0]
+        assert upstream in requirements[distribution].specifier, f"{package} {debian_version}"
+
+
+def test_numpy_pin_is_a_constraint_so_an_upgrade_keeps_apts_numpy(tmp_path: Path) -> None:
+    done = sh("bash", INSTALL, "--dry-run", cwd=tmp_path)
+    pip = next(line for line in done.stdout.splitlines() if " -m pip --python " in line)
+    assert "numpy" not in pip  # a named requirement would be upgraded into the venv by --upgrade
+    constraints = (PROVISIONING / "constraints.txt").read_text().splitlines()
+    assert "numpy<2" in constraints
+
+
 def test_unknown_option_exits_2() -> None:
     done = sh("bash", INSTALL, "--frobnicate")
     assert done.returncode == 2
@@ -164,6 +209,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_install_makes_a_venv_seeing_system_packages(installed: Path) -> None:
     venv = installed / "opt" / "kiosk" / "venv"
     assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    assert not list(venv.glob("lib/python3*/site-packages/pip")), "pip runs from outside the venv"
     found = sh(venv / "bin" / "python", "-c", "import kiosk; print(kiosk.__file__)", cwd=installed)
     assert found.stdout.startswith(str(venv)), found
     assert os.readlink(installed / "usr" / "local" / "bin" / "kiosk") == str(venv / "bin" / "kiosk")
