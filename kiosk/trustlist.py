@@ -23,10 +23,6 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyasn1.codec.ber import decoder as ber_decoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
-from pyasn1_modules import rfc5280
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from kiosk import jws
@@ -59,18 +55,26 @@ def key_usages(certificate: x509.Certificate) -> frozenset[str] | None:
     return frozenset(oid.dotted_string for oid in usage)
 
 
-class _Oids(univ.SequenceOf):
-    # ExtKeyUsageSyntax without its SIZE (1..MAX): an empty list reads as "no DCC usage", i.e. every type.
-    componentType = univ.ObjectIdentifier()  # noqa: N815 - the name pyasn1 reads
-
-
 def _key_usages_lenient(der: bytes) -> frozenset[str] | None:
-    """The extended key usage read with a BER decoder, which forgives what strict DER forbids."""
+    """The extended key usage read with a BER decoder, which forgives what strict DER forbids.
+
+    pyasn1 and its RFC 5280 module are imported here, for the rare certificate that needs
+    them, rather than kept resident in every running kiosk.
+    """
+    from pyasn1.codec.ber import decoder as ber_decoder
+    from pyasn1.error import PyAsn1Error
+    from pyasn1.type import univ
+    from pyasn1_modules import rfc5280
+
+    class Oids(univ.SequenceOf):
+        # ExtKeyUsageSyntax without its SIZE (1..MAX): an empty list reads as "no DCC usage", i.e. every type.
+        componentType = univ.ObjectIdentifier()  # noqa: N815 - the name pyasn1 reads
+
     try:
         certificate, _ = ber_decoder.decode(der, asn1Spec=rfc5280.Certificate())
         for extension in certificate["tbsCertificate"]["extensions"]:
             if extension["extnID"] == rfc5280.id_ce_extKeyUsage:
-                oids, _ = ber_decoder.decode(bytes(extension["extnValue"]), asn1Spec=_Oids())
+                oids, _ = ber_decoder.decode(bytes(extension["extnValue"]), asn1Spec=Oids())
                 return frozenset(str(oid) for oid in oids)
     except PyAsn1Error as e:
         raise ValueError(f"extended key usage unreadable: {e}") from e

@@ -118,3 +118,63 @@ def test_opencv_is_only_the_usb_cameras_extra() -> None:
     holding = {name for name, reqs in extras.items() if "opencv-python-headless" in requirement_names(reqs)}
     assert "opencv-python-headless" not in requirement_names(base + extras["device"])
     assert holding == {"usb"}
+
+
+# What `kiosk run` must not keep resident: the other commands' libraries. Each is made
+# unimportable in the kiosk's process; the run still scans a card.
+NOT_ON_THE_RUN_PATH = (
+    "kiosk.cardmaker", "kiosk.selftest", "kiosk.screen.samples", "kiosk.bundle", "kiosk.provision",
+    "segno", "pyasn1", "pyasn1_modules", "hypothesis",
+)  # fmt: skip
+RUN_WITHOUT = """
+import sys
+for name in sys.argv[2:]:
+    sys.modules[name] = None
+from kiosk.cli import main
+sys.exit(main(["run", "--config", sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_kiosk_run_imports_none_of_the_other_commands_libraries(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from PIL import Image
+
+    from kiosk import keys, scenes
+    from tests.test_daemon import NATIONAL
+
+    keys.generate_device_key(tmp_path / "device.key")
+    keys.generate_identity_key(tmp_path / "identity.key")
+    Image.fromarray(scenes.render(NATIONAL, scenes.Scene(width=320, height=240))).save(tmp_path / "card.png")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[camera]\nsource = "{tmp_path / "card.png"}"\n[paths]\nstate_dir = "{tmp_path}"\n'
+        '[uplink]\nenabled = false\n[feedback]\nscreen = "offscreen"\n'
+    )
+    env = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONPATH": str(ROOT), "PATH": ""}
+    argv = [sys.executable, "-c", RUN_WITHOUT, str(config), *NOT_ON_THE_RUN_PATH]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline and not any("decision verdict=" in line for line in lines):
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=30)[1]
+    log = "".join(lines) + rest
+    assert process.returncode == 0, log
+    assert "decision verdict=pass" in log and "Traceback" not in log
+
+
+def test_each_command_is_registered_by_the_module_it_is_keyed_to() -> None:
+    from kiosk.cli import COMMANDS, build_parser
+
+    for command in COMMANDS:
+        parser = build_parser([command])
+        choices = next(a.choices for a in parser._actions if a.dest == "command")
+        assert choices is not None and list(choices) == [command]
