@@ -34,6 +34,7 @@ from kiosk.imaging import sharpness
 from kiosk.keys import load_identity_key, load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
+from kiosk.presence import PresenceBoard, load_peers
 from kiosk.screen.states import IdleState
 from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
@@ -82,8 +83,15 @@ def assemble(
         stack.callback(feedback.close)
         state = LoopState()
         live = LiveSettings(settings, config_path)
+        board = open_presence(settings)
         uplink = open_uplink(
-            settings, spool=spool, statuslist=statuslist, trust_store=trust_store, state=state, stack=stack
+            settings,
+            spool=spool,
+            statuslist=statuslist,
+            trust_store=trust_store,
+            state=state,
+            stack=stack,
+            presence=board,
         )
         parts = Parts(
             open_camera=partial(open_camera, settings.camera, frames=frames),
@@ -98,13 +106,14 @@ def assemble(
             reload=partial(
                 reload_all, live, trust=trust, trust_store=trust_store, statuslist=statuslist, policy=policy
             ),
-            idle=partial(idle_state, live, spool=spool, uplink=uplink),
+            idle=partial(idle_state, live, spool=spool, uplink=uplink, policy=policy),
             mode=settings.device.mode,
             authority_keys=load_public_keys(settings.policy.authority_keys)
             if settings.policy.authority_keys
             else {},
             statuslist=statuslist,
             readings=partial(device_readings, settings, state=state, uplink=uplink),
+            presence=board if uplink is not None else None,
         )
         try:
             yield Kiosk(parts, stop=stop, state=state, end_on_replay_end=end_on_replay_end)
@@ -151,9 +160,30 @@ def presence_keys(settings: Settings) -> Callable[[str], tuple[str, ...]]:
     return lambda identity: tuple(hash_identity(key, fmt, identity) for fmt in ("national", "cccd", "dcc"))
 
 
+def open_presence(settings: Settings) -> PresenceBoard | None:
+    """The sharing of who is inside with the destination's other lanes, when it is configured."""
+    destination = settings.destination
+    if not (destination.share_presence and settings.uplink.enabled):
+        return None
+    peers = load_peers(settings.paths.peers_file, destination.id)
+    log.info("sharing presence with %d other lanes: %s", len(peers), ", ".join(sorted(peers)) or "none yet")
+    return PresenceBoard(
+        device=settings.device.id,
+        destination=destination.id,
+        signing_key=load_private_key(settings.paths.key_file),
+        peers=peers,
+        timeout=timedelta(seconds=destination.presence_timeout_s),
+    )
+
+
+def counts_presence(settings: Settings) -> bool:
+    """Whether this kiosk knows who is inside: auto mode sees both ways, shared lanes together do."""
+    return settings.destination.direction == "auto" or settings.destination.share_presence
+
+
 def restore_presence(policy: Policy, spool: Spool, settings: Settings) -> None:
-    """After a restart, who is inside is rebuilt from the spool's entries and exits (auto mode)."""
-    if settings.destination.direction != "auto":
+    """After a restart, who is inside is rebuilt from the spool's entries and exits (the lanes add theirs)."""
+    if not counts_presence(settings):
         return
     since = datetime.now(UTC) - timedelta(seconds=settings.destination.presence_timeout_s)
     passes = spool.recent_passes(int(since.timestamp() * 1000))
@@ -198,6 +228,7 @@ def open_uplink(
     trust_store: TrustListStore | None = None,
     state: LoopState,
     stack: contextlib.ExitStack,
+    presence: PresenceBoard | None = None,
 ) -> Any:
     """Start the MQTT uplink (its own threads), or None when publishing is disabled."""
     if not settings.uplink.enabled:
@@ -207,9 +238,10 @@ def open_uplink(
     uplink = Uplink.from_settings(
         settings,
         spool=spool,
-        health=partial(health, spool=spool, state=state),
+        health=partial(health, spool=spool, state=state, inside=counts_presence(settings)),
         on_statuslist=partial(offer_statuslist, statuslist),
         on_trustlist=partial(offer_trustlist, trust_store) if trust_store is not None else None,
+        presence=presence,
     )
     uplink.start()
     stack.callback(uplink.close, SHUTDOWN_GRACE_S)
@@ -288,7 +320,7 @@ def _warn_fixed_sections(old: Settings, new: Settings) -> None:
         log.warning("restart the kiosk to apply the changes to [%s]", "], [".join(changed))
 
 
-def health(*, spool: Spool, state: LoopState) -> Health:
+def health(*, spool: Spool, state: LoopState, inside: bool = False) -> Health:
     """The health in the retained state message (called from the uplink's thread)."""
     return Health.of_spool(
         spool,
@@ -297,6 +329,7 @@ def health(*, spool: Spool, state: LoopState) -> Health:
         alarms=[
             f"fault: {name}" for name in (state.fault, "screen" if state.screen_problem else None) if name
         ],
+        inside=state.inside if inside else None,
     )
 
 
@@ -314,13 +347,15 @@ def device_readings(
     )
 
 
-def idle_state(live: LiveSettings, *, spool: Spool, uplink: Any) -> IdleState:
-    """What the idle screen shows: venue, today's counts, connection and backlog."""
+def idle_state(live: LiveSettings, *, spool: Spool, uplink: Any, policy: Policy | None = None) -> IdleState:
+    """What the idle screen shows: venue, who is inside (all lanes), today's counts, connection, backlog."""
     counts = spool.counts_today()
+    inside = policy.occupancy if policy is not None and counts_presence(live.settings) else None
     return IdleState(
         venue=live.settings.destination.venue_name,
         count_in=counts.get("in", 0),
         count_out=counts.get("out", 0),
         online=bool(uplink and uplink.connected),
         backlog=spool.unsent_count(),
+        inside=inside,
     )

@@ -108,15 +108,24 @@ class DestinationConfig(Section):
         examples=[200],
         ge=1,
         le=100_000,
-        description="Refuse entry when this many people are present (auto mode only); none = no limit.",
+        description="Refuse entry when this many people are present (auto mode, or lanes sharing presence); none = no limit.",
+    )
+    share_presence: bool = Field(
+        False,
+        description="Share who is inside with the destination's other kiosks (lanes) through the broker; needs paths.peers_file.",
+    )
+    second_entry: Literal["allow", "refuse"] = Field(
+        "allow",
+        description="An entry of someone counted inside and not seen leaving: let in again (recorded as already_inside) or refuse.",
     )
     language: Literal["vi", "en"] = Field("vi", description="Language of the screen's messages.")
 
     @model_validator(mode="after")
     def _capacity_needs_auto(self) -> DestinationConfig:
-        if self.capacity is not None and self.direction != "auto":
+        if self.capacity is not None and self.direction != "auto" and not self.share_presence:
             raise ValueError(
-                'capacity needs direction = "auto" (occupancy is only known when exits are scanned)'
+                'capacity needs direction = "auto" or share_presence = true (occupancy is only known'
+                " when exits are scanned)"
             )
         return self
 
@@ -475,10 +484,14 @@ class PathsConfig(Section):
     statuslist_file: Path = Field(
         Path("statuslist.json"), description="The newest valid status list received."
     )
+    peers_file: Path = Field(
+        Path("peers.json"),
+        description="The registration records of the destination's other kiosks (destination.share_presence).",
+    )
 
     @model_validator(mode="after")
     def _inside_state_dir(self) -> PathsConfig:
-        for name in ("key_file", "identity_key_file", "spool_file", "statuslist_file"):
+        for name in ("key_file", "identity_key_file", "spool_file", "statuslist_file", "peers_file"):
             value: Path = getattr(self, name)
             if not value.is_absolute():
                 object.__setattr__(self, name, self.state_dir / value)

@@ -34,6 +34,7 @@ from kiosk.events import EventDraft
 from kiosk.feedback import Feedback
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy, listed_status
+from kiosk.presence import PresenceBoard, Sighting
 from kiosk.reasons import Reason
 from kiosk.repeats import RecentScans
 from kiosk.screen.states import IdleState
@@ -91,6 +92,7 @@ class LoopState:
     clock_synced: bool = False
     fault: str | None = None  # camera, spool, broker or screen: what the screen and LEDs show
     screen_problem: str | None = None  # why the display is out (the kiosk runs headless meanwhile)
+    inside: int = 0  # people counted inside the venue (every lane), as the policy knows it
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class Parts:
     authority_keys: KeySource | None = None
     statuslist: StatusListStore | None = None
     readings: Callable[[np.ndarray | None], DeviceReadings] | None = None
+    presence: PresenceBoard | None = None  # the venue's other lanes (destination.share_presence)
 
 
 class Kiosk:
@@ -322,10 +325,29 @@ class Kiosk:
             return
         spooled = self.parts.spool.record(draft_for(decision, scan.decode_ms))
         policy.commit(decision)
+        self._tell_lanes(decision, epoch=spooled.epoch, seq=spooled.seq)
         if not quiet:
             show_decision(self.parts.feedback, decision)
         self._recorded(str(decision.reason))
         log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms)
+
+    def _tell_lanes(self, decision: Decision, *, epoch: int, seq: int) -> None:
+        """Share a recorded entry or exit with the venue's other lanes (numbered by its event)."""
+        effects = decision.effects
+        if self.parts.presence is None or effects.move is None or not effects.presence_keys:
+            return
+        self.parts.presence.mine(
+            Sighting(decision.at, effects.move, effects.presence_keys), epoch=epoch, seq=seq
+        )
+
+    def _merge_lanes(self) -> None:
+        """Apply the other lanes' entries and exits that the uplink received (on the loop's thread)."""
+        if self.parts.presence is None:
+            return
+        received = self.parts.presence.take_received()
+        if received:
+            changed = self.parts.policy.merge(received, now=self.parts.now())
+            log.debug("presence: %d moves from other lanes, %d changed who is inside", len(received), changed)
 
     def _behind_a_person(self, item: Card | Rejection, at: datetime) -> bool:
         """Whether a code nobody shows is in view with a person's card (noting when a person's was seen)."""
@@ -430,6 +452,7 @@ class Kiosk:
         now = time.monotonic()
         if self._reload_requested.is_set():
             self._reload()
+        self._merge_lanes()
         self._pet_watchdog(now)
         if self._is_due("idle", now, IDLE_INTERVAL_S):
             self._refresh_idle(now)
@@ -458,6 +481,8 @@ class Kiosk:
         self.state.fps = self._camera.fps if self._camera is not None else 0.0
         self.state.clock_synced = self.parts.clock.synced()
         self.state.screen_problem = self.parts.feedback.screen_problem
+        self.parts.policy.expire(self.parts.now())
+        self.state.inside = self.parts.policy.occupancy
         try:
             if self.parts.idle is not None:
                 self.parts.feedback.idle(self.parts.idle())

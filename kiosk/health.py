@@ -33,6 +33,7 @@ class Health:
     clock_synced: bool | None = None
     alarms: tuple[str, ...] = ()
     version: str = field(default=__version__)
+    inside: int | None = None  # people inside the venue, every lane together (None: not counted)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alarms", tuple(dict.fromkeys(self.alarms)))
@@ -45,6 +46,7 @@ class Health:
         fps: float | None = None,
         clock_synced: bool | None = None,
         alarms: Iterable[str] = (),
+        inside: int | None = None,
     ) -> Health:
         """The spool's figures and alarms, with what only the loop knows (frame rate, clock, faults)."""
         return cls(
@@ -54,12 +56,22 @@ class Health:
             fps=fps,
             clock_synced=clock_synced,
             alarms=(*spool.alarms(), *alarms),
+            inside=inside,
         )
 
     def fields(self) -> dict[str, Any]:
         """The health part of the JSON state, in the documented order."""
         values = asdict(self)
-        order = ("version", "spool_depth", "unsent", "counts_today", "fps", "clock_synced", "alarms")
+        order = (
+            "version",
+            "spool_depth",
+            "unsent",
+            "counts_today",
+            "inside",
+            "fps",
+            "clock_synced",
+            "alarms",
+        )
         return {key: list(values[key]) if key == "alarms" else values[key] for key in order}
 
 

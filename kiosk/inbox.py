@@ -13,6 +13,7 @@ next) is one line: `signed_list("trustlist", trustlist_topic(prefix), limit, tak
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,20 @@ class Route:
     handle: Callable[[bytes], None]
 
 
+@dataclass(frozen=True)
+class PatternRoute:
+    """Topics matching a filter with `+` levels (e.g. the lanes' presence): the handler gets the topic too."""
+
+    topic: str
+    max_bytes: int
+    handle: Callable[[str, bytes], None]
+
+    def matches(self, topic: str) -> bool:
+        """Whether `topic` matches the filter (`+` stands for exactly one level)."""
+        want, got = self.topic.split("/"), topic.split("/")
+        return len(want) == len(got) and all(w in ("+", g) for w, g in zip(want, got, strict=True))
+
+
 def signed_list(name: str, topic: str, max_bytes: int, take: Callable[[bytes], None] | None) -> Route:
     """The route of an authority-signed retained list: `take` verifies and keeps it, or raises why not."""
 
@@ -58,38 +73,52 @@ class Inbox:
     """The broker's messages: checked and queued on paho's thread, handled in order on the drain thread."""
 
     def __init__(
-        self, routes: Sequence[Route], counters: UplinkCounters, *, max_waiting: int = MAX_INBOX
+        self,
+        routes: Sequence[Route | PatternRoute],
+        counters: UplinkCounters,
+        *,
+        max_waiting: int = MAX_INBOX,
     ) -> None:
-        self._routes = {route.topic: route for route in routes}
+        self._routes = {route.topic: route for route in routes if isinstance(route, Route)}
+        self._patterns = [route for route in routes if isinstance(route, PatternRoute)]
         self._counters = counters
         self._max_waiting = max_waiting
-        self._waiting: collections.deque[tuple[Route, bytes]] = collections.deque()
+        self._waiting: collections.deque[tuple[Callable[[bytes], None], bytes]] = collections.deque()
 
     @property
     def topics(self) -> tuple[str, ...]:
-        """The topics to subscribe to, in the order of the routes."""
-        return tuple(self._routes)
+        """The topics (and filters) to subscribe to, in the order of the routes."""
+        return (*self._routes, *(route.topic for route in self._patterns))
+
+    def _route(self, topic: str) -> tuple[int, Callable[[bytes], None]] | None:
+        route = self._routes.get(topic)
+        if route is not None:
+            return route.max_bytes, route.handle
+        for pattern in self._patterns:
+            if pattern.matches(topic):
+                return pattern.max_bytes, functools.partial(pattern.handle, topic)
+        return None
 
     def offer(self, topic: str, payload: bytes | bytearray) -> bool:
         """Queue a message unless it is unexpected, too large or one too many; whether it was queued."""
-        route = self._routes.get(topic)
+        route = self._route(topic)
         if route is None:
             self.reject("unexpected_topic", f"a message on {topic!r}, which we never subscribed to")
-        elif len(payload) > route.max_bytes:
+        elif len(payload) > route[0]:
             self.reject("oversized", f"{len(payload)} bytes on {topic}")
         elif len(self._waiting) >= self._max_waiting:
             self.reject("flood", f"more than {self._max_waiting} messages waiting; dropped one on {topic}")
         else:
-            self._waiting.append((route, bytes(payload)))
+            self._waiting.append((route[1], bytes(payload)))
             return True
         return False
 
     def handle_waiting(self) -> None:
         """Hand every queued message to its route's handler; refusals are logged and counted."""
         while self._waiting:
-            route, payload = self._waiting.popleft()
+            handle, payload = self._waiting.popleft()
             try:
-                route.handle(payload)
+                handle(payload)
             except BrokerMessageError as e:
                 self.reject(e.reason, str(e))
 

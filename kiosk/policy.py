@@ -25,7 +25,6 @@ dictionary operations and at most one status-list lookup per card identity.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -35,6 +34,7 @@ from kiosk.cards import Card, DccCard, DiagnosticTest, Rejection, Vaccination
 from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DEFAULT_BLOCKED, DestinationConfig, PolicyConfig
+from kiosk.presence import PresenceTable, Sighting
 from kiosk.reasons import Reason, message
 from kiosk.repeats import RecentScans
 from kiosk.statuslist import VIETNAM, Status
@@ -122,7 +122,7 @@ class Policy:
         self._presence_keys = presence_keys or (lambda identity: (identity,))
         self.reconfigure(rules, destination)
         self._recent: RecentScans[Decision] = RecentScans()
-        self._present = _Presence()
+        self._present = PresenceTable()
 
     def reconfigure(self, rules: PolicyConfig, destination: DestinationConfig) -> None:
         """Apply new rules (SIGHUP); who is inside and the recent scans are kept."""
@@ -134,8 +134,18 @@ class Policy:
 
     @property
     def occupancy(self) -> int:
-        """People counted inside (auto mode): entered, not yet left, not timed out."""
+        """People counted inside (every lane of the venue): entered, not yet left, not timed out."""
         return len(self._present)
+
+    def expire(self, now: datetime) -> None:
+        """Stop counting the people who entered longer than the presence timeout ago."""
+        self._present.expire(now - self._timeout)
+
+    def merge(self, sightings: Iterable[Sighting], *, now: datetime) -> int:
+        """Apply the other lanes' entries and exits (presence.py's rule); how many changed anything."""
+        self.expire(now)
+        horizon = now - self._timeout
+        return sum(self._present.apply(sighting, horizon=horizon) for sighting in sightings)
 
     def decide(
         self,
@@ -169,13 +179,12 @@ class Policy:
     def commit(self, decision: Decision) -> None:
         """Apply a recorded decision (or a repeat): remember it for the window, count people in or out."""
         now, effects = decision.at, decision.effects
-        self._present.expire(now - self._timeout)
+        self.expire(now)
         self._recent.remember(effects.repeat_keys, decision, now, self._window)
-        if effects.move == "in":
-            keys = effects.presence_keys
-            self._present.enter(keys[0], keys, now)
-        elif effects.move == "out":
-            self._present.leave(effects.presence_keys)
+        if effects.move is not None and effects.presence_keys:
+            self._present.apply(
+                Sighting(now, effects.move, effects.presence_keys), horizon=now - self._timeout
+            )
 
     def _earlier(self, item: Card | Rejection, keys: tuple[Hashable, ...], now: datetime) -> Decision | None:
         """The decision this scan repeats, if any."""
@@ -202,13 +211,28 @@ class Policy:
             masked_name=item.masked_name, format=item.format, at=now, clock_synced=clock_synced,
             status=status.code if status else None, details={"name": item.masked_name},
         )  # fmt: skip
+        keys = self._keys(item.identities)
         if direction == "out":
-            return replace(base, effects=Effects(move="out", presence_keys=self._keys(item.identities)))
+            return replace(
+                base, reason=self._exit_reason(keys, now), effects=Effects(move="out", presence_keys=keys)
+            )
         try:
             self._check_entry(item, status, now)
+            self._check_second_entry(keys, now)
         except _Refused as refused:
             return replace(base, verdict="fail", reason=refused.reason, details=refused.details)
-        return replace(base, effects=self._entry_effects(base, item.identities))
+        reason = Reason.ALREADY_INSIDE if self._present.inside(keys, since=now - self._timeout) else Reason.OK
+        return replace(base, reason=reason, effects=self._entry_effects(base, keys))
+
+    def _exit_reason(self, keys: tuple[str, ...], now: datetime) -> Reason:
+        """An exit is never refused; one of a person no lane saw entering is recorded as such."""
+        return Reason.OK if self._present.inside(keys, since=now - self._timeout) else Reason.EXIT_UNSEEN
+
+    def _check_second_entry(self, keys: tuple[str, ...], now: datetime) -> None:
+        # Only a lane that counts entries alone meets this (auto mode would have counted an exit).
+        refuse = self.destination.second_entry == "refuse"
+        if refuse and self._present.inside(keys, since=now - self._timeout):
+            raise _Refused(Reason.ALREADY_INSIDE)
 
     def _check_entry(self, card: Card, status: Status | None, now: datetime) -> None:
         if card.format not in self.rules.accepted_formats:
@@ -276,11 +300,11 @@ class Policy:
             return self.destination.direction
         return "out" if self._present.inside(self._keys(identities), since=now - self._timeout) else "in"
 
-    def _entry_effects(self, decision: Decision, identities: tuple[str, ...]) -> Effects:
-        # Only auto mode sees people leave, and a card without identity cannot be matched on exit.
-        if self.destination.direction != "auto" or decision.identity is None:
+    def _entry_effects(self, decision: Decision, keys: tuple[str, ...]) -> Effects:
+        # A card without identity cannot be matched on exit; every lane counts the others in.
+        if decision.identity is None or not keys:
             return Effects()
-        return Effects(move="in", presence_keys=self._keys(identities))
+        return Effects(move="in", presence_keys=keys)
 
     def _keys(self, identities: Iterable[str]) -> tuple[str, ...]:
         return tuple(key for identity in identities for key in self._presence_keys(identity))
@@ -288,62 +312,7 @@ class Policy:
     def restore_presence(self, passes: Iterable[tuple[datetime, Direction, str]]) -> None:
         """Replay recorded entries and exits (time, direction, presence key), oldest first (restart)."""
         for at, direction, key in passes:
-            if direction == "in":
-                self._present.enter(key, (key,), at)
-            else:
-                self._present.leave((key,))
-
-
-class _Presence:
-    """Who is inside (auto mode): one entry per person, found by any identity they entered with."""
-
-    def __init__(self) -> None:
-        self._entered: OrderedDict[str, tuple[datetime, tuple[str, ...]]] = OrderedDict()
-        self._person_of: dict[str, str] = {}  # every identity of someone inside -> their entry key
-
-    def __len__(self) -> int:
-        return len(self._entered)
-
-    def inside(self, identities: Iterable[str], *, since: datetime) -> bool:
-        """Whether any of these identities belongs to someone who entered after `since` and is inside."""
-        return any(
-            identity in self._person_of and self._entered[self._person_of[identity]][0] > since
-            for identity in identities
-        )
-
-    def count(self, *, since: datetime) -> int:
-        """People inside who entered after `since` (those before it have timed out)."""
-        stale = 0
-        for at, _ in self._entered.values():  # in order of entry: the timed-out ones come first
-            if at > since:
-                break
-            stale += 1
-        return len(self._entered) - stale
-
-    def enter(self, key: str, identities: tuple[str, ...], at: datetime) -> None:
-        """Count a person in under `key` (their primary identity), known by all `identities`."""
-        if key in self._entered:
-            self._drop(key)
-        self._entered[key] = (at, identities)
-        for identity in identities:
-            self._person_of[identity] = key
-
-    def leave(self, identities: Iterable[str]) -> None:
-        """Count out whoever entered with any of these identities."""
-        for key in {self._person_of[i] for i in identities if i in self._person_of}:
-            self._drop(key)
-
-    def expire(self, before: datetime) -> None:
-        """Forget people who entered at or before `before` (the presence timeout)."""
-        # Entries are in order of entry, so the stale ones are at the front.
-        while self._entered and next(iter(self._entered.values()))[0] <= before:
-            self._drop(next(iter(self._entered)))
-
-    def _drop(self, key: str) -> None:
-        _, identities = self._entered.pop(key)
-        for identity in identities:
-            if self._person_of.get(identity) == key:
-                del self._person_of[identity]
+            self._present.apply(Sighting(at, direction, (key,)), horizon=at - self._timeout)
 
 
 def listed_status(

@@ -56,6 +56,9 @@ class Reason(StrEnum):
     DCC_RECOVERY_EXPIRED = "dcc_recovery_expired"
     DCC_NOT_VERIFIABLE = "dcc_not_verifiable"
     CAPACITY_FULL = "capacity_full"
+    # Lanes of one venue: an entry of someone counted inside, an exit of someone no lane saw enter.
+    ALREADY_INSIDE = "already_inside"
+    EXIT_UNSEEN = "exit_unseen"
     # A street inspector's handheld reading an inspector card.
     INSPECTOR_CARD_OK = "inspector_card_ok"
     INSPECTOR_CARD_INVALID = "inspector_card_invalid"
@@ -189,6 +192,8 @@ _MESSAGES: dict[Reason, Text] = {
         "Thẻ kiểm tra không rõ nơi cấp",
         "Inspector card from an unknown issuer",
     ),
+    Reason.ALREADY_INSIDE: Text("Đã vào rồi[ {name}]", "Already inside[ {name}]"),
+    Reason.EXIT_UNSEEN: Text("Tạm biệt[ {name}]", "Goodbye[ {name}]"),
     Reason.NO_QR: Text("Đã ghi nhận: người không có mã QR", "Recorded: a person without a QR code"),
 }
 

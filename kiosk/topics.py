@@ -47,6 +47,16 @@ class DeviceTopics:
         """The retained ack central writes for this device."""
         return f"{self.base}/ack"
 
+    @property
+    def presence(self) -> str:
+        """This kiosk's presence messages for its destination's lanes (moves; a retained snapshot)."""
+        return f"{self.base}/presence"
+
+    @property
+    def lanes(self) -> str:
+        """The filter of every presence topic of this destination (its lanes, this one included)."""
+        return f"{self.prefix}/{self.destination}/+/presence"
+
 
 def statuslist_topic(prefix: str = DEFAULT_PREFIX) -> str:
     """The retained, authority-signed status list."""

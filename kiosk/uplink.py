@@ -44,8 +44,9 @@ from kiosk.connection import TICK_S, Connection
 from kiosk.counters import UplinkCounters, UplinkStats
 from kiosk.errors import KioskError
 from kiosk.health import Health, Status, state_message
-from kiosk.inbox import CentralAcks, Inbox, Route, signed_list
+from kiosk.inbox import CentralAcks, Inbox, PatternRoute, Route, signed_list
 from kiosk.inflight import InFlightWindow, Refusal, UnackedResend
+from kiosk.presence import MAX_MESSAGE_BYTES, PresenceBoard
 from kiosk.spool import Spool
 from kiosk.topics import DeviceTopics, statuslist_topic, trustlist_topic
 
@@ -57,6 +58,7 @@ CLOSE_SLACK_S = 1.0  # close() returns within its grace plus this: the stopped s
 STOPPED_RESERVE_S = 0.3  # of the close deadline, kept for the disconnect after the stopped state
 PRUNE_INTERVAL_S = 3600.0
 CHECKPOINT_INTERVAL_S = 10.0
+SNAPSHOT_INTERVAL_S = 5.0  # a changed presence snapshot is re-published at most this often
 AuthorityKeys = Mapping[str, Ed25519PublicKey] | Callable[[str], Ed25519PublicKey | None]
 
 
@@ -72,10 +74,12 @@ class Uplink:
         health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
         on_trustlist: Callable[[bytes], None] | None = None,
+        presence: PresenceBoard | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.spool = spool
+        self.presence = presence
         self.topics = DeviceTopics(settings.topic_prefix, spool.destination_id, spool.device_id)
         self._health = health
         self._window = InFlightWindow(
@@ -103,6 +107,8 @@ class Uplink:
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._state_due = threading.Event()
+        self._snapshot_due = threading.Event()
+        self._next_snapshot = 0.0
         self._pubacks: collections.deque[tuple[int, ReasonCode]] = collections.deque()
         self._next_state = self._next_prune = self._next_checkpoint = 0.0
         self._close_deadline = float("inf")
@@ -130,6 +136,7 @@ class Uplink:
         health: Callable[[], Health] | None = None,
         on_statuslist: Callable[[bytes], None] | None = None,
         on_trustlist: Callable[[bytes], None] | None = None,
+        presence: PresenceBoard | None = None,
     ) -> Uplink:
         """An uplink for the whole configuration: loads `policy.authority_keys` for the acks."""
         path = settings.policy.authority_keys
@@ -143,18 +150,27 @@ class Uplink:
             health=health,
             on_statuslist=on_statuslist,
             on_trustlist=on_trustlist,
+            presence=presence,
         )
 
     def _routes(
         self, on_statuslist: Callable[[bytes], None] | None, on_trustlist: Callable[[bytes], None] | None
-    ) -> list[Route]:
+    ) -> list[Route | PatternRoute]:
         # Every authority-signed retained list is one more line here (and its callback).
         prefix, limit = self.settings.topic_prefix, _statuslist_limit(self.settings)
-        return [
+        routes: list[Route | PatternRoute] = [
             self._acks.route(),
             signed_list("statuslist", statuslist_topic(prefix), limit, on_statuslist),
             signed_list("trustlist", trustlist_topic(prefix), limit, on_trustlist),
         ]
+        if self.presence is not None:
+            routes.append(PatternRoute(self.topics.lanes, MAX_MESSAGE_BYTES, self._lane_message))
+        return routes
+
+    def _lane_message(self, topic: str, payload: bytes) -> None:
+        """A presence message of one of the destination's lanes (the topic names its device)."""
+        if self.presence is not None:
+            self.presence.receive(topic.split("/")[-2], payload)
 
     def _build_client(self) -> mqtt.Client:
         client = broker.new_client(self.broker, self.spool.device_id, stop=self._stop)
@@ -241,6 +257,7 @@ class Uplink:
         options = SubscribeOptions(qos=1)
         client.subscribe([(topic, options) for topic in self._inbox.topics])
         self._state_due.set()
+        self._snapshot_due.set()  # the lanes may have missed our moves while we were away
         self._wake.set()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
@@ -298,6 +315,7 @@ class Uplink:
         if self._state_due.is_set():
             self._state_due.clear()
             self._publish_state("online")
+        self._share_presence(time.monotonic())
         self._window.forget_stuck(time.monotonic(), connected_at=self._connection.connected_at)
         self._resend_unacked(time.time())
         self._publish_more()
@@ -316,6 +334,20 @@ class Uplink:
                 resent,
                 self._resend.interval_s,
             )
+
+    def _share_presence(self, now: float) -> None:
+        """Our entries and exits to the lanes, then the retained snapshot when due (QoS 1 both)."""
+        if self.presence is None:
+            return
+        for token in self.presence.outgoing():
+            self._client.publish(self.topics.presence, token, qos=1)
+        force = self._snapshot_due.is_set()
+        if force or now >= self._next_snapshot:
+            self._snapshot_due.clear()
+            self._next_snapshot = now + SNAPSHOT_INTERVAL_S
+            snapshot = self.presence.snapshot(force=force)
+            if snapshot is not None:
+                self._client.publish(self.topics.presence, snapshot, qos=1, retain=True)
 
     def _publish_more(self) -> None:
         published = 0

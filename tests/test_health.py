@@ -16,7 +16,7 @@ def test_the_online_state_has_the_documented_fields_in_order() -> None:
     state = json.loads(state_message("online", TOPICS, ts_ms=1700000123456, health=health))
     assert list(state) == [
         "status", "device", "destination", "ts",
-        "version", "spool_depth", "unsent", "counts_today", "fps", "clock_synced", "alarms",
+        "version", "spool_depth", "unsent", "counts_today", "inside", "fps", "clock_synced", "alarms",
     ]  # fmt: skip
     assert state["version"] == __version__ and state["alarms"] == []
     assert (state["device"], state["destination"], state["counts_today"]["fail"]) == (

@@ -388,10 +388,32 @@ def test_an_unsynchronised_clock_still_decides_but_is_flagged() -> None:
 # ---------------------------------------------------------------- direction, presence, capacity
 
 
-@pytest.mark.parametrize("direction", ["in", "out"])
-def test_fixed_directions(direction: str) -> None:
-    venue = policy(destination={"direction": direction}, repeat_window_s=0)
-    assert [venue.decide(national(), now=NOW).direction for _ in range(3)] == [direction] * 3
+def test_an_entry_lane_counts_people_in_and_lets_a_second_entry_through_as_already_inside() -> None:
+    venue = policy(destination={"direction": "in"}, repeat_window_s=0)
+    decisions = [venue.decide(national(), now=NOW) for _ in range(3)]
+    assert [d.direction for d in decisions] == ["in"] * 3
+    assert [(d.verdict, d.reason) for d in decisions] == [
+        ("pass", Reason.OK),
+        ("pass", Reason.ALREADY_INSIDE),
+        ("pass", Reason.ALREADY_INSIDE),
+    ]
+    assert venue.occupancy == 1, "one person, however often they enter"
+
+
+def test_a_second_entry_is_refused_where_the_destination_says_so() -> None:
+    venue = policy(destination={"direction": "in", "second_entry": "refuse"}, repeat_window_s=0)
+    first, second = (venue.decide(national(), now=NOW + timedelta(seconds=s)) for s in (0, 5))
+    assert (first.verdict, second.verdict, second.reason) == ("pass", "fail", Reason.ALREADY_INSIDE)
+    later = NOW + timedelta(seconds=venue.destination.presence_timeout_s + 1)
+    assert venue.decide(national(), now=later).reason == Reason.OK, "timed out: a new entry"
+
+
+def test_an_exit_lane_records_an_exit_nobody_saw_entering_as_such() -> None:
+    venue = policy(destination={"direction": "out"}, repeat_window_s=0)
+    decisions = [venue.decide(national(), now=NOW) for _ in range(2)]
+    assert [(d.verdict, d.direction, d.reason) for d in decisions] == [
+        ("pass", "out", Reason.EXIT_UNSEEN)
+    ] * 2
     assert venue.occupancy == 0
 
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__, keys
 from kiosk import statuslist as sl
-from kiosk.central import bundle, mqtt, render, retention, trace, trustlist, venues
+from kiosk.central import bundle, lanes, mqtt, render, retention, trace, trustlist, venues
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
@@ -28,7 +28,7 @@ from kiosk.central.store import Store, open_store
 from kiosk.central.web import cli as web_cli
 from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
 from kiosk.notify import Notifier, watchdog_interval_s
-from kiosk.topics import statuslist_topic
+from kiosk.topics import DEFAULT_PREFIX, statuslist_topic
 
 log = logging.getLogger("kiosk.central")
 
@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    registers = (_devices, _destinations, _ingest, _expire, _report, _trace, _statuslist, bundle.register,
-                 trustlist.register, web_cli.register)  # fmt: skip
+    registers = (_devices, _destinations, _lanes, _ingest, _expire, _report, _trace, _statuslist,
+                 bundle.register, trustlist.register, web_cli.register)  # fmt: skip
     for register in registers:
         register(commands)
     return parser
@@ -97,6 +97,29 @@ def _devices(commands: argparse._SubParsersAction) -> None:
     revoke = actions.add_parser("revoke", help="stop trusting a device (its new events are refused)")
     revoke.add_argument("device", help="device id")
     revoke.set_defaults(func=devices_revoke)
+
+
+def _lanes(commands: argparse._SubParsersAction) -> None:
+    acl = commands.add_parser("acl", help="the broker's ACL lines for the lanes' presence topics, per device")
+    acl.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: %(default)s)")
+    acl.set_defaults(func=acl_command)
+    peers = commands.add_parser("peers", help="a destination's kiosks' records, for their peers_file")
+    peers.add_argument("destination", help="destination id")
+    peers.set_defaults(func=peers_command)
+
+
+def acl_command(args: argparse.Namespace) -> int:
+    """Print the per-device presence ACL lines of every active device (append to the broker's ACL)."""
+    with _store(args) as store:
+        print(lanes.presence_acl(Registry(store).devices(), args.prefix), end="")
+    return 0
+
+
+def peers_command(args: argparse.Namespace) -> int:
+    """Print the registration records of a destination's kiosks (each kiosk's paths.peers_file)."""
+    with _store(args) as store:
+        print(lanes.peer_records(Registry(store).devices(), args.destination), end="")
+    return 0
 
 
 def _read_record(path: Path) -> str:

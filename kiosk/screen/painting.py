@@ -189,6 +189,8 @@ class Painter:
         """Venue and the bilingual prompt under a viewfinder (`paint` adds the status bar and clock)."""
         canvas.fill(NAVY)
         canvas.text(state.venue, Box(24, 8, 580, 56), 30, WHITE, bold=True)
+        if state.inside is not None:  # the venue's count, whichever lane people used
+            canvas.text(f"{self.labels['inside']}: {state.inside}", Box(600, 8, 180, 56, "right"), 28, WHITE)
         _viewfinder(canvas, (400, 175), 92, WHITE)
         prompt, other = LABELS["prompt"].both(self.lang)
         canvas.text(prompt, Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)

@@ -32,9 +32,10 @@ class IdleState:
     count_out: int = 0
     online: bool = True
     backlog: int = 0
+    inside: int | None = None  # people inside the venue, all lanes together; None: not counted here
 
     def __post_init__(self) -> None:
-        if min(self.count_in, self.count_out, self.backlog) < 0:
+        if min(self.count_in, self.count_out, self.backlog, self.inside or 0) < 0:
             raise ValueError("counts and backlog cannot be negative")
 
 

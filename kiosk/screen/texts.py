@@ -15,6 +15,7 @@ LABELS: dict[str, Text] = {
     "in": Text("Vào", "In"),
     "out": Text("Ra", "Out"),
     "today": Text("Hôm nay", "Today"),
+    "inside": Text("Bên trong", "Inside"),
     "online": Text("Đã kết nối", "Online"),
     "offline": Text("Mất kết nối", "Offline"),
     "backlog": Text("chờ gửi", "waiting to send"),
