@@ -508,11 +508,15 @@ class Spool:
 
     def last_acked(self) -> tuple[int, int] | None:
         """(seq, scan time in ms) of this device's newest event central has acknowledged, or None."""
-        row = self._conn().execute(
-            "SELECT seq, ts FROM events WHERE device = ? AND epoch = ? AND state = 2"
-            " ORDER BY seq DESC LIMIT 1",
-            (self.device_id, self.epoch),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT seq, ts FROM events WHERE device = ? AND epoch = ? AND state = 2"
+                " ORDER BY seq DESC LIMIT 1",
+                (self.device_id, self.epoch),
+            )
+            .fetchone()
+        )
         return None if row is None else (int(row[0]), int(row[1]))
 
     def unsent_count(self) -> int:

@@ -394,14 +394,19 @@ def test_record_is_not_held_up_by_a_big_ack(tmp_path: Path) -> None:
         acked: list[int] = []
         ack = threading.Thread(target=lambda: acked.append(spool.apply_ack("kiosk-1", {spool.epoch: 50_000})))
         waits: list[float] = []
+        ack_started = time.monotonic()
         ack.start()
         while ack.is_alive() or not waits:
             started = time.monotonic()
             spool.record(_draft())
             waits.append(time.monotonic() - started)
         ack.join()
+        ack_took = time.monotonic() - ack_started
         assert acked == [50_000]
-        assert max(waits) < 0.2, f"record() waited {max(waits):.3f}s behind the ack"
+        # Relative to the ack's own time, so a busy machine slows both sides alike: the
+        # ack is applied in chunks and records slip in between, never behind the whole of it.
+        assert len(waits) >= 2, "no record was made while the ack was applied"
+        assert max(waits) < ack_took / 2, f"record() waited {max(waits):.3f}s of the ack's {ack_took:.3f}s"
 
 
 # -- the spool's tables belong to the spool module ---------------------------------------
