@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kiosk import keys
+from kiosk import cardmaker, keys
 from kiosk import statuslist as sl
 from kiosk.central.cli import main
 from kiosk.central.store import open_store
@@ -161,6 +161,33 @@ def test_statuslist_publish(mosquitto: Mosquitto, tmp_path: Path, capsys: pytest
                         "--authority-keys", str(pub))  # fmt: skip
     assert code == 0 and "version 7 with 1 entries" in out
     assert _retained(mosquitto, "kiosk/v1/statuslist") == good.read_bytes().strip()
+
+
+@pytest.mark.broker
+def test_trustlist_publish(mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    authority = tmp_path / "authority.key"
+    keys.generate_device_key(authority)
+    pub = tmp_path / "authority.pem"
+    pub.write_text(keys.public_pem(keys.load_private_key(authority).public_key()))
+    now = datetime.now(UTC)
+    signer = cardmaker.make_dcc_signer(not_before=now - timedelta(days=1), not_after=now + timedelta(days=9))
+    cardmaker.save_signer(signer, tmp_path / "dsc.key", tmp_path / "dsc.pem")
+    token = tmp_path / "trustlist.jws"
+    assert _run(capsys, "trustlist", "sign", str(tmp_path / "dsc.pem"), "--version", "4",
+                "--authority-key", str(authority), "-o", str(token))[0] == 0  # fmt: skip
+    other = tmp_path / "other.pem"
+    other.write_text(keys.public_pem(Ed25519PrivateKey.generate().public_key()))
+    code, _, err = _run(capsys, "trustlist", "publish", str(token), "--broker", mosquitto.url,
+                        "--authority-keys", str(other))  # fmt: skip
+    assert code == 2 and "trust list" in err
+    assert _retained(mosquitto, "kiosk/v1/trustlist") is None
+    code, out, _ = _run(capsys, "trustlist", "publish", str(token), "--broker", mosquitto.url,
+                        "--authority-keys", str(pub))  # fmt: skip
+    assert code == 0 and "version 4 with 1 certificates" in out
+    assert _retained(mosquitto, "kiosk/v1/trustlist") == token.read_bytes().strip()
+    missing = str(tmp_path / "missing.jws")
+    code, _, err = _run(capsys, "trustlist", "publish", missing, "--broker", mosquitto.url)
+    assert code == 2 and "cannot read" in err
 
 
 @pytest.mark.broker

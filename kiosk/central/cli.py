@@ -26,7 +26,7 @@ from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
 from kiosk.central.store import Store, open_store
 from kiosk.central.web import cli as web_cli
-from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError, UplinkError
+from kiosk.errors import ConfigError, DeviceKeyError, KioskError, RegistryError
 from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.topics import DEFAULT_PREFIX, statuslist_topic
 
@@ -210,26 +210,9 @@ def destinations_import(args: argparse.Namespace) -> int:
 # ingest
 
 
-def _broker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://HOST[:PORT] or mqtts://...")
-    parser.add_argument("--username", help="broker username")
-    parser.add_argument("--password-file", type=Path, help="file holding the broker password (mode 0600)")
-    parser.add_argument("--ca", type=Path, help="CA certificate of the broker (mqtts)")
-    parser.add_argument("--cert", type=Path, help="client certificate (mqtts; with --cert-key)")
-    parser.add_argument("--cert-key", type=Path, help="key of the client certificate (mode 0600)")
-    parser.add_argument("--prefix", default="kiosk/v1", help="topic prefix (default: kiosk/v1)")
-
-
-def _broker_settings(args: argparse.Namespace, client_id: str | None = None) -> mqtt.BrokerSettings:
-    return mqtt.BrokerSettings(
-        url=args.broker, username=args.username, password_file=args.password_file, ca_file=args.ca,
-        cert_file=args.cert, key_file=args.cert_key, client_id=client_id,
-    )  # fmt: skip
-
-
 def _ingest(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("ingest", help="verify, store and ack events from the broker until stopped")
-    _broker_arguments(parser)
+    mqtt.add_broker_arguments(parser)
     parser.add_argument("--key", type=Path, required=True, help="authority private key that signs acks")
     parser.add_argument(
         "--client-id", help="fixed MQTT client id: a persistent session, events wait while this one is down"
@@ -262,7 +245,7 @@ def ingest_command(args: argparse.Namespace) -> int:
             options=IngestOptions(resend_after_s=args.resend_after),
         )  # fmt: skip
         ingest = Ingest(
-            processor=processor, broker=_broker_settings(args, args.client_id), batch_size=args.batch,
+            processor=processor, broker=mqtt.settings_from(args, args.client_id), batch_size=args.batch,
             tick=_watchdog(notifier), reopen_store=lambda: open_store(args.db),
         )  # fmt: skip
         # Ready once the database is open: an absent broker is waited for (with backoff), not fatal,
@@ -460,30 +443,18 @@ def _statuslist(commands: argparse._SubParsersAction) -> None:
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     publish = actions.add_parser("publish", help="publish a list signed by `kiosk statuslist sign`, retained")
     publish.add_argument("token", type=Path, help="signed status list (JWS)")
-    _broker_arguments(publish)
+    mqtt.add_broker_arguments(publish)
     publish.add_argument("--authority-keys", type=Path, help="PEM of authority public keys: verify first")
     publish.set_defaults(func=statuslist_publish)
 
 
 def statuslist_publish(args: argparse.Namespace) -> int:
     """Check (when keys are given) and publish the status list as the retained message."""
-    try:
-        token = args.token.read_bytes().strip()
-    except OSError as e:
-        raise ConfigError(f"cannot read {args.token}: {e.strerror}") from e
+    token = mqtt.read_token(args.token)
     if args.authority_keys:
         parsed = sl.verify_token(token, keys.load_public_keys(args.authority_keys))
         print(f"verified status list version {parsed.version} with {parsed.count} entries")
-    topic = statuslist_topic(args.prefix)
-    client = mqtt.connect(_broker_settings(args))
-    try:
-        info = client.publish(topic, token, qos=1, retain=True)
-        info.wait_for_publish(timeout=30)
-        if not info.is_published():
-            raise UplinkError(f"the broker did not confirm the status list on {topic}; try again")
-    finally:
-        mqtt.close(client)
-    print(f"published {len(token)} bytes on {topic} (retained)")
+    mqtt.publish_retained(mqtt.settings_from(args), statuslist_topic(args.prefix), token, what="status list")
     return 0
 
 

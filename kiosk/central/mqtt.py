@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from kiosk import broker
+from kiosk.errors import ConfigError, UplinkError
 
 OnMessage = Callable[[str, bytes, int, int], None]  # topic, payload, mid, qos
 
@@ -67,3 +70,43 @@ def connect(
 
 
 close = broker.close
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say where central's broker is and how to log in."""
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://HOST[:PORT] or mqtts://...")
+    parser.add_argument("--username", help="broker username")
+    parser.add_argument("--password-file", type=Path, help="file holding the broker password (mode 0600)")
+    parser.add_argument("--ca", type=Path, help="CA certificate of the broker (mqtts)")
+    parser.add_argument("--cert", type=Path, help="client certificate (mqtts; with --cert-key)")
+    parser.add_argument("--cert-key", type=Path, help="key of the client certificate (mode 0600)")
+    parser.add_argument("--prefix", default="kiosk/v1", help="topic prefix (default: kiosk/v1)")
+
+
+def settings_from(args: argparse.Namespace, client_id: str | None = None) -> BrokerSettings:
+    """The broker settings named by `add_broker_arguments`' options."""
+    return BrokerSettings(
+        url=args.broker, username=args.username, password_file=args.password_file, ca_file=args.ca,
+        cert_file=args.cert, key_file=args.cert_key, client_id=client_id,
+    )  # fmt: skip
+
+
+def read_token(path: Path) -> bytes:
+    """A signed list from a file, or a ConfigError naming the file."""
+    try:
+        return path.read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+
+
+def publish_retained(settings: BrokerSettings, topic: str, token: bytes, *, what: str) -> None:
+    """Publish `token` retained at QoS 1 and wait for the broker's PUBACK."""
+    client = connect(settings)
+    try:
+        info = client.publish(topic, token, qos=1, retain=True)
+        info.wait_for_publish(timeout=30)
+        if not info.is_published():
+            raise UplinkError(f"the broker did not confirm the {what} on {topic}; try again")
+    finally:
+        close(client)
+    print(f"published {len(token)} bytes on {topic} (retained)")

@@ -35,7 +35,9 @@ def _add_destination_arguments(parser: argparse.ArgumentParser) -> None:
         "--bundle", type=Path, help="provisioning bundle (`kiosk-central bundle`): trust material, venue"
     )
     parser.add_argument(
-        "--authority-fingerprint", help="the fingerprint the authority printed: refuse any other signer"
+        "--authority-fingerprint",
+        help="the fingerprint the authority printed: refuse any other signer"
+        " (as --authority-fingerprint=FP: a fingerprint may start with '-')",
     )
     parser.add_argument("--destination", help="destination (venue) id (default: the bundle's)")
     parser.add_argument("--venue", help="venue name shown on the screen (default: the bundle's)")
