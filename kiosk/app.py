@@ -67,7 +67,7 @@ def assemble(
     with contextlib.ExitStack() as stack:
         stack.callback(notifier.close)
         spool = stack.enter_context(open_spool(settings))
-        trust = TrustList.load(settings.policy.trust_list) if settings.policy.trust_list else None
+        trust = open_trust_list(settings)
         trust_store = open_trust_store(settings, trust)
         statuslist = StatusListStore.from_config(
             settings.policy.authority_keys, settings.paths.statuslist_file
@@ -212,6 +212,17 @@ def open_spool(settings: Settings) -> Spool:
     )
 
 
+def open_trust_list(settings: Settings) -> TrustList | None:
+    """The configured trust list; with only the authority's keys, an empty one the signed lists fill."""
+    if settings.policy.trust_list:
+        return TrustList.load(settings.policy.trust_list)
+    if settings.policy.authority_keys:
+        # Nothing to be older than: the first list the authority signed (from the broker, or
+        # saved in the state folder) is taken; until then every vaccine passport is unverifiable.
+        return TrustList()
+    return None
+
+
 def open_trust_store(settings: Settings, trust: TrustList | None) -> TrustListStore | None:
     """The newest signed trust list (saved in the state folder) over the configured one; None without one."""
     if trust is None or settings.policy.authority_keys is None:
@@ -286,7 +297,7 @@ def reload_all(
     Raises (and changes nothing) when the new config is invalid.
     """
     new = load_config(live.path) if live.path is not None else None
-    if trust is not None:
+    if trust is not None and trust.path is not None:
         trust.reload()  # read everything that can fail before anything changes
     if trust_store is not None:
         try:

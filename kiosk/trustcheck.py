@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from kiosk.checkresult import CheckResult, Status
 from kiosk.config import Settings
+from kiosk.errors import KioskError
+
+if TYPE_CHECKING:
+    from kiosk.trustlist import SignedTrustList
 
 FIX = "apply the authority's bundle (`kiosk-central bundle`): `sudo kiosk provision --bundle FILE --keep-key`"
 SOON = timedelta(days=30)
@@ -36,21 +41,37 @@ def check_authority_keys(settings: Settings, probes: object) -> CheckResult:
 
 
 def check_trust_list(settings: Settings, probes: object) -> CheckResult:
-    """The vaccine passports' trust list is configured, loads, and holds certificates in force."""
-    from kiosk.trustlist import TrustList
+    """The vaccine passports' trust list in force (the saved signed one, else the configured one) is valid."""
+    from kiosk.trustlist import TOKEN_FILE, TrustList
 
+    signed = _saved_trust_list(settings)
     path = settings.policy.trust_list
-    if path is None:
+    if signed is None and path is None:
         return _result("trust list", "fail", "none: every vaccine passport is refused", FIX)
-    certificates = list(TrustList.load(path))
+    certificates = list(signed.certificates if signed else TrustList.load(path or ""))
     now = datetime.now(UTC)
     valid = [c for c in certificates if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
-    detail = f"{path}: {len(certificates)} document signer(s), {len(valid)} in force"
+    source = f"{settings.paths.state_dir / TOKEN_FILE}: version {signed.version}" if signed else str(path)
+    detail = f"{source}: {len(certificates)} document signer(s), {len(valid)} in force"
     if not valid:
         return _result("trust list", "fail", detail + ": every certificate has expired", FIX)
     if len(valid) < len(certificates):
         return _result("trust list", "warn", detail, "the next trust list will replace the expired ones")
     return _result("trust list", "pass", detail)
+
+
+def _saved_trust_list(settings: Settings) -> SignedTrustList | None:
+    """The signed list a running kiosk saved (it outranks the configured one), if it verifies."""
+    from kiosk.keys import load_public_keys
+    from kiosk.trustlist import TOKEN_FILE, verify_trust_list
+
+    saved = settings.paths.state_dir / TOKEN_FILE
+    if settings.policy.authority_keys is None or not saved.exists():
+        return None
+    try:
+        return verify_trust_list(saved.read_bytes().strip(), load_public_keys(settings.policy.authority_keys))
+    except (KioskError, OSError):
+        return None  # the kiosk ignores it too; the configured list is checked instead
 
 
 def check_status_list(settings: Settings, probes: object) -> CheckResult:

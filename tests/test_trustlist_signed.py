@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk import cardmaker, jws, keys
-from kiosk.app import LiveSettings, reload_all
-from kiosk.config import load_config
+from kiosk.app import LiveSettings, open_trust_list, open_trust_store, reload_all
+from kiosk.config import load_config, parse_config
 from kiosk.errors import TrustListError
 from kiosk.policy import Policy
 from kiosk.spool import Spool
@@ -177,3 +177,41 @@ def test_sighup_applies_a_list_copied_by_hand_and_keeps_the_newest(tmp_path: Pat
 def _policy() -> Policy:
     settings = load_config(None)
     return Policy(settings.policy, settings.destination)
+
+
+def test_a_kiosk_provisioned_without_a_trust_list_takes_the_first_signed_one(tmp_path: Path) -> None:
+    pem = tmp_path / "authority.pem"
+    pem.write_text(keys.public_pem(AUTHORITY.public_key()))
+    settings = parse_config({"policy": {"authority_keys": str(pem)}, "paths": {"state_dir": str(tmp_path)}})
+    trust = open_trust_list(settings)
+    store = open_trust_store(settings, trust)
+    assert trust is not None and store is not None and len(trust) == 0
+    first = signer()
+    assert store.offer(token(1, first))  # from the broker: there is nothing to be older than
+    assert trust.lookup(first.kid) is not None
+    restarted = open_trust_list(settings)
+    assert restarted is not None and open_trust_store(settings, restarted) is not None
+    assert restarted.lookup(first.kid) is not None  # kept in the state folder
+    reload_all(LiveSettings(settings, None), trust=restarted, trust_store=None,
+               statuslist=StatusListStore(KEYS), policy=_policy())  # fmt: skip  # SIGHUP
+    assert restarted.lookup(first.kid) is not None
+
+
+def test_without_the_authority_keys_there_is_no_trust_list_to_keep() -> None:
+    settings = load_config(None)
+    assert settings.policy.trust_list is None and settings.policy.authority_keys is None
+    assert open_trust_list(settings) is None
+
+
+def test_the_selftest_sees_the_saved_signed_list_in_force(tmp_path: Path) -> None:
+    from kiosk.trustcheck import check_trust_list
+
+    pem = tmp_path / "authority.pem"
+    pem.write_text(keys.public_pem(AUTHORITY.public_key()))
+    settings = parse_config({"policy": {"authority_keys": str(pem)}, "paths": {"state_dir": str(tmp_path)}})
+    assert check_trust_list(settings, None).status == "fail"
+    (tmp_path / TOKEN_FILE).write_bytes(token(4, signer(), signer()))
+    result = check_trust_list(settings, None)
+    assert result.status == "pass" and "version 4: 2 document signer(s), 2 in force" in result.detail
+    (tmp_path / TOKEN_FILE).write_bytes(token(5, signer(), key=Ed25519PrivateKey.generate()))
+    assert check_trust_list(settings, None).status == "fail"  # not the authority's: not in force
