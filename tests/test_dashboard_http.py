@@ -18,7 +18,7 @@ from kiosk.central.cli import main
 from kiosk.central.reports import is_visitor_scan
 from kiosk.central.store import open_store
 from kiosk.central.web import sample
-from kiosk.central.web.accounts import Accounts
+from kiosk.central.web.accounts import ACCOUNT_FAILURES, ADDRESS_FAILURES, THROTTLE_MINUTES, Accounts
 from kiosk.central.web.app import create_app
 from kiosk.central.web.context import COOKIE, WebSettings
 from kiosk.central.web.queries import Dashboard
@@ -82,6 +82,28 @@ def test_pages_need_a_session(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=")
+
+
+def test_repeated_failed_logins_are_refused_per_account_and_per_address(site: WebSettings) -> None:
+    clock = Clock(NOW_MS + 3 * 86_400_000)  # a later day: other tests' failures are long past
+    app = create_app(WebSettings(db=site.db, report=site.report, secure_cookie=False, clock=clock))
+    guesser = TestClient(app, follow_redirects=False, client=("192.0.2.7", 4000))
+    for _ in range(ACCOUNT_FAILURES):
+        assert sign_in(guesser, "admin", "wrong password!") == 401
+    # The right password no longer opens the account, from anywhere, and is not even checked.
+    elsewhere = TestClient(app, follow_redirects=False, client=("192.0.2.8", 4000))
+    response = elsewhere.post("/login", data={"username": "admin", "password": PASSWORD})
+    assert response.status_code == 429 and 'id="login-throttled"' in response.text
+    assert ("admin", "login_throttled", "account") in log_rows(site)
+    # A spray over many accounts from one address is refused for every account, even a right one.
+    sprayer = TestClient(app, follow_redirects=False, client=("192.0.2.9", 4000))
+    for n in range(ADDRESS_FAILURES):
+        assert sign_in(sprayer, f"user{n}", "wrong password!") == 401
+    assert sign_in(sprayer, "inspector", PASSWORD) == 429
+    assert sign_in(elsewhere, "inspector", PASSWORD) == 303  # another address is not held up
+    # The limit lifts by itself once the failures are older than the window.
+    clock.ms += THROTTLE_MINUTES * 60_000 + 1
+    assert sign_in(guesser, "admin", PASSWORD) == 303 and sign_in(sprayer, "inspector", PASSWORD) == 303
 
 
 def test_login_is_checked_and_logged(client: TestClient, site: WebSettings) -> None:

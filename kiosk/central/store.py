@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS hourly (
     n_out BIGINT NOT NULL,
     PRIMARY KEY (hour, destination, kind, format, verdict, reason)
 );
+-- The dashboard's reads: one venue's hours (its page), and one kind over a month (inspections).
+CREATE INDEX IF NOT EXISTS hourly_destination_hour ON hourly (destination, hour);
+CREATE INDEX IF NOT EXISTS hourly_kind_hour ON hourly (kind, hour);
 CREATE TABLE IF NOT EXISTS device_days (
     day BIGINT NOT NULL,
     device TEXT NOT NULL,

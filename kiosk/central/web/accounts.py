@@ -24,6 +24,11 @@ INSPECTOR = "inspector"
 ROLES = (AUTHORITY, INSPECTOR)
 USERNAME_MAX = 64
 MINUTE_MS = 60_000
+# Failed sign-ins within THROTTLE_MINUTES above which further attempts are refused unchecked:
+# per account (guessing one password) and per client address (trying many accounts).
+THROTTLE_MINUTES = 15
+ACCOUNT_FAILURES = 5
+ADDRESS_FAILURES = 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_accounts (
@@ -48,6 +53,7 @@ CREATE TABLE IF NOT EXISTS web_log (
     address TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS web_log_ts ON web_log (ts);
+CREATE INDEX IF NOT EXISTS web_log_action_ts ON web_log (action, ts);
 """
 
 # A hash of a password nobody has, checked when the user is unknown so that a wrong
@@ -147,6 +153,25 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return None
         return Account(username, str(rows[0][0])) if rows else None
+
+    def throttled(self, username: str, address: str, *, now_ms: int) -> str | None:
+        """Why a sign-in must be refused unchecked ("account" or "address"), None when it may be tried.
+
+        Counts the logged `login_failed` lines of the last THROTTLE_MINUTES: the limit needs no
+        state of its own, holds across several dashboard processes, and lifts by itself.
+        """
+        sql = (
+            "SELECT SUM(CASE WHEN username = ? THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN address = ? THEN 1 ELSE 0 END)"
+            " FROM web_log WHERE action = 'login_failed' AND ts > ? AND ts <= ?"
+        )
+        since = now_ms - THROTTLE_MINUTES * MINUTE_MS
+        by_account, by_address = self._store.query(sql, (username[:USERNAME_MAX], address, since, now_ms))[0]
+        if int(by_account or 0) >= ACCOUNT_FAILURES:
+            return "account"
+        if int(by_address or 0) >= ADDRESS_FAILURES:
+            return "address"
+        return None
 
     def open_session(self, account: Account, *, now_ms: int) -> str:
         """Start a session; the token for the cookie."""

@@ -1,9 +1,10 @@
 """Everything the dashboard reads, in one place, so that its source can change under the pages.
 
-Today the figures come from the `events` table through its (destination, ts) index,
-grouped in SQL: one query per page part, never a Python loop over events. When
-central keeps per-destination, per-hour aggregates, `_scan_counts`, `_hourly` and
-`_daily` are the functions that switch to them; nothing above this module changes.
+
+The figures come from the per-destination, per-hour aggregates the ingest keeps
+(`hourly`, `device_days`; kiosk.central.aggregates), grouped in SQL: no page reads the
+`events` table beyond one venue's few rows (its inspections), so a page costs the same
+however long the history grows. Local days are whole hours away from UTC (Vietnam).
 
 Figures are visitor scans (`kiosk.central.reports.is_visitor_scan`: `scan` events of
 any card but an inspector's); days and hours are local (the settings' time zone).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -163,14 +164,18 @@ class Dashboard:
     def venues(self) -> list[Venue]:
         """Every venue (not a street team), by district, ward and name."""
         devices = self.store.devices()
-        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end))
-        kiosks = [d for d in devices if d.device not in hand]
-        teams = {d.destination for d in devices} - {d.destination for d in kiosks}
+        kiosks, teams = self._kiosks(devices)
         known = ({d.destination for d in kiosks} | {d.id for d in self.settings.destinations}) - teams
         counts = self._scan_counts()
         states = {s.device: s.status for s in self.store.states()}
         venues = [self._venue(dest, counts.get(dest), kiosks, states) for dest in known]
         return sorted(venues, key=lambda v: (v.district, v.ward, v.name or v.destination, v.destination))
+
+    def _kiosks(self, devices: Sequence[Any]) -> tuple[list[Any], set[str]]:
+        """The devices that are kiosks (not handhelds), and the destinations that are street teams."""
+        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end))
+        kiosks = [d for d in devices if d.device not in hand]
+        return kiosks, {d.destination for d in devices} - {d.destination for d in kiosks}
 
     def _venue(self, dest: str, row: tuple[Counts, Counts, int, int | None] | None, kiosks: Sequence[Any],
                states: dict[str, str]) -> Venue:  # fmt: skip
@@ -199,37 +204,56 @@ class Dashboard:
         since = max(start, last_scan_ms or 0)
         return end - since > self.settings.silent_minutes * MINUTE_MS
 
-    def _scan_counts(self) -> dict[str, tuple[Counts, Counts, int, int | None]]:
-        """Per destination: today's counts, 7 days' counts, old posters in 7 days, last scan."""
-        parts = ["1 = 1", "direction = 'in'", "direction = 'out'", "verdict = 'pass'", "verdict = 'fail'"]
-        week = [f"SUM(CASE WHEN {p} THEN 1 ELSE 0 END)" for p in parts]
-        today = [f"SUM(CASE WHEN ts >= ? AND {p} THEN 1 ELSE 0 END)" for p in parts]
+    def _scan_counts(
+        self, destination: str | None = None
+    ) -> dict[str, tuple[Counts, Counts, int, int | None]]:
+        """Per destination: today's counts, 7 days' counts, old posters in 7 days, last scan.
+
+        Read from the hourly aggregates, so the last scan is known to the hour: it is taken
+        as the end of its hour (or now), and a venue is called silent only when it surely is.
+        """
+        parts = ["n", "n_in", "n_out", "CASE WHEN verdict = 'pass' THEN n ELSE 0 END",
+                 "CASE WHEN verdict = 'fail' THEN n ELSE 0 END"]  # fmt: skip
+        today = [f"SUM(CASE WHEN hour >= ? THEN {p} ELSE 0 END)" for p in parts]
+        week = [f"SUM({p})" for p in parts]
+        one = " AND destination = ?" if destination is not None else ""
         sql = (
             f"SELECT destination, {', '.join(today + week)},"
-            f" SUM(CASE WHEN reason = '{OLD_POSTER}' THEN 1 ELSE 0 END), MAX(ts)"
-            f" FROM events WHERE ts >= ? AND ts < ? AND {VISITOR} GROUP BY destination"
+            f" SUM(CASE WHEN reason = '{OLD_POSTER}' THEN n ELSE 0 END), MAX(hour)"
+            f" FROM hourly WHERE hour >= ? AND hour < ? AND {VISITOR}{one} GROUP BY destination"
         )
-        params = [self.clock.today_start] * len(parts) + [self.clock.week_start, self.clock.end]
+        params: list[Any] = [self.clock.today_start // HOUR_MS] * len(parts)
+        params += [self.clock.week_start // HOUR_MS, -(-self.clock.end // HOUR_MS)]
+        params += [destination] if destination is not None else []
         found = {}
         for dest, *n in self.store.query(sql, params):
             values = [int(x or 0) for x in n[:11]]
-            found[str(dest)] = (Counts(*values[:5]), Counts(*values[5:10]), values[10],
-                                int(n[11]) if n[11] is not None else None)  # fmt: skip
+            last = min((int(n[11]) + 1) * HOUR_MS, self.clock.now_ms) if n[11] is not None else None
+            found[str(dest)] = (Counts(*values[:5]), Counts(*values[5:10]), values[10], last)
         return found
 
     def venue(self, destination: str) -> Venue | None:
-        """One venue's line, None when central knows no such venue."""
-        return next((v for v in self.venues() if v.destination == destination), None)
+        """One venue's line, None when central knows no such venue (reads that venue only)."""
+        devices = self.store.devices()
+        kiosks, teams = self._kiosks(devices)
+        known = {d.destination for d in kiosks} | {d.id for d in self.settings.destinations}
+        if destination not in known or destination in teams:
+            return None
+        mine = [d for d in kiosks if d.destination == destination]
+        ids = {d.device for d in mine}
+        states = {s.device: s.status for s in self.store.states() if s.device in ids}
+        return self._venue(destination, self._scan_counts(destination).get(destination), mine, states)
 
     def hourly(self, destination: str) -> list[int]:
         """Today's visitor scans per local hour (24 values)."""
         offset = self._offset_ms()
         sql = (
-            f"SELECT (ts + ?) / {HOUR_MS} AS hour, COUNT(*) FROM events"
-            f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY hour"
+            f"SELECT (hour * {HOUR_MS} + ?) / {HOUR_MS} AS local, SUM(n) FROM hourly"
+            f" WHERE destination = ? AND hour >= ? AND hour < ? AND {VISITOR} GROUP BY local"
         )
         hours = [0] * 24
-        for hour, n in self.store.query(sql, (offset, destination, self.clock.today_start, self.clock.end)):
+        params = (offset, destination, *self._hours(self.clock.today_start, self.clock.end))
+        for hour, n in self.store.query(sql, params):
             hours[int(hour) % 24] = int(n)  # the day's hours since the epoch, local
         return hours
 
@@ -237,14 +261,21 @@ class Dashboard:
         """Visitor scans of each of the last 7 local days, oldest first."""
         offset = self._offset_ms()
         sql = (
-            f"SELECT (ts + ?) / {DAY_MS} AS day, COUNT(*) FROM events"
-            f" WHERE destination = ? AND ts >= ? AND ts < ? AND {VISITOR} GROUP BY day"
+            f"SELECT (hour * {HOUR_MS} + ?) / {DAY_MS} AS day, SUM(n) FROM hourly"
+            f" WHERE destination = ? AND hour >= ? AND hour < ? AND {VISITOR} GROUP BY day"
         )
-        rows = self.store.query(sql, (offset, destination, self.clock.week_start, self.clock.end))
+        rows = self.store.query(
+            sql, (offset, destination, *self._hours(self.clock.week_start, self.clock.end))
+        )
         by_day = {int(day): int(n) for day, n in rows}
         first = (self.clock.week_start + offset) // DAY_MS
         return [(self.clock.today - timedelta(days=WEEK_DAYS - 1 - i), by_day.get(first + i, 0))
                 for i in range(WEEK_DAYS)]  # fmt: skip
+
+    @staticmethod
+    def _hours(start_ms: int, end_ms: int) -> tuple[int, int]:
+        """The aggregates' hours (since the epoch, UTC) that cover a window."""
+        return start_ms // HOUR_MS, -(-end_ms // HOUR_MS)
 
     def _offset_ms(self) -> int:
         """UTC to local time today (the zone's offset at noon; Vietnam has no daylight saving)."""
@@ -284,13 +315,26 @@ class Dashboard:
         return Inspection(ts, device, inspector, int(scans or 0), int(posters or 0))
 
     def last_inspections(self) -> dict[str, int]:
-        """Per venue, its last inspector visit in the last 30 days."""
+        """Per venue inspected in the last 30 days, the hour (UTC ms) of its last inspector visit.
+
+        From the hourly aggregates: `inspected_at` gives the exact time for the few shown.
+        """
         since = self.clock.today_start - INSPECTION_DAYS * DAY_MS
         sql = (
-            "SELECT destination, MAX(ts) FROM events WHERE ts >= ? AND ts < ?"
-            f" AND kind = 'inspection' AND format = '{INSPECTOR}' GROUP BY destination"
+            "SELECT destination, MAX(hour) FROM hourly WHERE kind = 'inspection' AND hour >= ? AND hour < ?"
+            f" AND format = '{INSPECTOR}' GROUP BY destination"
         )
-        return {str(d): int(ts) for d, ts in self.store.query(sql, (since, self.clock.end))}
+        rows = self.store.query(sql, self._hours(since, self.clock.end))
+        return {str(d): int(hour) * HOUR_MS for d, hour in rows}
+
+    def inspected_at(self, destination: str, hour_ms: int) -> int:
+        """The time of a venue's last inspector visit, known to be in the hour starting at `hour_ms`."""
+        sql = (
+            "SELECT MAX(ts) FROM events WHERE destination = ? AND ts >= ? AND ts < ?"
+            f" AND kind = 'inspection' AND format = '{INSPECTOR}'"
+        )
+        found = self.store.query(sql, (destination, hour_ms, hour_ms + HOUR_MS))[0][0]
+        return int(found) if found is not None else hour_ms
 
     def to_visit(self) -> list[Candidate]:
         """Venues ranked for a visit: silent, old posters seen, never inspected; the evidence for each."""
@@ -299,18 +343,26 @@ class Dashboard:
         ranked = [c for c in found if c.score > 0]
         return sorted(ranked, key=lambda c: (-c.score, c.venue.today.scans, c.venue.destination))
 
+    def visit_page(self, number: int, size: int) -> Page:
+        """One page of `to_visit`, its last inspections to the millisecond."""
+        found = page(self.to_visit(), number, size)
+        rows = [c if c.last_inspected_ms is None else
+                replace(c, last_inspected_ms=self.inspected_at(c.venue.destination, c.last_inspected_ms))
+                for c in found.rows]  # fmt: skip
+        return replace(found, rows=rows)
+
     # Street inspections.
 
     def street(self, day: date) -> Street:
         """Street checks and no-QR records of one local day, by team or area and outcome."""
         start, end = day_range(day, self.settings.zone)
         sql = (
-            "SELECT destination, kind, verdict, reason, COUNT(*) FROM events WHERE ts >= ? AND ts < ?"
+            "SELECT destination, kind, verdict, reason, SUM(n) FROM hourly WHERE hour >= ? AND hour < ?"
             f" AND (kind = 'no_qr' OR (kind = 'inspection' AND format <> '{INSPECTOR}'))"
             " GROUP BY destination, kind, verdict, reason"
         )
         per_team: dict[str, list[tuple[str, str, str, int]]] = {}
-        for dest, kind, verdict, reason, n in self.store.query(sql, (start, end)):
+        for dest, kind, verdict, reason, n in self.store.query(sql, self._hours(start, end)):
             per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
         teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))

@@ -66,8 +66,12 @@ def login(ctx: Context) -> Response:
     """Check the password, log the attempt, open a session."""
     fields = form(ctx)
     username, password = fields.get("username", "")[:64], fields.get("password", "")[:1024]
-    account = ctx.accounts.authenticate(username, password)
     target = _local_path(fields.get("next"))
+    refused = ctx.accounts.throttled(username, ctx.address, now_ms=ctx.now_ms)
+    if refused is not None:  # the password is not even checked: guessing on gains nothing
+        ctx.log("login_throttled", refused, username=username)
+        return render(ctx, "login.html", status=429, next=target, failed=False, throttled=True)
+    account = ctx.accounts.authenticate(username, password)
     if account is None:
         ctx.log("login_failed", username=username)
         return render(ctx, "login.html", status=401, next=target, failed=True)
@@ -142,8 +146,8 @@ def devices(ctx: Context) -> Response:
 
 def to_visit(ctx: Context) -> Response:
     """Venues ranked for an inspector's visit, with the evidence."""
-    rows = ctx.dashboard.to_visit()
-    return render(ctx, "visit.html", candidates=page(rows, _number(ctx, "page"), ctx.settings.page_size))
+    found = ctx.dashboard.visit_page(_number(ctx, "page"), ctx.settings.page_size)
+    return render(ctx, "visit.html", candidates=found)
 
 
 def street(ctx: Context) -> Response:
