@@ -7,7 +7,16 @@ check, queries, templates), signed in as the authority. Printed per page: the me
 of --repeat requests in ms, its ratio to the baseline (the sign-in form, measured in
 the same run: the cost of a request that reads no figures) and to the 200 ms target.
 
+With --postgres the province goes to a PostgreSQL server the benchmark starts (PostgreSQL
+15, as `make test` installs it) and is written at the scale of a real one: the hourly
+aggregates of --venues venues over --days days are generated straight in SQL (one row
+per venue, open hour and outcome: about 21 rows per venue and day, so 10,000 venues × 30
+days ≈ 6.6 million rows, the ~7.2 million a province's ingest would keep at most), with
+each venue's kiosk and its state; events (which no list page reads) are written for
+the one venue whose page is timed, over every day, at --scans a day.
+
 Run: .venv/bin/python bench/dashboard.py [--venues 200] [--days 30] [--scans 100] [--repeat 5]
+     .venv/bin/python bench/dashboard.py --postgres --venues 10000 --days 30 --scans 700
 """
 
 from __future__ import annotations
@@ -15,17 +24,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from starlette.testclient import TestClient
 
-from kiosk.central.store import open_store
+from kiosk.central.reports import ReportSettings, day_range
+from kiosk.central.store import DeviceRow, Store, open_store
 from kiosk.central.web import sample
 from kiosk.central.web.accounts import LIGHT, Accounts
 from kiosk.central.web.app import create_app
@@ -49,6 +62,64 @@ def timed(client: TestClient, path: str, repeat: int) -> float:
     return statistics.median(times)
 
 
+def generated(store: Store, *, now_ms: int, venues: int, days: int, scans: int) -> ReportSettings:
+    """A province of `venues` venues: kiosks, states and hourly aggregates made in SQL; one venue's events."""
+    rng = random.Random(20)
+    infos = [sample._info(i, rng) for i in range(venues)]
+    settings = ReportSettings(province="TP. Hồ Chí Minh", destinations=infos)
+    today = datetime.fromtimestamp(now_ms / 1000, settings.zone).date()
+    first_ms = day_range(today - timedelta(days=days - 1), settings.zone)[0]
+    for i, info in enumerate(infos):
+        if i % 11 != 5:  # as the sample: some venues have no kiosk
+            store.put_device(
+                DeviceRow(f"k-{info.id}", info.id, "-", f"fp{i}", "0.1.0", "2026-01-01T00:00:00Z")
+            )
+            store.put_state(sample._state(f"k-{info.id}", info.id, i, now_ms))
+    ids = "'venue-' || CASE WHEN v < 10000 THEN lpad(v::text, 4, '0') ELSE v::text END"
+    hours = f"generate_series({first_ms // 3_600_000}, {now_ms // 3_600_000}) h"
+    # Open 07:00 to 21:00 local (UTC+7); venues i % 7 == 3 silent today; i % 11 == 5 without kiosk.
+    where = (
+        f"mod(h + 7, 24) BETWEEN 7 AND 20 AND mod(v - 1, 11) <> 5"
+        f" AND NOT (mod(v - 1, 7) = 3 AND h >= {day_range(today, settings.zone)[0] // 3_600_000})"
+    )
+    outcomes = [
+        ("'pass'", "'ok'", "'national'", "20 + mod(v + h, 40)", "1 = 1"),
+        ("'fail'", "'status_blocked'", "'national'", "1 + mod(v + h, 3)", "mod(h, 2) = 0"),
+        ("'fail'", "'old_venue_qr'", "'unknown'", "1 + mod(h, 2)", "mod(v - 1, 6) = 2 AND mod(h, 3) = 0"),
+    ]
+    for verdict, reason, card, n, when in outcomes:
+        store.write(
+            "INSERT INTO hourly (hour, destination, kind, format, verdict, reason, n, n_in, n_out)"
+            f" SELECT h, {ids}, 'scan', {card}, {verdict}, {reason}, {n}, ({n}) * 2 / 3, ({n}) / 3"
+            f" FROM generate_series(1, {venues}) v, {hours} WHERE {where} AND {when}"
+        )
+    store.write(  # an inspector's visit at 10:00 on some days
+        "INSERT INTO hourly (hour, destination, kind, format, verdict, reason, n, n_in, n_out)"
+        f" SELECT h, {ids}, 'inspection', 'inspector', 'pass', 'inspector_card_ok', 1, 0, 0"
+        f" FROM generate_series(1, {venues}) v, {hours} WHERE {where} AND mod(v - 1, 4) = 1"
+        " AND mod(h + 7, 24) = 10 AND mod(h / 24 + v, 2) = 0"
+    )
+    days_of = f"generate_series({first_ms // 86_400_000}, {now_ms // 86_400_000}) d"
+    store.write(
+        f"INSERT INTO device_days (day, device, kind, format) SELECT d, 'k-' || {ids}, 'scan', 'national'"
+        f" FROM generate_series(1, {venues}) v, {days_of} WHERE mod(v - 1, 11) <> 5"
+    )
+    one = infos[1]
+    for back in range(days):
+        day = today - timedelta(days=back)
+        rows = list(sample._day_events(rng, f"k-{one.id}", one.id, 1, day, settings, now_ms, scans))
+        store.ensure_partitions((r.ts for r in rows), now_ms)
+        store.write("DELETE FROM hourly WHERE destination = ? AND hour >= ? AND hour < ?",
+                    (one.id, *(t // 3_600_000 for t in day_range(day, settings.zone))))  # fmt: skip
+        store.insert_events(rows)  # its hours recounted from its events
+    store.ensure_partitions([now_ms], now_ms)
+    sample._street(store, settings, today, now_ms)
+    store.commit()
+    store.write("ANALYZE")
+    store.commit()
+    return settings
+
+
 def main() -> None:
     """Build the province, time each page, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,26 +127,34 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scans", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="a generated province on PostgreSQL")
     args = parser.parse_args()
     now_ms = int(time.time() * 1000)
-    with tempfile.TemporaryDirectory() as folder:
-        db = str(Path(folder) / "central.sqlite3")
+    with ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        if args.postgres:
+            from tests.support.postgres import PostgresServer
+
+            db = stack.enter_context(PostgresServer()).new_database()
+        else:
+            db = str(Path(folder) / "central.sqlite3")
         started = time.perf_counter()
         with open_store(db) as store:
-            province = sample.build(store, now_ms=now_ms, venues=args.venues, days=args.days,
-                                    scans_per_day=args.scans)  # fmt: skip
+            if args.postgres:
+                report = generated(store, now_ms=now_ms, venues=args.venues, days=args.days, scans=args.scans)
+            else:
+                report = sample.build(store, now_ms=now_ms, venues=args.venues, days=args.days,
+                                      scans_per_day=args.scans).settings  # fmt: skip
             Accounts(store, hasher=LIGHT).add("admin", "authority", "bench-password", now_ms=now_ms)
             events = store.count_events()
+            hourly = int(store.query("SELECT COUNT(*) FROM hourly")[0][0])
         cpu = platform.processor() or platform.machine()
         where = f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        built = time.perf_counter() - started
         print(
-            f"{where}, SQLite; {args.venues} venues, {args.days} days, {events:,} events"
-            f" (built in {built:.0f} s)"
+            f"{where}, {store.name}; {args.venues} venues, {args.days} days, {events:,} events,"
+            f" {hourly:,} hourly rows (built in {time.perf_counter() - started:.0f} s)"
         )
-        settings = WebSettings(
-            db=db, report=province.settings, secure_cookie=False, clock=lambda: now_ms / 1000
-        )
+        settings = WebSettings(db=db, report=report, secure_cookie=False, clock=lambda: now_ms / 1000)
         client = TestClient(create_app(settings))
         client.post("/login", data={"username": "admin", "password": "bench-password"})
         baseline = timed(client, "/login", args.repeat)

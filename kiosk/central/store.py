@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS devices (
     created TEXT NOT NULL,
     status TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS devices_destination ON devices (destination);
 CREATE TABLE IF NOT EXISTS rejects (
     received_ms BIGINT NOT NULL,
     topic TEXT NOT NULL,

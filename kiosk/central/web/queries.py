@@ -168,7 +168,11 @@ class Dashboard:
         known = ({d.destination for d in kiosks} | {d.id for d in self.settings.destinations}) - teams
         counts = self._scan_counts()
         states = {s.device: s.status for s in self.store.states()}
-        venues = [self._venue(dest, counts.get(dest), kiosks, states) for dest in known]
+        active: dict[str, list[str]] = {}  # per destination: one pass, not one per venue
+        for d in kiosks:
+            if d.status == ACTIVE:
+                active.setdefault(d.destination, []).append(d.device)
+        venues = [self._venue(dest, counts.get(dest), active.get(dest, []), states) for dest in known]
         return sorted(venues, key=lambda v: (v.district, v.ward, v.name or v.destination, v.destination))
 
     def _kiosks(self, devices: Sequence[Any]) -> tuple[list[Any], set[str]]:
@@ -177,11 +181,11 @@ class Dashboard:
         kiosks = [d for d in devices if d.device not in hand]
         return kiosks, {d.destination for d in devices} - {d.destination for d in kiosks}
 
-    def _venue(self, dest: str, row: tuple[Counts, Counts, int, int | None] | None, kiosks: Sequence[Any],
+    def _venue(self, dest: str, row: tuple[Counts, Counts, int, int | None] | None, active: list[str],
                states: dict[str, str]) -> Venue:  # fmt: skip
+        """A venue's line from its counts, its active kiosks and the devices' last states."""
         info = self.settings.info(dest)
         today, week, posters, last = row or (Counts(), Counts(), 0, None)
-        active = [d.device for d in kiosks if d.destination == dest and d.status == ACTIVE]
         flags = []
         if active and self._silent(info.opening_hours or self.settings.opening_hours, last):
             flags.append("silent")
@@ -233,15 +237,26 @@ class Dashboard:
         return found
 
     def venue(self, destination: str) -> Venue | None:
-        """One venue's line, None when central knows no such venue (reads that venue only)."""
-        devices = self.store.devices()
-        kiosks, teams = self._kiosks(devices)
-        known = {d.destination for d in kiosks} | {d.id for d in self.settings.destinations}
-        if destination not in known or destination in teams:
-            return None
-        mine = [d for d in kiosks if d.destination == destination]
-        ids = {d.device for d in mine}
-        states = {s.device: s.status for s in self.store.states() if s.device in ids}
+        """One venue's line, None when central knows no such venue (reads that venue's rows only)."""
+        devices = self.store.query("SELECT device, status FROM devices WHERE destination = ?", (destination,))
+        kinds: dict[str, set[tuple[str, str]]] = {}
+        sql = (
+            "SELECT DISTINCT k.device, k.kind, k.format FROM device_days k"
+            " JOIN devices d ON d.device = k.device WHERE d.destination = ? AND k.day >= ? AND k.day < ?"
+        )
+        days = (self.clock.week_start // DAY_MS, -(-self.clock.end // DAY_MS))
+        for device, kind, card_format in self.store.query(sql, (destination, *days)):
+            kinds.setdefault(str(device), set()).add((str(kind), str(card_format)))
+        hand = handhelds(kinds)
+        kiosks = [(str(d), str(status)) for d, status in devices if d not in hand]
+        listed = destination in self.settings.by_id
+        if not kiosks and (devices or not listed):
+            return None  # a street team's, or unknown
+        mine = [d for d, status in kiosks if status == ACTIVE]
+        marks = ", ".join("?" for _ in mine) or "NULL"
+        states = dict(
+            self.store.query(f"SELECT device, status FROM device_state WHERE device IN ({marks})", mine)
+        )
         return self._venue(destination, self._scan_counts(destination).get(destination), mine, states)
 
     def hourly(self, destination: str) -> list[int]:
