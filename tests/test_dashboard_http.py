@@ -18,7 +18,7 @@ from kiosk.central.cli import main
 from kiosk.central.reports import is_visitor_scan
 from kiosk.central.store import open_store
 from kiosk.central.web import sample
-from kiosk.central.web.accounts import ACCOUNT_FAILURES, ADDRESS_FAILURES, THROTTLE_MINUTES, Accounts
+from kiosk.central.web.accounts import ACCOUNT_FAILURES, ADDRESS_FAILURES, LIGHT, THROTTLE_MINUTES, Accounts
 from kiosk.central.web.app import create_app
 from kiosk.central.web.context import COOKIE, WebSettings
 from kiosk.central.web.queries import Dashboard
@@ -292,7 +292,9 @@ def test_venue_figures_match_the_events(store_url: str) -> None:
             hours = Counter(datetime.fromtimestamp(e.ts / 1000, ZONE).hour for e in today)
             assert board.hourly(dest) == [hours.get(h, 0) for h in range(24)]
             assert sum(n for _, n in board.daily(dest)) == len(mine)
-        assert "team-q1" not in venues  # a street team is no venue
+            assert board.venue(dest) == venue  # one venue's own reads give its line in the list
+        assert "team-q1" not in venues and board.venue("team-q1") is None  # a street team is no venue
+        assert board.venue("nowhere") is None
         assert "no_device" in venues["venue-0006"].flags and "silent" in venues["venue-0004"].flags
         street = board.street(board.clock.today)
         assert (street.total.checks, street.total.passed, street.total.no_qr) == (38, 30, 4)
@@ -322,3 +324,29 @@ def test_accounts_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert main(["--db", db, "accounts", "disable", "nobody"]) == 2
     assert "no account 'nobody'" in capsys.readouterr().err
+
+
+def test_a_postgres_user_with_only_the_documented_grants_runs_the_dashboard(postgres_url: str) -> None:
+    # docs/central.md: SELECT on central's tables, INSERT/UPDATE/DELETE on the three web_ tables only.
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        province = sample.build(store, now_ms=NOW_MS, venues=8, days=2, scans_per_day=10)
+        accounts = Accounts(store, hasher=LIGHT)
+        accounts.add("admin", "authority", PASSWORD, now_ms=NOW_MS)
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        owner.execute("CREATE ROLE dashboard LOGIN")
+        owner.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO dashboard")
+        owner.execute("GRANT INSERT, UPDATE, DELETE ON web_accounts, web_sessions, web_log TO dashboard")
+    url = postgres_url.replace("postgres@", "dashboard@", 1)
+    settings = WebSettings(db=url, report=province.settings, secure_cookie=False, clock=lambda: NOW_MS / 1000)
+    client = TestClient(create_app(settings), follow_redirects=False)
+    assert sign_in(client, "admin") == 303  # a session and a log line written
+    for path in ("/places", "/venue/venue-0002", "/devices", "/visit", "/street", "/log"):
+        assert client.get(path).status_code == 200, path
+    assert ("admin", "login", "") in log_rows(settings)
+    with psycopg.connect(url, autocommit=True) as dashboard:
+        for statement in ("DELETE FROM events", "UPDATE hourly SET n = 0", "DELETE FROM devices",
+                          "INSERT INTO venues VALUES ('x', 'x', 'x', 'x', 'x', NULL)"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                dashboard.execute(statement)

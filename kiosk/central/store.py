@@ -22,6 +22,7 @@ from kiosk.central.partitions import DAY_MS, DayPartitions
 from kiosk.errors import StoreError
 
 HOUR_MS = 3_600_000
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
 
 EVENT_COLUMNS = """
     device TEXT NOT NULL,
@@ -259,10 +260,23 @@ class Store:
 
     def _create_schema(self) -> None:
         events = POSTGRES_EVENTS if self._partitions is not None else SQLITE_EVENTS
-        for statement in (events + SCHEMA).split(";"):
-            if statement.strip():
-                self._execute(statement)
-        self.commit()
+        self.ensure_schema(events + SCHEMA)
+
+    def ensure_schema(self, sql: str) -> None:
+        """Create the tables and indexes `sql` declares (all `IF NOT EXISTS`), and commit.
+
+        A PostgreSQL user without the right to create (the dashboard's, which may only read
+        central's tables) relies on the tables' owner, central's ingest, having made them.
+        """
+        try:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    self._execute(statement)
+            self.commit()
+        except Exception as e:
+            if getattr(e, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+            self.rollback()
 
     def commit(self) -> None:
         """Make everything written so far durable."""

@@ -113,10 +113,7 @@ class Accounts:
         hasher: PasswordHasher = _HASHER,
     ) -> None:
         self._store, self.idle_ms, self.lifetime_ms, self._hasher = store, idle_ms, lifetime_ms, hasher
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                store.write(statement)
-        store.commit()
+        store.ensure_schema(SCHEMA)
 
     def add(self, username: str, role: str, password: str, *, now_ms: int) -> None:
         """Create an account, or replace its role and password (and enable it)."""
