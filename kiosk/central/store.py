@@ -231,13 +231,16 @@ def _marks(cls: type) -> str:
 class Store:
     """The database: a DB-API connection and the SQL both backends share."""
 
-    def __init__(self, connection: Any, *, marker: str = "?", name: str = "sqlite") -> None:
+    def __init__(
+        self, connection: Any, *, marker: str = "?", name: str = "sqlite", schema: bool = True
+    ) -> None:
         self._conn = connection
         self._marker = marker
         self.name = name
         self._closed = False
         self._partitions = DayPartitions(self._rows) if name == "postgresql" else None
-        self._create_schema()
+        if schema:
+            self._create_schema()
 
     def _sql(self, sql: str) -> str:
         return sql if self._marker == "?" else sql.replace("?", self._marker)
@@ -589,29 +592,33 @@ def _event_row(values: Sequence[Any]) -> EventRow:
     return EventRow(**{**row.__dict__, "clock_synced": bool(row.clock_synced)})
 
 
-def open_store(url: str) -> Store:
-    """Open (and create if needed) the database named by a URL or a SQLite file path."""
+def open_store(url: str, *, schema: bool = True) -> Store:
+    """Open (and create if needed) the database named by a URL or a SQLite file path.
+
+    `schema=False` skips creating the tables: for a reader that opens the database often
+    (the dashboard, per request) after making sure of them once.
+    """
     if url.startswith(("postgresql://", "postgres://")):
-        return _open_postgres(url)
-    return _open_sqlite(Path(url.removeprefix("sqlite://")))
+        return _open_postgres(url, schema)
+    return _open_sqlite(Path(url.removeprefix("sqlite://")), schema)
 
 
-def _open_sqlite(path: Path) -> Store:
+def _open_sqlite(path: Path, schema: bool = True) -> Store:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30)
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit survives a power cut, which an ack to a device promises.
         conn.execute("PRAGMA synchronous = FULL")
-        return Store(conn)
+        return Store(conn, schema=schema)
     except (sqlite3.Error, OSError) as e:
         raise StoreError(f"cannot open SQLite database {path}: {e} (check the path and permissions)") from e
 
 
-def _open_postgres(url: str) -> Store:
+def _open_postgres(url: str, schema: bool = True) -> Store:
     import psycopg  # only central deployments with PostgreSQL need it
 
     try:
-        return Store(psycopg.connect(url), marker="%s", name="postgresql")
+        return Store(psycopg.connect(url), marker="%s", name="postgresql", schema=schema)
     except psycopg.Error as e:
         raise StoreError(f"cannot open PostgreSQL database: {e} (is the server up, the URL right?)") from e

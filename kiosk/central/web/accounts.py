@@ -111,9 +111,11 @@ class Accounts:
         idle_ms: int = 30 * 60_000,
         lifetime_ms: int = 12 * 3_600_000,
         hasher: PasswordHasher = _HASHER,
+        schema: bool = True,
     ) -> None:
         self._store, self.idle_ms, self.lifetime_ms, self._hasher = store, idle_ms, lifetime_ms, hasher
-        store.ensure_schema(SCHEMA)
+        if schema:  # the dashboard makes sure of its tables once, not per request
+            store.ensure_schema(SCHEMA)
 
     def add(self, username: str, role: str, password: str, *, now_ms: int) -> None:
         """Create an account, or replace its role and password (and enable it)."""

@@ -72,6 +72,8 @@ def create_app(settings: WebSettings) -> Starlette:
     templates.env.filters["local"] = functools.partial(local_time, settings.report)
     templates.env.globals["FLAGS"] = views.FLAG_CODES
     state = _AppState(settings, templates)
+    with open_store(settings.db) as store:  # central's tables and the dashboard's, once
+        Accounts(store)
     routes: list[BaseRoute] = [Route(path, _endpoint(state, handler, role), methods=methods)
               for path, handler, role, methods in views.ROUTES]  # fmt: skip
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
@@ -112,9 +114,9 @@ def _to_login(request: Request) -> Response:
 @contextmanager
 def _context(request: Request, settings: WebSettings) -> Iterator[Context]:
     now_ms = int(settings.clock() * 1000)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, schema=False) as store:
         accounts = Accounts(store, idle_ms=settings.idle_minutes * 60_000,
-                            lifetime_ms=settings.lifetime_hours * 3_600_000)  # fmt: skip
+                            lifetime_ms=settings.lifetime_hours * 3_600_000, schema=False)  # fmt: skip
         token = request.cookies.get(COOKIE)
         session = accounts.session(token, now_ms=now_ms) if token else None
         language = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)

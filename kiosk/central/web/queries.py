@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from kiosk.central.reports import (
     day_range,
     handhelds,
 )
-from kiosk.central.store import Store
+from kiosk.central.store import DeviceRow, StateRow, Store
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -302,9 +302,21 @@ class Dashboard:
 
     def devices(self, destination: str | None = None) -> list[DeviceHealth]:
         """The fleet (or one venue's devices): offline, backlogged or faulty first, then by id."""
-        states = {s.device: s for s in self.store.states()}
-        rows = [_health(d, states.get(d.device)) for d in self.store.devices()
-                if destination in (None, d.destination)]  # fmt: skip
+        if destination is None:
+            devices, found = self.store.devices(), self.store.states()
+        else:  # one venue's: its rows only
+            devices = [
+                DeviceRow(*r)
+                for r in self.store.query(
+                    f"SELECT {_names(DeviceRow)} FROM devices WHERE destination = ?", (destination,)
+                )
+            ]
+            marks = ", ".join("?" for _ in devices) or "NULL"
+            found = [StateRow(*r) for r in self.store.query(
+                f"SELECT {_names(StateRow)} FROM device_state WHERE device IN ({marks})",
+                [d.device for d in devices])]  # fmt: skip
+        states = {s.device: s for s in found}
+        rows = [_health(d, states.get(d.device)) for d in devices]
         return sorted(rows, key=lambda h: (not h.problems, -len(h.problems), h.device))
 
     # Inspections.
@@ -381,6 +393,11 @@ class Dashboard:
             per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
         teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
+
+
+def _names(row: type) -> str:
+    """A row class's columns, for a SELECT."""
+    return ", ".join(f.name for f in fields(row))
 
 
 def _health(device: Any, state: Any) -> DeviceHealth:
