@@ -416,7 +416,7 @@ class UplinkConfig(Section):
         1800.0,
         gt=0,
         le=86400,
-        description="Longest wait between two timer checks for unacknowledged events: the wait starts at resend_unacked_s and doubles while no ack comes (central away).",
+        description="Longest wait between two timer checks for unacknowledged events: the wait starts at resend_unacked_s and doubles after each check that sent events again while no ack comes (central away); a check that finds nothing starts it over.",
     )
     max_statuslist_mb: float = Field(
         8.0, gt=0, le=64, description="A status list message larger than this is dropped and counted."

@@ -171,10 +171,13 @@ class UnackedResend:
     central that then receives nothing sends no ack that could reveal the loss.
     So, ack or not, every `interval` the uplink sends again what the broker
     accepted more than `after_s` ago and central has not acked. The interval
-    starts at `after_s` and doubles after each round that no ack follows, up to
-    `max_interval_s`: while central is away the rounds thin out instead of
-    re-queuing the whole backlog at the broker every few minutes. Any ack resets it.
-    `now` is wall-clock seconds (the spool's `sent_at` is UTC ms).
+    starts at `after_s` and doubles after each round that sent something again
+    and no ack follows, up to `max_interval_s`: while central is away the rounds
+    thin out instead of re-queuing the whole backlog at the broker every few
+    minutes. A round that found nothing to send, or any ack, starts it over: the
+    next lost event is then found within `after_s` of becoming stale, not after
+    a wait grown during hours of quiet. The caller tells each round's outcome to
+    `resent`. `now` is wall-clock seconds (the spool's `sent_at` is UTC ms).
     """
 
     def __init__(self, after_s: float, *, max_interval_s: float) -> None:
@@ -195,9 +198,16 @@ class UnackedResend:
             return None
         if now < self._next:
             return None
-        self._interval = min(2 * self._interval, self.max_interval_s)
-        self._next = now + self._interval
+        self._next = now + self._interval  # held until `resent` says what the round found
         return int((now - self.after_s) * 1000)
+
+    def resent(self, count: int, now: float) -> None:
+        """The round due at `now` sent `count` events again: the wait doubles, or starts over at 0."""
+        if count:
+            self._interval = min(2 * self._interval, self.max_interval_s)
+        else:
+            self._interval = self.after_s
+        self._next = now + self._interval
 
     def acked(self, now: float) -> None:
         """Central's ack arrived (it re-queued what it left uncovered): `after_s` to the next round."""

@@ -326,6 +326,7 @@ class Uplink:
         if cutoff is None:
             return
         resent = self.spool.requeue_stale(self.spool.device_id, cutoff)
+        self._resend.resent(resent, now)
         if resent:
             self._window.reread()
             self._counters.add("resent", resent)

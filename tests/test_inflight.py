@@ -160,9 +160,14 @@ def test_every_event_goes_out_once_when_all_is_accepted(size: int) -> None:
     assert sent == list(range(1, 21))
 
 
-def rounds(timer: UnackedResend, times: list[float]) -> list[tuple[float, int]]:
-    """(time, cutoff in ms) of each round that is due at one of `times`."""
-    return [(now, cutoff) for now in times if (cutoff := timer.due(now)) is not None]
+def rounds(timer: UnackedResend, times: list[float], found: int = 3) -> list[tuple[float, int]]:
+    """(time, cutoff in ms) of each round that is due at one of `times`; each round sends `found` again."""
+    due = []
+    for now in times:
+        if (cutoff := timer.due(now)) is not None:
+            timer.resent(found, now)
+            due.append((now, cutoff))
+    return due
 
 
 def test_unacked_events_are_sent_again_on_a_timer_without_any_ack() -> None:
@@ -186,3 +191,28 @@ def test_the_first_round_waits_a_full_interval_after_start() -> None:
     timer = UnackedResend(2.0, max_interval_s=1.0)
     assert timer.max_interval_s == 2.0, "never checked more often than the age it looks for"
     assert rounds(timer, [50.0, 51.9, 52.0, 53.0, 54.0]) == [(52.0, 50_000), (54.0, 52_000)]
+
+
+def test_a_round_that_finds_nothing_starts_the_wait_over() -> None:
+    timer = UnackedResend(10.0, max_interval_s=80.0)
+    found = iter([4, 2, 0, 0, 5, 1, 0])  # what each round sends again, in order; no ack ever
+    due = []
+    for now in [float(t) for t in range(0, 160)]:
+        if timer.due(now) is not None:
+            timer.resent(next(found), now)
+            due.append((now, timer.interval_s))
+    # 10: 4 found, wait 20; 30: 2 found, wait 40; 70: none, back to 10; 80: none, still 10;
+    # 90: 5 found, 20; 110: 1 found, 40; 150: none, 10.
+    assert due == [(10, 20), (30, 40), (70, 10), (80, 10), (90, 20), (110, 40), (150, 10)]
+
+
+def test_a_quiet_kiosk_checks_every_interval_and_never_thins_out() -> None:
+    timer = UnackedResend(120.0, max_interval_s=1800.0)
+    due = rounds(timer, [t * 30.0 for t in range(0, 200)], found=0)  # 100 minutes, nothing outstanding
+    assert [now for now, _ in due] == [120.0 * n for n in range(1, 50)]
+    assert timer.interval_s == 120.0
+
+
+def test_a_round_left_unreported_is_not_repeated_on_every_tick() -> None:
+    timer = UnackedResend(10.0, max_interval_s=80.0)
+    assert [now for now in [0.0, 10.0, 11.0, 19.0, 20.0] if timer.due(now) is not None] == [10.0, 20.0]
