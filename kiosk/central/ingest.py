@@ -222,17 +222,61 @@ class Processor:
         """Commit the batch, then return (topic, token) of every ack that is now due.
 
         When the database fails in a way a retry does not fix, the batch is kept (the
-        error is raised) so that a flush after `use_store` writes it again.
+        error is raised) so that a flush after `use_store` writes it again. When it
+        refuses the data instead (see `unstorable`), the messages to blame are found,
+        refused as `unstorable` and the rest is written: one message cannot stall the ingest.
         """
-        batch = sorted(self._batch.values(), key=_event_key)
-        pairs = sorted({(row.device, row.epoch) for row in batch} | self._due_sweep())
+        pairs = sorted({(row.device, row.epoch) for row in self._batch.values()} | self._due_sweep())
         everyone = self._due_everyone()
-        new, resend = self._write_retrying(batch, self._rejects, self._states, pairs)
+        new, resend = self._commit(pairs)
+        batch = list(self._batch.values())
         self._batch, self._rejects, self._states = {}, [], []
         self._recent |= {(row.device, row.epoch) for row in batch}
         self.stats.stored += new
         self.stats.duplicates += len(batch) - new
         return self._acks({device for device, _ in resend} | everyone, resend)
+
+    def _commit(
+        self, pairs: list[tuple[str, int]]
+    ) -> tuple[int, dict[tuple[str, int], tuple[tuple[int, int], ...]]]:
+        while True:  # each turn refuses at least one message, or raises
+            batch = sorted(self._batch.values(), key=_event_key)
+            try:
+                return self._write_retrying(batch, self._rejects, self._states, pairs)
+            except Exception as e:
+                if not unstorable(e) or not self._refuse_unstorable([*batch, *self._states]):
+                    raise  # the database's fault, not a message's: the batch waits for it
+
+    def _refuse_unstorable(self, items: list[EventRow | StateRow]) -> bool:
+        """Refuse the messages the database will not take; False when no single one is to blame."""
+        culprits = _culprits(items, self._probe)
+        for item, error in culprits:
+            leaf = "event" if isinstance(item, EventRow) else "state"
+            if isinstance(item, EventRow):
+                del self._batch[_event_key(item)]
+            else:
+                self._states.remove(item)
+                self.stats.states -= 1
+            topic = f"{self.topics.prefix}/{item.destination}/{item.device}/{leaf}"
+            detail = f"the database refused it: {type(error).__name__}: {error}"
+            # A bug or an attack either way: worth the operator's attention, unlike a bad signature.
+            log.error("message on %s cannot be stored; refused: %s", topic, _clean(detail, 300))
+            self._reject(topic, item.device, MessageRefusedError("unstorable", detail))
+        return bool(culprits)
+
+    def _probe(self, items: list[EventRow | StateRow]) -> BaseException | None:
+        """The data error writing only `items` raises (rolled back either way), or None."""
+        try:
+            self._store.insert_events([item for item in items if isinstance(item, EventRow)])
+            for state in sorted((i for i in items if isinstance(i, StateRow)), key=_state_key):
+                self._store.put_state(state)
+        except Exception as e:
+            if not unstorable(e):
+                raise
+            return e
+        finally:
+            _rollback(self._store)
+        return None
 
     def _write_retrying(
         self,
@@ -264,7 +308,7 @@ class Processor:
         self._store.ensure_partitions((row.ts for row in batch), now_ms())
         new = self._store.insert_events(batch)
         self._store.add_rejects(rejects)
-        for state in sorted(states, key=lambda s: (s.device, s.ts)):
+        for state in sorted(states, key=_state_key):
             self._store.put_state(state)
         resend = {pair: self._advance(*pair) for pair in pairs}
         self._store.commit()
@@ -361,6 +405,37 @@ def _ranges(
     )
 
 
+def unstorable(error: BaseException) -> bool:
+    """Whether a failed write is the data's fault (a message may be to blame), not the database's.
+
+    DB-API drivers name their data and constraint errors DataError and IntegrityError
+    (sqlite3; psycopg, whose subclasses are SQLSTATE classes 22 and 23: a value out of
+    range, text invalid for its column); a value the driver cannot send raises
+    ValueError (a NUL in PostgreSQL text, a string that is not UTF-8), TypeError or
+    OverflowError. Anything else (a lost connection, a locked, full or failing
+    database, a missing table) is the database's fault: the batch waits for it.
+    """
+    if isinstance(error, ValueError | TypeError | OverflowError):
+        return True
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(error).__mro__)
+
+
+Item = TypeVar("Item")
+
+
+def _culprits(
+    items: list[Item], probe: Callable[[list[Item]], BaseException | None]
+) -> list[tuple[Item, BaseException]]:
+    """The items that fail on their own, each with its error: halving finds k of n in O(k log n) probes."""
+    error = probe(items) if items else None
+    if error is None:
+        return []
+    if len(items) == 1:
+        return [(items[0], error)]
+    half = len(items) // 2
+    return _culprits(items[:half], probe) + _culprits(items[half:], probe)
+
+
 def _rollback(store: Store) -> None:
     try:
         store.rollback()
@@ -370,6 +445,10 @@ def _rollback(store: Store) -> None:
 
 def _event_key(row: EventRow) -> tuple[str, int, int]:
     return (row.device, row.epoch, row.seq)
+
+
+def _state_key(row: StateRow) -> tuple[str, int]:
+    return (row.device, row.ts)
 
 
 def _row(event: ScanEvent, token: bytes, received_ms: int) -> EventRow:

@@ -59,6 +59,10 @@ class DayPartitions:
         self._known = set(days)
         return days
 
+    def forget(self) -> None:
+        """Read the partitions again before the next `ensure` (a rollback undid any it created)."""
+        self._known = set()
+
     def ensure(self, days: Iterable[int]) -> list[int]:
         """Create the partitions of these days that do not exist yet; return the days created."""
         missing = sorted(set(days) - self._known)

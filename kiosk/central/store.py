@@ -288,6 +288,8 @@ class Store:
     def rollback(self) -> None:
         """Forget everything written since the last commit."""
         self._conn.rollback()
+        if self._partitions is not None:
+            self._partitions.forget()  # any created in the rolled-back transaction are gone
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether a failed transaction may succeed when simply run again (a deadlock, a lock timeout)."""
