@@ -1,16 +1,22 @@
 """`kiosk demo`: the whole kiosk on a laptop, on a scene it makes itself.
 
-It provisions a demo device (keys, a vaccine-passport signer and trust list, a
-signed status list with one person in quarantine), renders cards and phones
-entering and leaving the camera's view, and plays them through the real daemon:
-replay camera, gpiozero's MockFactory (shown as a live line in the terminal),
-the screen in a window when there is a display and otherwise saved as PNG files,
-and a local mosquitto when one is installed (spool only when not).
+It provisions a venue with two lanes, an entry kiosk and an exit kiosk (keys,
+a vaccine-passport signer and trust list, a signed status list with one person
+in quarantine, each lane's peer records), renders cards and phones entering and
+leaving the cameras' view, and plays them through the real daemon: replay
+camera, gpiozero's MockFactory (the entry lane's shown as a live line in the
+terminal), the entry lane's screen in a window when there is a display and
+otherwise saved as PNG files (the exit lane's always saved), and a local
+mosquitto when one is installed, through which the two lanes share who is
+inside (spool only when not: then each lane knows only its own scans).
+The exit lane runs in a second process, as it would on its own Raspberry Pi.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -19,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,6 +39,7 @@ from kiosk.config import Settings, parse_config
 from kiosk.daemon import LoopCounters
 from kiosk.feedback import Feedback
 from kiosk.localbroker import LocalBroker, find_mosquitto
+from kiosk.screen.states import IdleState
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 
 FPS = 30
@@ -93,11 +100,25 @@ def demo_cards(signer: cardmaker.DccSigner, now: datetime) -> list[DemoCard]:
             {"phone": True},
             poster="QRDD-HUE0042",
         ),
+    ]
+
+
+def exit_cards(*, shared: bool) -> list[DemoCard]:
+    """The people at the exit lane: the first visitor leaving, and one nobody saw entering."""
+    return [
         DemoCard(
-            "PC-Covid in dark mode: the first person leaves",
+            "PC-Covid in dark mode: the first person leaves by the exit",
             cardmaker.national_payload(),
-            "ok",
+            "ok" if shared else "exit_unseen",  # without a broker the exit lane never heard of the entry
             {"phone": True, "inverted": True},
+        ),
+        DemoCard(
+            "Someone leaves who never came in at the entry",
+            cardmaker.cccd_payload(
+                name="Phạm Văn D", birth_date=date(1995, 1, 1), province="079", serial="001234"
+            ),
+            "exit_unseen",
+            {"tilt": 0.2},
         ),
     ]
 
@@ -148,24 +169,39 @@ def _lower_right(view: scenes.Scene) -> tuple[float, float]:
     return (view.center[0] + 0.12, view.center[1] + 0.12)
 
 
-# -- the demo device -----------------------------------------------------------------------------
+# -- the demo venue ------------------------------------------------------------------------------
+
+VENUE = "cho-ben-thanh"
+ENTRY, EXIT = "demo-kiosk-01", "demo-kiosk-02"
 
 
-def provision(out: Path, *, broker_url: str | None, now: datetime) -> tuple[Settings, list[DemoCard]]:
-    """Keys, trust list, status list and config of a demo kiosk, all under `out`."""
-    state = out / "state"
-    for path in (state / "device.key", state / "identity.key", state / "statuslist.json"):
-        path.unlink(missing_ok=True)
-    keys.generate_device_key(state / "device.key")
-    keys.generate_identity_key(state / "identity.key")
+@dataclass(frozen=True)
+class Venue:
+    """The demo venue: its entry and exit lanes' settings, and the people each lane sees."""
+
+    entry: Settings
+    exit: Settings
+    entry_cards: list[DemoCard]
+    exit_cards: list[DemoCard]
+
+
+def provision(out: Path, *, broker_url: str | None, now: datetime) -> Venue:
+    """Keys, trust list, status list, peer records and config of both lanes, all under `out`."""
     signer = cardmaker.make_dcc_signer(
         "ES256", not_before=now - timedelta(days=365), not_after=now + timedelta(days=365)
     )
     cardmaker.save_signer(signer, out / "dcc-signer.key", out / "trust.pem")
     authority = keys.generate_device_key(out / "authority.key", overwrite=True)
     (out / "authority.pem").write_text(keys.public_pem(authority.public_key()))
-    _write_statuslist(authority, state, now)
-    settings = parse_config(_config(out, state, broker_url))
+    venue_key = os.urandom(32)  # held by the venue's lanes alone: they know a person by the same hash
+    states = {ENTRY: out / "state", EXIT: out / "exit-state"}
+    records = [_provision_lane(device, state, venue_key, authority, now) for device, state in states.items()]
+    for state in states.values():
+        (state / "peers.json").write_text(json.dumps(records))  # as `kiosk-central peers` writes it
+    entry, exit_ = (
+        parse_config(_config(out, states[device], broker_url, device=device, direction=direction))
+        for device, direction in ((ENTRY, "in"), (EXIT, "out"))
+    )
     inspector = make_inspector_payload(
         authority,
         inspector="insp-hcm-007",
@@ -173,8 +209,21 @@ def provision(out: Path, *, broker_url: str | None, now: datetime) -> tuple[Sett
         valid_from=now,
         valid_until=now + timedelta(days=30),
     )
-    return settings, [*demo_cards(signer, now), DemoCard("An inspector checks the venue", inspector,
-                                                         "inspector_card_ok", {"phone": True})]  # fmt: skip
+    people = [*demo_cards(signer, now), DemoCard("An inspector checks the venue", inspector,
+                                                 "inspector_card_ok", {"phone": True})]  # fmt: skip
+    return Venue(entry, exit_, people, exit_cards(shared=broker_url is not None))
+
+
+def _provision_lane(
+    device: str, state: Path, venue_key: bytes, authority: Ed25519PrivateKey, now: datetime
+) -> dict[str, str]:
+    """One lane's keys and status list; its registration record (what its peers verify it with)."""
+    for path in (state / "device.key", state / "identity.key", state / "statuslist.json"):
+        path.unlink(missing_ok=True)
+    key = keys.generate_device_key(state / "device.key")
+    keys.write_secret(state / "identity.key", venue_key)
+    _write_statuslist(authority, state, now)
+    return {"device": device, "destination": VENUE, "public_key": keys.public_pem(key.public_key())}
 
 
 def _write_statuslist(authority: Ed25519PrivateKey, state: Path, now: datetime) -> None:
@@ -183,11 +232,16 @@ def _write_statuslist(authority: Ed25519PrivateKey, state: Path, now: datetime) 
     keys.write_secret(state / "statuslist.json", sign_payload(payload, authority), overwrite=True)
 
 
-def _config(out: Path, state: Path, broker_url: str | None) -> dict[str, Any]:
-    windowed = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+def _config(out: Path, state: Path, broker_url: str | None, *, device: str, direction: str) -> dict[str, Any]:
+    windowed = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and device == ENTRY
     return {
-        "device": {"id": "demo-kiosk-01"},
-        "destination": {"id": "cho-ben-thanh", "venue_name": "Chợ Bến Thành", "direction": "auto"},
+        "device": {"id": device},
+        "destination": {
+            "id": VENUE,
+            "venue_name": "Chợ Bến Thành",
+            "direction": direction,
+            "share_presence": True,
+        },
         "camera": {"fps": FPS, "width": SIZE[0], "height": SIZE[1]},
         "policy": {
             "trust_list": str(out / "trust.pem"),
@@ -208,11 +262,19 @@ class ScreenRecorder(Feedback):
 
     folder: Path
     saved: int = 0
+    inside_shown: tuple[int, ...] = ()  # each new count of people inside that the idle screen showed
     _last: object = None
 
     def pump(self) -> bool:
         """Pump as usual, then save the screen if its state is new."""
         alive = super().pump()
+        state = self.state
+        if (
+            isinstance(state, IdleState)
+            and state.inside is not None
+            and state.inside not in self.inside_shown[-1:]
+        ):
+            self.inside_shown = (*self.inside_shown, state.inside)
         if self.screen is not None and self.state != self._last:
             self._last = self.state
             self.saved += 1
@@ -286,12 +348,14 @@ def maybe_broker(out: Path, *, wanted: bool) -> Iterator[LocalBroker | None]:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What happened: the loop's counters, events published, screens saved."""
+    """What happened at one lane: the loop's counters, events published, screens saved, people inside."""
 
     counters: LoopCounters
     published: int
     screens: Path
     saved: int
+    inside: int | None  # the lane's count when it stopped (None: it does not count)
+    inside_shown: tuple[int, ...]
 
     def matches(self, cards: list[DemoCard]) -> bool:
         """Whether every person got the decision the demo expects."""
@@ -303,49 +367,116 @@ def expected_reasons(cards: list[DemoCard]) -> Counter[str]:
     return Counter([card.expected for card in cards] + ["old_venue_qr" for card in cards if card.poster])
 
 
+EXIT_LEAD_S = 8  # the exit lane's camera sees nobody at first: the first person is inside by then
+EXIT_TAIL_S = 4  # and it runs on after the entry lane, to hear of the last entries
+START_TIMEOUT_S = 120  # for both lanes to be ready (the exit lane renders its scene meanwhile)
+
+
 def run_demo(out: Path, *, use_broker: bool = True) -> int:
-    """Provision, render, run the daemon over the scene, print a summary; 0 if all went as expected."""
+    """Provision, render, run both lanes over their scenes, print a summary; 0 if all went as expected."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "state", ignore_errors=True)
+    for name in ("state", "exit-state"):
+        shutil.rmtree(out / name, ignore_errors=True)
     now = datetime.now(UTC)
     with maybe_broker(out, wanted=use_broker) as broker:
-        settings, cards = provision(out, broker_url=broker.url if broker else None, now=now)
+        venue = provision(out, broker_url=broker.url if broker else None, now=now)
         print(
-            f"kiosk demo: {len(cards)} people at {settings.destination.venue_name};"
-            f" broker: {broker.url if broker else 'none (spool only)'}"
+            f"kiosk demo: {venue.entry.destination.venue_name}, an entry lane and an exit lane;"
+            f" broker: {broker.url if broker else 'none (spool only; the lanes cannot share who is inside)'}"
         )
-        for number, card in enumerate(cards, 1):
-            print(f"  {number}. {card.label}")
-        result = _play(settings, render_show(cards), out / "screens")
-    _print_summary(result, cards, out)
-    return 0 if result.matches(cards) else 1
+        for lane, cards in (("entry", venue.entry_cards), ("exit", venue.exit_cards)):
+            print(f" at the {lane} lane:")
+            for number, card in enumerate(cards, 1):
+                print(f"  {number}. {card.label}")
+        entry, exit_ = _play_venue(venue, out / "screens")
+    _print_summary(venue, entry, exit_, out, shared=broker is not None)
+    return 0 if entry.matches(venue.entry_cards) and exit_.matches(venue.exit_cards) else 1
 
 
-def _play(settings: Settings, frames: list[np.ndarray], screens: Path) -> DemoResult:
+def _play_venue(venue: Venue, screens: Path) -> tuple[DemoResult, DemoResult]:
+    """The entry lane here, the exit lane in its own process (its own pins and screen), started together."""
+    shutil.rmtree(screens, ignore_errors=True)
+    frames = render_show(venue.entry_cards)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or pins inherited
+    start = context.Barrier(2, timeout=START_TIMEOUT_S)
+    results = context.Queue()
+    length = len(frames) + EXIT_TAIL_S * FPS
+    args = (venue.exit, venue.exit_cards, screens / "exit", length, start, results)
+    lane = context.Process(target=play_exit_lane, args=args, name="demo-exit-lane")
+    lane.start()
+    try:
+        entry = _play(venue.entry, frames, screens / "entry", start=start, gpio=True)
+        exit_ = results.get(timeout=START_TIMEOUT_S + length / FPS)
+    finally:
+        lane.join(timeout=10)
+        if lane.is_alive():
+            lane.terminate()
+    if isinstance(exit_, str):
+        raise RuntimeError(f"the exit lane failed: {exit_}")
+    return entry, exit_
+
+
+def play_exit_lane(
+    settings: Settings,
+    cards: list[DemoCard],
+    screens: Path,
+    length: int,
+    start: Any,
+    results: Any,
+) -> None:
+    """The exit lane's process: render its scene, start with the entry lane, hand back what happened."""
+    try:
+        show = render_show(cards)
+        quiet = [show[0]] * (EXIT_LEAD_S * FPS)
+        frames = quiet + show + [show[0]] * max(0, length - len(quiet) - len(show))
+        results.put(_play(settings, frames, screens, start=start))
+    except Exception as e:  # told to the entry lane, which reports it
+        start.abort()
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def _play(
+    settings: Settings, frames: list[np.ndarray], screens: Path, *, start: Any, gpio: bool = False
+) -> DemoResult:
     feedback = open_feedback(settings.feedback, lang=settings.destination.language, kind=ScreenRecorder)
     feedback.folder = screens
-    shutil.rmtree(screens, ignore_errors=True)
-    screens.mkdir()
-    with assemble(settings, frames=frames, feedback=feedback) as kiosk, GpioLine(feedback, settings):
+    screens.mkdir(parents=True)
+    with assemble(settings, frames=frames, feedback=feedback) as kiosk, contextlib.ExitStack() as stack:
+        if gpio:
+            stack.enter_context(GpioLine(feedback, settings))
+        start.wait()  # both lanes' cameras start together: the scenes are timed against each other
         kiosk.run()
         spool = kiosk.parts.spool
         deadline = time.monotonic() + 5
         while settings.uplink.enabled and spool.unsent_count() and time.monotonic() < deadline:
             time.sleep(0.1)  # let the uplink drain before it is closed
         published = kiosk.counters.decisions - spool.unsent_count()
-    return DemoResult(kiosk.counters, published if settings.uplink.enabled else 0, screens, feedback.saved)
+        inside = kiosk.parts.policy.occupancy
+    return DemoResult(
+        kiosk.counters, published if settings.uplink.enabled else 0, screens, feedback.saved,
+        inside, feedback.inside_shown,
+    )  # fmt: skip
 
 
-def _print_summary(result: DemoResult, cards: list[DemoCard], out: Path) -> None:
-    c = result.counters
-    print(f"\nsummary: {c.frames} frames, {c.decisions} scans ({c.repeats} repeated frames ignored)")
-    for reason, count in sorted(c.by_reason.items()):
-        print(f"  {reason:<22} {count}")
-    print(f"events signed and spooled: {c.decisions}; acknowledged by the broker: {result.published}")
-    print(f"screens: {result.saved} PNG files in {result.screens}")
+def _print_summary(venue: Venue, entry: DemoResult, exit_: DemoResult, out: Path, *, shared: bool) -> None:
+    for name, settings, result in (("entry", venue.entry, entry), ("exit", venue.exit, exit_)):
+        c = result.counters
+        print(f"\n{name} lane ({settings.device.id}, direction {settings.destination.direction}):"
+              f" {c.frames} frames, {c.decisions} scans ({c.repeats} repeated frames ignored)")  # fmt: skip
+        for reason, count in sorted(c.by_reason.items()):
+            print(f"  {reason:<22} {count}")
+        print(f"  screens: {result.saved} PNG files in {result.screens}")
+        print(f"  inside, as its idle screen showed it: {' → '.join(map(str, result.inside_shown)) or '-'}")
+    spooled = entry.counters.decisions + exit_.counters.decisions
+    published = entry.published + exit_.published
+    print(f"\nevents signed and spooled: {spooled}; acknowledged by the broker: {published}")
+    agree = "both lanes agree" if entry.inside == exit_.inside else "the lanes disagree"
+    print(f"inside the venue: {entry.inside} at the entry lane, {exit_.inside} at the exit lane ({agree})"
+          + ("" if shared else "; without a broker each lane knows only its own scans"))  # fmt: skip
+    wanted = expected_reasons(venue.entry_cards), expected_reasons(venue.exit_cards)
     print(
         "every person got the expected decision"
-        if result.matches(cards)
-        else f"UNEXPECTED: wanted {dict(expected_reasons(cards))}"
+        if entry.matches(venue.entry_cards) and exit_.matches(venue.exit_cards)
+        else f"UNEXPECTED: wanted {dict(wanted[0])} at the entry and {dict(wanted[1])} at the exit"
     )
-    print(f"state (keys, spool, config) in {out / 'state'}")
+    print(f"state (keys, spool, config) in {out / 'state'} and {out / 'exit-state'}")

@@ -1,7 +1,10 @@
-"""`kiosk demo` end to end: every person gets the expected decision, screens saved, events published."""
+"""`kiosk demo` end to end: an entry and an exit lane, every person gets the expected decision, screens
+saved, events published, and both lanes count the same people inside."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,10 +33,17 @@ def test_demo_runs_the_whole_kiosk(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "every person got the expected decision" in out
-    assert "events signed and spooled: 11; acknowledged by the broker: 11" in out
-    screens = sorted(p.name for p in (tmp_path / "demo" / "screens").glob("*.png"))
-    assert any(name.endswith("-pass.png") for name in screens)
-    assert any(name.endswith("-fail.png") for name in screens)
+    assert "events signed and spooled: 12; acknowledged by the broker: 12" in out
+    # Four people came in at the entry; the exit lane saw the first leave (a known exit, so it heard
+    # of the entry through the broker) and someone it never saw come in; both end counting three.
+    assert "inside the venue: 3 at the entry lane, 3 at the exit lane (both lanes agree)" in out
+    entry_counts, exit_counts = re.findall(r"inside, as its idle screen showed it: (.*)", out)
+    shown = [int(n) for n in entry_counts.split(" → ")]
+    assert any(b < a for a, b in itertools.pairwise(shown)), f"the exit shown: {shown}"
+    assert exit_counts.split(" → ")[-1] == "3", "the exit lane's screen counted the entries"
+    for lane, results in (("entry", ("-pass.png", "-fail.png")), ("exit", ("-pass.png",))):
+        screens = sorted(p.name for p in (tmp_path / "demo" / "screens" / lane).glob("*.png"))
+        assert all(any(name.endswith(end) for name in screens) for end in (*results, "-idle.png")), screens
     assert "GPIO  green ●" in out, "the LED line shows the green LED lit"
 
 

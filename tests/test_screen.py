@@ -162,6 +162,14 @@ def test_idle_clock_follows_the_time() -> None:
     assert not np.array_equal(noon, later)
 
 
+def test_idle_shows_the_venues_count_clear_of_the_clock() -> None:
+    counted = render(IdleState("Chợ", inside=37), (800, 480), now=NOON)
+    alone = render(IdleState("Chợ"), (800, 480), now=NOON)
+    assert has_text(counted, (24, 60, 260, 40), WHITE), "people inside, under the venue's name"
+    assert not has_text(alone, (24, 60, 260, 40), WHITE), "a lane that does not count shows none"
+    assert np.array_equal(region(counted, 620, 8, 160, 56), region(alone, 620, 8, 160, 56)), "the clock"
+
+
 def test_pass_layout(shots: dict[str, pygame.Surface]) -> None:
     passed = shots["pass"]
     for corner in ((2, 2), (797, 2), (2, 477), (797, 477)):

@@ -170,6 +170,9 @@ class Painter:
         surface.blit(self._layer(IdleState(state.venue)), (0, 0))
         canvas = Canvas(surface, self._fonts, self._text)
         self._status_bar(canvas, state)
+        if state.inside is not None:  # the venue's count, whichever lane people used, under its name
+            inside = f"{self.labels['inside']}: {state.inside}"
+            canvas.text(inside, Box(24, 60, 260, 40), 28, WHITE, bold=True)
         canvas.text(now.strftime("%H:%M"), Box(620, 8, 160, 56, "right"), 38, WHITE, bold=True)
 
     def _layer(self, state: ScreenState) -> pygame.Surface:
@@ -186,11 +189,9 @@ class Painter:
         return layer
 
     def draw_idle(self, canvas: Canvas, state: IdleState) -> None:
-        """Venue and the bilingual prompt under a viewfinder (`paint` adds the status bar and clock)."""
+        """Venue and the bilingual prompt under a viewfinder (`paint` adds the counts, bar and clock)."""
         canvas.fill(NAVY)
         canvas.text(state.venue, Box(24, 8, 580, 56), 30, WHITE, bold=True)
-        if state.inside is not None:  # the venue's count, whichever lane people used
-            canvas.text(f"{self.labels['inside']}: {state.inside}", Box(600, 8, 180, 56, "right"), 28, WHITE)
         _viewfinder(canvas, (400, 175), 92, WHITE)
         prompt, other = LABELS["prompt"].both(self.lang)
         canvas.text(prompt, Box(20, 280, 760, 64, "centre"), 46, WHITE, bold=True)
