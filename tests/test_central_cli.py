@@ -54,6 +54,28 @@ def test_devices_add_list_revoke(db: str, tmp_path: Path, capsys: pytest.Capture
     assert code == 2 and "no device 'nobody'" in err
 
 
+def test_the_registry_keeps_each_devices_mode(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handheld = TestDevice("hh-1", "team-1", mode="inspector")
+    legacy = tmp_path / "legacy.json"  # a record printed before it carried the mode: a kiosk
+    legacy.write_text(json.dumps({k: v for k, v in TestDevice("kiosk-0", "shop-0").registration().items()
+                                  if k != "mode"}))  # fmt: skip
+    files = (str(K1.write_registration(tmp_path)), str(handheld.write_registration(tmp_path)), str(legacy))
+    assert _run(capsys, "--db", db, "devices", "add", *files)[0] == 0
+    _, out, _ = _run(capsys, "--db", db, "devices", "list", "--format", "json")
+    assert {r["device"]: r["mode"] for r in json.loads(out)} == {
+        "hh-1": "inspector", "kiosk-0": "kiosk", "kiosk-1": "kiosk"}  # fmt: skip
+    _, out, _ = _run(capsys, "--db", db, "devices", "list")
+    assert [line.split()[:3] for line in out.splitlines()] == [
+        ["hh-1", "team-1", "inspector"], ["kiosk-0", "shop-0", "kiosk"], ["kiosk-1", "shop-1", "kiosk"],
+    ]  # fmt: skip
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({**K1.registration(), "mode": "drone"}))
+    code, _, err = _run(capsys, "--db", db, "devices", "add", str(odd))
+    assert code == 2 and "mode" in err
+
+
 def test_bad_registration_records_are_refused(
     db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

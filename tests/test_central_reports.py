@@ -206,6 +206,23 @@ def test_compliance_flags(report: Report) -> None:
     assert _dest(report, "market-x").opening_hours == "05:00-12:00"
 
 
+@pytest.mark.parametrize(
+    ("mode", "venue_flags"), [("inspector", None), ("kiosk", ["device_offline", "silent"])]
+)
+def test_an_unused_handheld_is_not_a_silent_venue(
+    store_url: str, settings: ReportSettings, mode: str, venue_flags: list[str] | None
+) -> None:
+    with open_store(store_url) as store:
+        _scenario(store)
+        store.put_device(DeviceRow("hh-idle", "team-9", "PEM", "fp", "0.1.0", "2026-11-01T00:00:00Z",
+                                   mode=mode))  # fmt: skip
+        store.commit()
+        report = build_report(store, day=DAY, settings=settings, now_ms=at(23))
+    flags = {d.destination: [f.code for f in d.flags] for d in report.destinations}
+    assert flags.get("team-9") == venue_flags
+    assert ("hh-idle" in [h.device for h in report.street]) == (mode == "inspector")
+
+
 def test_one_destination_only(store_url: str, settings: ReportSettings) -> None:
     with open_store(store_url) as store:
         _scenario(store)

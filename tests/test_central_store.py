@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,40 @@ def test_devices_put_list_and_revoke(store_url: str) -> None:
         assert store.set_device_status("k-1", "revoked")
         assert not store.set_device_status("nobody", "revoked")
         assert store.devices()[0].status == "revoked"
+
+
+OLD_DEVICES = """CREATE TABLE devices (device TEXT PRIMARY KEY, destination TEXT NOT NULL,
+    public_key TEXT NOT NULL, fingerprint TEXT NOT NULL, software TEXT NOT NULL, created TEXT NOT NULL,
+    status TEXT NOT NULL)"""
+
+
+def _old_database(url: str) -> None:
+    """A database as the release before the registry kept each device's mode left it."""
+    if url.startswith("sqlite://"):
+        import sqlite3
+
+        conn: Any = sqlite3.connect(url.removeprefix("sqlite://"))
+        mark = "?"
+    else:
+        import psycopg
+
+        conn, mark = psycopg.connect(url), "%s"
+    conn.execute(OLD_DEVICES)
+    conn.execute(f"INSERT INTO devices VALUES ({', '.join([mark] * 7)})",
+                 ("k-old", "shop-1", "PEM", "fp", "0.0.9", "2026-01-01T00:00:00Z", "active"))  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+def test_an_older_database_gains_the_mode_column_once(store_url: str) -> None:
+    _old_database(store_url)
+    with open_store(store_url) as store:
+        assert [(d.device, d.mode) for d in store.devices()] == [("k-old", "kiosk")]
+        store.put_device(DeviceRow("h-1", "team-1", "PEM", "fp", "0.1.0", "2026-11-01T00:00:00Z",
+                                   mode="inspector"))  # fmt: skip
+        store.commit()
+    with open_store(store_url) as store:  # the second opening finds the column and adds nothing
+        assert [(d.device, d.mode) for d in store.devices()] == [("h-1", "inspector"), ("k-old", "kiosk")]
 
 
 def test_events_are_stored_once_per_device_epoch_seq(store_url: str) -> None:

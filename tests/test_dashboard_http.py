@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from kiosk.central.cli import main
 from kiosk.central.reports import is_visitor_scan
-from kiosk.central.store import open_store
+from kiosk.central.store import DeviceRow, open_store
 from kiosk.central.web import sample
 from kiosk.central.web.accounts import ACCOUNT_FAILURES, ADDRESS_FAILURES, LIGHT, THROTTLE_MINUTES, Accounts
 from kiosk.central.web.app import create_app
@@ -299,6 +299,21 @@ def test_venue_figures_match_the_events(store_url: str) -> None:
         street = board.street(board.clock.today)
         assert (street.total.checks, street.total.passed, street.total.no_qr) == (38, 30, 4)
         assert street.total.violations == {"status_blocked": 3}
+
+
+def test_an_unused_handheld_is_no_venue_on_the_dashboard(store_url: str) -> None:
+    with open_store(store_url) as store:
+        province = sample.build(store, now_ms=NOW_MS, venues=3, days=2, scans_per_day=5)
+        for device, mode in (("hh-idle", "inspector"), ("k-idle", "kiosk")):
+            store.put_device(DeviceRow(device, f"area-{mode}", "-", "fp", "0.1.0", "2026-01-01T00:00:00Z",
+                                       mode=mode))  # fmt: skip
+        store.commit()
+        board = Dashboard(store, province.settings, now_ms=NOW_MS)
+        venues = {v.destination: v for v in board.venues()}
+        alone = (board.venue("area-inspector"), board.venue("area-kiosk"))
+    assert alone[0] is None and alone[1] is not None and "silent" in alone[1].flags
+    assert "area-inspector" not in venues  # never used, yet a handheld: no silent venue, no missing kiosk
+    assert "silent" in venues["area-kiosk"].flags  # the same device registered as a kiosk is one
 
 
 def test_accounts_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

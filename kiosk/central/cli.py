@@ -153,7 +153,7 @@ def devices_list(args: argparse.Namespace) -> int:
             state = states.get(d.device)
             health = state.health if state else {}
             rows.append({
-                "device": d.device, "destination": d.destination, "status": d.status,
+                "device": d.device, "destination": d.destination, "mode": d.mode, "status": d.status,
                 "fingerprint": d.fingerprint, "state": state.status if state else "unknown",
                 "last_seen_ms": state.received_ms if state else None, "unsent": health.get("unsent"),
                 "spool_depth": health.get("spool_depth"), "alarms": health.get("alarms", []),
@@ -163,7 +163,8 @@ def devices_list(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         seen = _local(r["last_seen_ms"]) if r["last_seen_ms"] else "never"
-        print(f"{r['device']:<24} {r['destination']:<24} {r['status']:<8} {r['state']:<8} seen {seen}"
+        print(f"{r['device']:<24} {r['destination']:<24} {r['mode']:<9} {r['status']:<8} {r['state']:<8}"
+              f" seen {seen}"
               f" unsent {r['unsent'] if r['unsent'] is not None else '-'}")  # fmt: skip
     return 0
 

@@ -6,7 +6,7 @@ the registry (its past events remain attributable) but its new events are refuse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,6 +20,7 @@ from kiosk.topics import ID_PATTERN
 
 ACTIVE = "active"
 REVOKED = "revoked"
+HANDHELD = "inspector"  # the registration's mode of a street inspector's handheld
 
 
 class Registration(BaseModel):
@@ -34,6 +35,10 @@ class Registration(BaseModel):
     fingerprint: str = Field(description="RFC 7638 thumbprint of the key.")
     software: str = Field(description="Software version at provisioning.")
     created: str = Field(description="When the key was made, ISO-8601 UTC.")
+    # Records made before the field existed are kiosks: handhelds came with `--mode inspector`.
+    mode: Literal["kiosk", "inspector"] = Field(
+        default="kiosk", description="A venue's kiosk, or a street inspector's handheld."
+    )
 
     _device_not_reserved = field_validator("device")(check_not_reserved)
 
@@ -85,6 +90,7 @@ class Registry:
             software=record.software,
             created=record.created,
             status=ACTIVE,
+            mode=record.mode,
         )
         self._store.put_device(row)
         self._keys[row.device] = (row, public_key_from_pem(row.public_key))

@@ -9,8 +9,9 @@ an active device is flagged "no device installed".
 
 A venue's figures count visitor scans only (`is_visitor_scan`): inspections,
 people without a QR and refused inspector cards are reported on their own. A
-device with street checks or no-QR records and no visitor scans in the report's
-history window is a handheld (`handhelds`); a destination whose every device is a
+device registered with mode "inspector" is a handheld (`handhelds`), used or not,
+and so is one with street checks or no-QR records and no visitor scans in the
+report's history window (devices registered before the mode was kept); a destination whose every device is a
 handheld is an inspection team or area, not a venue: it gets no venue figures
 or flags, and its handhelds appear in the street part of the report.
 """
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiosk.central import acks, aggregates
 from kiosk.central.aggregates import AreaTotal
-from kiosk.central.registry import ACTIVE
+from kiosk.central.registry import ACTIVE, HANDHELD
 from kiosk.central.store import DeviceRow, EventRow, Store, VenueRow
 from kiosk.errors import ConfigError
 from kiosk.topics import ID_PATTERN
@@ -341,12 +342,14 @@ def _is_street(kind: str, card_format: str) -> bool:
     return kind == "no_qr" or (kind == "inspection" and card_format != INSPECTOR)
 
 
-def handhelds(kinds: dict[str, set[tuple[str, str]]]) -> set[str]:
-    """Devices, from their (kind, format) pairs, with street checks or no-QR records and no visitor scans.
+def handhelds(kinds: dict[str, set[tuple[str, str]]], devices: Iterable[DeviceRow] = ()) -> set[str]:
+    """Devices registered as handhelds, and those whose (kind, format) pairs show street checks or
+    no-QR records and no visitor scans (devices registered before the registry kept the mode).
 
     Inspector cards do not count either way: a handheld opens the inspection screen too.
     """
-    return {
+    registered = {d.device for d in devices if d.mode == HANDHELD}
+    return registered | {
         dev
         for dev, pairs in kinds.items()
         if any(_is_street(*pair) for pair in pairs)
@@ -393,7 +396,7 @@ class _Context:
         self.states = {s.device: s.status for s in store.states()}
         self.start, self.end = day_range(day, settings.zone)
         history_start = day_range(day - timedelta(days=settings.history_days), settings.zone)[0]
-        self.handhelds = handhelds(aggregates.device_kinds(store, history_start, self.end))
+        self.handhelds = handhelds(aggregates.device_kinds(store, history_start, self.end), devices)
         self.kiosks = [d for d in devices if d.device not in self.handhelds]
         self.street_areas = {d.destination for d in devices} - {d.destination for d in self.kiosks}
         noon = datetime.combine(day, time(12))

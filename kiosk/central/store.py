@@ -100,7 +100,8 @@ CREATE TABLE IF NOT EXISTS devices (
     fingerprint TEXT NOT NULL,
     software TEXT NOT NULL,
     created TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'kiosk'
 );
 CREATE INDEX IF NOT EXISTS devices_destination ON devices (destination);
 CREATE TABLE IF NOT EXISTS rejects (
@@ -133,6 +134,12 @@ CREATE INDEX IF NOT EXISTS state_log_device_ts ON state_log (device, ts);
 CREATE UNIQUE INDEX IF NOT EXISTS state_log_once ON state_log (device, ts, status);
 """
 
+# Columns added after a release: (table, column, definition), applied in order to older databases.
+# A new column needs a default, so the rows already there get a value.
+MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    ("devices", "mode", "TEXT NOT NULL DEFAULT 'kiosk'"),
+)
+
 
 @dataclass(frozen=True)
 class DeviceRow:
@@ -145,6 +152,7 @@ class DeviceRow:
     software: str
     created: str
     status: str = "active"
+    mode: str = "kiosk"  # or "inspector": a street inspector's handheld, never a venue's kiosk
 
 
 @dataclass(frozen=True)
@@ -266,7 +274,7 @@ class Store:
         self.ensure_schema(events + SCHEMA)
 
     def ensure_schema(self, sql: str) -> None:
-        """Create the tables and indexes `sql` declares (all `IF NOT EXISTS`), and commit.
+        """Create the tables and indexes `sql` declares (all `IF NOT EXISTS`), migrate, and commit.
 
         A PostgreSQL user without the right to create (the dashboard's, which may only read
         central's tables) relies on the tables' owner, central's ingest, having made them.
@@ -275,11 +283,25 @@ class Store:
             for statement in sql.split(";"):
                 if statement.strip():
                     self._execute(statement)
+            self._migrate()
             self.commit()
         except Exception as e:
             if getattr(e, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
                 raise
             self.rollback()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an older version up to this schema; each step runs once."""
+        for table, column, definition in MIGRATIONS:
+            if column not in self._column_names(table):
+                self._execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+    def _column_names(self, table: str) -> set[str]:
+        if self._partitions is None:
+            return {row[1] for row in self._query(f"PRAGMA table_info({table})")}
+        sql = ("SELECT column_name FROM information_schema.columns"
+               " WHERE table_name = ? AND table_schema = current_schema()")  # fmt: skip
+        return {row[0] for row in self._query(sql, (table,))}
 
     def commit(self) -> None:
         """Make everything written so far durable."""

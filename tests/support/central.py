@@ -30,6 +30,7 @@ class TestDevice:
     destination: str
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     epoch: int = 1_700_000_000_000
+    mode: str = "kiosk"  # "inspector": a street inspector's handheld
 
     def registration(self) -> dict[str, Any]:
         """The record `kiosk provision` prints for this device."""
@@ -42,6 +43,7 @@ class TestDevice:
             "fingerprint": keys.thumbprint(public),
             "software": "0.1.0",
             "created": "2026-11-01T00:00:00Z",
+            "mode": self.mode,
         }
 
     def write_registration(self, folder: Path) -> Path:

@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from kiosk.central import aggregates
-from kiosk.central.registry import ACTIVE
+from kiosk.central.registry import ACTIVE, HANDHELD
 from kiosk.central.reports import (
     INSPECTOR,
     OLD_POSTER,
@@ -177,7 +177,7 @@ class Dashboard:
 
     def _kiosks(self, devices: Sequence[Any]) -> tuple[list[Any], set[str]]:
         """The devices that are kiosks (not handhelds), and the destinations that are street teams."""
-        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end))
+        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end), devices)
         kiosks = [d for d in devices if d.device not in hand]
         return kiosks, {d.destination for d in devices} - {d.destination for d in kiosks}
 
@@ -238,7 +238,8 @@ class Dashboard:
 
     def venue(self, destination: str) -> Venue | None:
         """One venue's line, None when central knows no such venue (reads that venue's rows only)."""
-        devices = self.store.query("SELECT device, status FROM devices WHERE destination = ?", (destination,))
+        devices = self.store.query("SELECT device, status, mode FROM devices WHERE destination = ?",
+                                   (destination,))  # fmt: skip
         kinds: dict[str, set[tuple[str, str]]] = {}
         sql = (
             "SELECT DISTINCT k.device, k.kind, k.format FROM device_days k"
@@ -247,8 +248,8 @@ class Dashboard:
         days = (self.clock.week_start // DAY_MS, -(-self.clock.end // DAY_MS))
         for device, kind, card_format in self.store.query(sql, (destination, *days)):
             kinds.setdefault(str(device), set()).add((str(kind), str(card_format)))
-        hand = handhelds(kinds)
-        kiosks = [(str(d), str(status)) for d, status in devices if d not in hand]
+        hand = handhelds(kinds) | {str(d) for d, _, mode in devices if mode == HANDHELD}
+        kiosks = [(str(d), str(status)) for d, status, _ in devices if d not in hand]
         listed = destination in self.settings.by_id
         if not kiosks and (devices or not listed):
             return None  # a street team's, or unknown

@@ -113,7 +113,8 @@ def _row(device: str, destination: str, seq: int, ts: int, *, kind: str, verdict
 
 def _street(store: Store, settings: ReportSettings, today: date, now_ms: int) -> int:
     """A street team's handheld with today's checks: passed, violations, invalid codes, no QR."""
-    store.put_device(DeviceRow(HANDHELD, TEAM, "-", "fp-team", "0.1.0", "2026-01-01T00:00:00Z"))
+    store.put_device(DeviceRow(HANDHELD, TEAM, "-", "fp-team", "0.1.0", "2026-01-01T00:00:00Z",
+                               mode="inspector"))
     start, _ = day_range(today, settings.zone)
     outcomes = [("pass", "ok")] * 30 + [("fail", "status_blocked")] * 3 + [("fail", "unrecognised")] * 5
     rows = []
