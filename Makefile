@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv libzbar0 mosquitto mosquitto-clients fonts-dejavu-c
                 postgresql shellcheck libglib2.0-0 python3-pygame chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench apt venv clean
+.PHONY: demo test lint bench bench-province apt venv clean
 
 demo: apt venv
 	$(PY) -m kiosk demo
@@ -23,8 +23,17 @@ lint: venv
 	$(VENV)/bin/mypy kiosk
 	$(VENV)/bin/lint-imports --no-logo
 
+# A quick run of every benchmark; bench/central.py at a small scale (a few minutes). The province
+# at full scale (7 million events a day, 10,000 venues, 30 days; about 30 minutes): make bench-province.
+CENTRAL_QUICK ?= --ingest-events 20000 --devices 200 --events 200000 --venues 1000 --history-days 14
+
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; \
+		if [ $$b = bench/central.py ]; then $(PY) $$b $(CENTRAL_QUICK) || exit 1; else $(PY) $$b || exit 1; fi; \
+	done
+
+bench-province: venv
+	$(PY) bench/central.py
 
 # Installs only the Debian packages that are missing, so a second run is instant.
 apt:

@@ -65,7 +65,7 @@ from kiosk.central.ingest import Topics
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.render import render
 from kiosk.central.reports import ReportSettings, Selection, build_report
-from kiosk.central.store import DeviceRow, EventRow, Store, VenueRow, open_store
+from kiosk.central.store import DeviceRow, EventRow, Store, VenueRow, daily_from_hourly, open_store
 from tests.support.broker import Mosquitto
 from tests.support.central import TestDevice
 from tests.support.postgres import PostgresServer
@@ -431,6 +431,8 @@ def copy_aggregates(store: Store, source_day: int, target_day: int, seed: int, *
         " ON s.d = hourly.destination WHERE hour >= %s AND hour < %s ON CONFLICT DO NOTHING",
         (shift_h, vary, lo, hi),
     )
+    hours = (target_day * 24 - 7, (target_day + 1) * 24 - 7)
+    _run(store, daily_from_hourly("WHERE hour >= %s AND hour < %s"), hours)
     _run(
         store,
         "INSERT INTO device_days SELECT day - %s, device, kind, format FROM device_days"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kiosk.central import aggregates
 from kiosk.central.partitions import DAY_MS
-from kiosk.central.store import EventRow, Store, open_store
+from kiosk.central.store import DAILY_COLUMNS, DAY_OFFSET_MS, EventRow, Store, open_store
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
 
@@ -26,6 +26,16 @@ RECOUNT = (
     " SUM(CASE WHEN direction = 'in' THEN 1 ELSE 0 END), SUM(CASE WHEN direction = 'out' THEN 1 ELSE 0 END)"
     " FROM events GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
 )
+DAILY_RECOUNT = (
+    "SELECT (ts + 25200000) / 86400000 AS d, destination, COUNT(*), SUM(CASE WHEN {v} THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN {v} AND direction = 'in' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN {v} AND direction = 'out' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN {v} AND verdict = 'fail' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN {v} AND reason = 'old_venue_qr' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN kind = 'inspection' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 'no_qr' THEN 1 ELSE 0 END)"
+    " FROM events GROUP BY d, destination ORDER BY d, destination"
+).format(v="kind = 'scan' AND format <> 'inspector'")
+DAILY_KEPT = f"SELECT {DAILY_COLUMNS} FROM daily ORDER BY day, destination"
 KEPT = (
     "SELECT hour, destination, kind, format, verdict, reason, n, n_in, n_out FROM hourly"
     " ORDER BY 1, 2, 3, 4, 5, 6"
@@ -60,6 +70,7 @@ def _int_rows(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
 
 def _assert_recount(store: Store) -> None:
     assert _int_rows(store.query(KEPT)) == _int_rows(store.query(RECOUNT))
+    assert _int_rows(store.query(DAILY_KEPT)) == _int_rows(store.query(DAILY_RECOUNT))
     days = "SELECT DISTINCT ts / 86400000, device, kind, format FROM events ORDER BY 1, 2, 3, 4"
     assert store.query(
         "SELECT day, device, kind, format FROM device_days ORDER BY 1, 2, 3, 4"
@@ -92,7 +103,7 @@ def test_aggregates_equal_a_recount_after_duplicates(
 ) -> None:
     with open_store(store_url) as store:
         store.query("SELECT 1")
-        for table in ("events", "hourly", "device_days"):
+        for table in ("events", "hourly", "daily", "device_days"):
             store._execute(f"DELETE FROM {table}")
         store.commit()
         stored: set[tuple[str, int, int, int]] = set()
@@ -105,6 +116,21 @@ def test_aggregates_equal_a_recount_after_duplicates(
             assert new == len(fresh)
             stored |= fresh
         _assert_recount(store)
+        _assert_daily_answers_as_hourly(store)
+
+
+def _assert_daily_answers_as_hourly(store: Store) -> None:
+    """Whole local days read from `daily` give what summing `hourly` gives."""
+    for day in range(BASE // DAY_MS - 2, BASE // DAY_MS + 4):
+        start, end = day * DAY_MS - DAY_OFFSET_MS, (day + 1) * DAY_MS - DAY_OFFSET_MS
+        for history, least in ((1, 1), (3, 1), (3, 2), (4, 3)):
+            fast = aggregates.day_levels(
+                store, start, end, history_days=history, min_days=least, offset_ms=DAY_OFFSET_MS
+            )
+            slow = aggregates._levels_from_hourly(store, start, end, history, least, DAY_OFFSET_MS)
+            assert fast == {d: level for d, level in slow.items() if level != aggregates.DayLevel()}
+        week = (start - 3 * DAY_MS, end)
+        assert aggregates.area_totals(store, *week) == aggregates.area_totals(store, week[0] + 1, week[1])
 
 
 def test_two_writers_at_once_count_each_event_once(postgres_url: str) -> None:
@@ -131,6 +157,30 @@ def test_daily_scans_in_local_days(store_url: str) -> None:
         assert aggregates.daily_scans(store, 0, 3 * day, offset_ms=0) == {"shop-1": {0: 1, 1: 2}}
         # Two hours ahead, the last one falls on the next local day.
         assert aggregates.daily_scans(store, 0, 3 * day, offset_ms=7_200_000) == {"shop-1": {1: 2, 2: 1}}
+
+
+def test_a_database_from_before_daily_gets_it_from_hourly(tmp_path: pytest.TempPathFactory) -> None:
+    url = f"sqlite://{tmp_path}/c.sqlite3"
+    with open_store(url) as store:
+        _insert(store, [_event(1), _event(2, ts=BASE - DAY_MS, direction="out"), _event(3, kind="no_qr")])
+        store._execute("DROP TABLE daily")  # as the schema was before it
+        store.commit()
+    with open_store(url) as store:
+        _assert_recount(store)
+        assert _insert(store, [_event(4), _event(1)]) == 1  # and the ingest counts on from there
+        _assert_recount(store)
+    with open_store(url) as store:  # opening again migrates nothing twice
+        _assert_recount(store)
+
+
+def test_a_postgres_database_from_before_daily_gets_it_from_hourly(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        _insert(store, [_event(1), _event(2, ts=BASE - DAY_MS, reason="old_venue_qr", verdict="fail")])
+        store._execute("DROP TABLE daily")
+        store.commit()
+    with open_store(postgres_url) as store, open_store(postgres_url) as again:
+        _assert_recount(store)
+        _assert_recount(again)
 
 
 def test_venue_figures_from_the_aggregates(store_url: str) -> None:

@@ -1,9 +1,12 @@
-"""What reports and dashboards read: the per-destination, per-hour counts the ingest keeps, in SQL.
+"""What reports and dashboards read: the per-destination counts the ingest keeps, in SQL.
 
 The ingest upserts `hourly` (destination, UTC hour, kind, format, verdict, reason → n,
-n_in, n_out) and `device_days` (which kinds and formats a device sent on a UTC day) in
+n_in, n_out), `daily` (destination, local day of UTC+7 → counts by kind, verdict and
+direction) and `device_days` (which kinds and formats a device sent on a UTC day) in
 the transaction that stores the events, counting only events that were new. So the
-figures here never read `events` and cost the same however long the history grows.
+figures here never read `events`. Questions about every venue over whole local days
+read `daily` (one row per venue and day); a zone whose days are not those of `daily`
+sums `hourly` instead, with the same answers, more slowly.
 
 Times are UTC ms; `offset_ms` is the local zone's offset on the day asked about (a
 whole number of hours: the aggregates have hourly grain). Visitor scans are `scan`
@@ -12,9 +15,10 @@ events of any card but an inspector's (kiosk.central.reports.is_visitor_scan).
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
-from kiosk.central.store import Store
+from kiosk.central.store import DAY_OFFSET_MS, Store
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -47,20 +51,92 @@ class AreaTotal:
     fails: int
 
 
+@dataclass(frozen=True)
+class DayLevel:
+    """A destination's visitor scans on a day, and its usual level: the median of its earlier days."""
+
+    scans: int = 0
+    usual: float | None = None  # None: fewer earlier days with scans than asked for
+
+
 def _hours(start_ms: int, end_ms: int) -> tuple[int, int]:
     return start_ms // HOUR_MS, -(-end_ms // HOUR_MS)
 
 
+def _daily_days(start_ms: int, end_ms: int, offset_ms: int = DAY_OFFSET_MS) -> tuple[int, int] | None:
+    """The `daily` days [first, last) making up a window, or None when the window is not whole days of
+    `daily` or the caller numbers days in another zone."""
+    if offset_ms != DAY_OFFSET_MS or (start_ms + offset_ms) % DAY_MS or (end_ms + offset_ms) % DAY_MS:
+        return None
+    return (start_ms + offset_ms) // DAY_MS, (end_ms + offset_ms) // DAY_MS
+
+
 def daily_scans(store: Store, start_ms: int, end_ms: int, *, offset_ms: int) -> dict[str, dict[int, int]]:
     """Visitor scans per destination per local day number (days since 1970 in local time)."""
+    days = _daily_days(start_ms, end_ms, offset_ms)
+    if days is not None:
+        sql = "SELECT destination, day, scans FROM daily WHERE day >= ? AND day < ? AND scans > 0"
+        return _by_destination(store.query(sql, days))
     sql = (
         f"SELECT destination, (hour * {HOUR_MS} + ?) / {DAY_MS} AS day, SUM(n) FROM hourly"
         f" WHERE hour >= ? AND hour < ? AND {VISITOR} GROUP BY destination, day"
     )
+    return _by_destination(store.query(sql, (offset_ms, *_hours(start_ms, end_ms))))
+
+
+def _by_destination(rows: list[tuple[object, ...]]) -> dict[str, dict[int, int]]:
     found: dict[str, dict[int, int]] = {}
-    for dest, day, n in store.query(sql, (offset_ms, *_hours(start_ms, end_ms))):
-        found.setdefault(str(dest), {})[int(day)] = int(n)
+    for dest, day, n in rows:
+        found.setdefault(str(dest), {})[int(str(day))] = int(str(n))
     return found
+
+
+# Per destination, its scans on the day and the median of its earlier days with scans, in one
+# statement: the median is the mean of the middle row (odd count) or of the two middle rows.
+LEVELS = """
+WITH past AS (
+    SELECT destination, scans, ROW_NUMBER() OVER (PARTITION BY destination ORDER BY scans) AS r,
+        COUNT(*) OVER (PARTITION BY destination) AS c
+    FROM daily WHERE day >= ? AND day < ? AND scans > 0
+)
+SELECT destination, 0, MIN(scans), MAX(scans), MAX(c) FROM past
+WHERE r IN ((c + 1) / 2, (c + 2) / 2) GROUP BY destination
+UNION ALL
+SELECT destination, scans, 0, 0, 0 FROM daily WHERE day = ? AND scans > 0
+"""
+
+
+def day_levels(
+    store: Store, start_ms: int, end_ms: int, *, history_days: int, min_days: int, offset_ms: int
+) -> dict[str, DayLevel]:
+    """Every destination's visitor scans on the local day [start_ms, end_ms) and its usual level over
+    the `history_days` before, judged when at least `min_days` of them had scans (others: no entry)."""
+    days = _daily_days(start_ms, end_ms, offset_ms)
+    if days is None:
+        return _levels_from_hourly(store, start_ms, end_ms, history_days, min_days, offset_ms)
+    today = days[0]
+    scans: dict[str, int] = {}
+    usual: dict[str, float] = {}
+    for dest, n, lo, hi, count in store.query(LEVELS, (today - history_days, today, today)):
+        lo, hi, count = int(str(lo)), int(str(hi)), int(str(count))
+        if count == 0:
+            scans[str(dest)] = int(str(n))
+        elif count >= min_days:
+            usual[str(dest)] = lo if count % 2 else (lo + hi) / 2  # as statistics.median
+    return {d: DayLevel(scans.get(d, 0), usual.get(d)) for d in scans.keys() | usual.keys()}
+
+
+def _levels_from_hourly(
+    store: Store, start_ms: int, end_ms: int, history_days: int, min_days: int, offset_ms: int
+) -> dict[str, DayLevel]:
+    daily = daily_scans(store, start_ms - history_days * DAY_MS, end_ms, offset_ms=offset_ms)
+    today = (start_ms + offset_ms) // DAY_MS
+    levels = {}
+    for dest, days in daily.items():
+        past = [n for day, n in days.items() if day < today]
+        usual = statistics.median(past) if len(past) >= min_days else None
+        levels[dest] = DayLevel(days.get(today, 0), usual)
+    return levels
 
 
 def device_kinds(store: Store, start_ms: int, end_ms: int) -> dict[str, set[tuple[str, str]]]:
@@ -128,7 +204,12 @@ class _Tally:
 
 
 def area_totals(
-    store: Store, start_ms: int, end_ms: int, *, level: str = "district", district: str | None = None
+    store: Store,
+    start_ms: int,
+    end_ms: int,
+    *,
+    level: str = "district",
+    district: str | None = None,
 ) -> list[AreaTotal]:
     """Visitor scans per district (or per ward, optionally of one district) of the venue registry.
 
@@ -138,14 +219,23 @@ def area_totals(
         raise ValueError(f"level must be one of {AREA_LEVELS}")
     ward = "COALESCE(v.ward, '')" if level == "ward" else "''"
     where = " AND COALESCE(v.district, '') = ?" if district is not None else ""
-    sql = (
-        f"SELECT COALESCE(v.district, '') AS d, {ward} AS w, COUNT(DISTINCT h.destination), SUM(h.n),"
-        " SUM(CASE WHEN h.verdict = 'fail' THEN h.n ELSE 0 END)"
-        " FROM hourly h LEFT JOIN venues v ON v.destination = h.destination"
-        f" WHERE h.hour >= ? AND h.hour < ? AND h.{VISITOR.replace(' AND ', ' AND h.')}{where}"
-        " GROUP BY d, w ORDER BY d, w"
-    )
-    params: tuple[object, ...] = (*_hours(start_ms, end_ms), *([district] if district is not None else []))
+    days = _daily_days(start_ms, end_ms)
+    if days is None:
+        counts = (
+            "COUNT(DISTINCT h.destination), SUM(h.n), SUM(CASE WHEN h.verdict = 'fail' THEN h.n ELSE 0 END)"
+            f" FROM hourly h LEFT JOIN venues v ON v.destination = h.destination WHERE h.hour >= ?"
+            f" AND h.hour < ? AND h.{VISITOR.replace(' AND ', ' AND h.')}"
+        )
+        window = _hours(start_ms, end_ms)
+    else:  # whole local days: one row per venue and day
+        counts = (
+            "COUNT(DISTINCT h.destination), SUM(h.scans), SUM(h.scans_fail) FROM daily h"
+            " LEFT JOIN venues v ON v.destination = h.destination"
+            " WHERE h.day >= ? AND h.day < ? AND h.scans > 0"
+        )
+        window = days
+    sql = f"SELECT COALESCE(v.district, '') AS d, {ward} AS w, {counts}{where} GROUP BY d, w ORDER BY d, w"
+    params: tuple[object, ...] = (*window, *([district] if district is not None else []))
     return [
         AreaTotal(str(d), str(w), int(venues), int(scans), int(fails))
         for d, w, venues, scans, fails in store.query(sql, params)

@@ -402,8 +402,11 @@ class _Context:
         noon = datetime.combine(day, time(12))
         offset = int(noon.replace(tzinfo=UTC).timestamp() * 1000) - _local_ms(day, time(12), settings.zone)
         self.offset = offset
-        self.daily = aggregates.daily_scans(store, history_start, self.end, offset_ms=offset)
-        self.day_number = (self.start + offset) // DAY_MS
+        # Every venue's scans on the day and usual level, in one query; peers compare with them.
+        self.levels = aggregates.day_levels(
+            store, self.start, self.end, history_days=settings.history_days,
+            min_days=settings.min_history_days, offset_ms=offset,
+        )  # fmt: skip
         self.peer_groups: dict[str, list[str]] = {}
         for kiosk in sorted({d.destination for d in self.kiosks if d.status == ACTIVE}):
             self.peer_groups.setdefault(settings.info(kiosk).group, []).append(kiosk)
@@ -493,14 +496,13 @@ class _Context:
         )
 
     def _usual(self, dest: str) -> float | None:
-        days = [n for day, n in self.daily.get(dest, {}).items() if day < self.day_number]
-        return statistics.median(days) if len(days) >= self.settings.min_history_days else None
+        return self.levels.get(dest, aggregates.DayLevel()).usual
 
     def _peers(self, dest: str, group: str) -> float | None:
         peers = [p for p in self.peer_groups.get(group, []) if p != dest]
         if len(peers) < 2:
             return None
-        return statistics.median(self.daily.get(p, {}).get(self.day_number, 0) for p in peers)
+        return statistics.median(self.levels.get(p, aggregates.DayLevel()).scans for p in peers)
 
 
 def _figures(counts: aggregates.VenueFigures, scans: Sequence[EventRow]) -> dict[str, Any]:

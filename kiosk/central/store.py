@@ -23,6 +23,9 @@ from kiosk.errors import StoreError
 
 HOUR_MS = 3_600_000
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
+# The days of the `daily` aggregate are local days of UTC+7 (Vietnam, no daylight saving): the
+# reports' default zone. A report in another zone sums `hourly` instead (kiosk.central.aggregates).
+DAY_OFFSET_MS = 7 * HOUR_MS
 
 EVENT_COLUMNS = """
     device TEXT NOT NULL,
@@ -78,6 +81,21 @@ CREATE TABLE IF NOT EXISTS hourly (
 -- The dashboard's reads: one venue's hours (its page), and one kind over a month (inspections).
 CREATE INDEX IF NOT EXISTS hourly_destination_hour ON hourly (destination, hour);
 CREATE INDEX IF NOT EXISTS hourly_kind_hour ON hourly (kind, hour);
+-- One row per destination and local day (DAY_OFFSET_MS): what reports read for every venue at once.
+-- Visitor scans are `scan` events of any card but an inspector's.
+CREATE TABLE IF NOT EXISTS daily (
+    day BIGINT NOT NULL,
+    destination TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    scans BIGINT NOT NULL,
+    scans_in BIGINT NOT NULL,
+    scans_out BIGINT NOT NULL,
+    scans_fail BIGINT NOT NULL,
+    old_poster BIGINT NOT NULL,
+    inspections BIGINT NOT NULL,
+    no_qr BIGINT NOT NULL,
+    PRIMARY KEY (day, destination)
+);
 CREATE TABLE IF NOT EXISTS device_days (
     day BIGINT NOT NULL,
     device TEXT NOT NULL,
@@ -136,9 +154,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS state_log_once ON state_log (device, ts, statu
 
 # Columns added after a release: (table, column, definition), applied in order to older databases.
 # A new column needs a default, so the rows already there get a value.
-MIGRATIONS: tuple[tuple[str, str, str], ...] = (
-    ("devices", "mode", "TEXT NOT NULL DEFAULT 'kiosk'"),
-)
+MIGRATIONS: tuple[tuple[str, str, str], ...] = (("devices", "mode", "TEXT NOT NULL DEFAULT 'kiosk'"),)
 
 
 @dataclass(frozen=True)
@@ -280,21 +296,26 @@ class Store:
         central's tables) relies on the tables' owner, central's ingest, having made them.
         """
         try:
+            had_daily = self._has_table("daily")
             for statement in sql.split(";"):
                 if statement.strip():
                     self._execute(statement)
-            self._migrate()
+            self._migrate(had_daily)
             self.commit()
         except Exception as e:
             if getattr(e, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
                 raise
             self.rollback()
 
-    def _migrate(self) -> None:
+    def _migrate(self, had_daily: bool) -> None:
         """Bring a database made by an older version up to this schema; each step runs once."""
         for table, column, definition in MIGRATIONS:
             if column not in self._column_names(table):
                 self._execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        if not had_daily and self._has_table("daily"):
+            # A database from before `daily`: its days summed from `hourly` (which outlives the
+            # events' retention), in the transaction that creates the table.
+            self._execute(DAILY_FROM_HOURLY)
 
     def _column_names(self, table: str) -> set[str]:
         if self._partitions is None:
@@ -302,6 +323,11 @@ class Store:
         sql = ("SELECT column_name FROM information_schema.columns"
                " WHERE table_name = ? AND table_schema = current_schema()")  # fmt: skip
         return {row[0] for row in self._query(sql, (table,))}
+
+    def _has_table(self, name: str) -> bool:
+        if self._partitions is not None:
+            return self._query("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0] is True
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
     def commit(self) -> None:
         """Make everything written so far durable."""
@@ -379,6 +405,7 @@ class Store:
             if cur.rowcount == 1:
                 new.append(row)
         cur.executemany(HOURLY_UPSERT, _hourly(new))
+        cur.executemany(DAILY_UPSERT, _daily(new))
         cur.executemany(
             DEVICE_DAYS_INSERT, sorted({(e.ts // DAY_MS, e.device, e.kind, e.format) for e in new})
         )
@@ -552,6 +579,38 @@ HOURLY_UPSERT = (
     " ON CONFLICT (hour, destination, kind, format, verdict, reason) DO UPDATE SET"
     " n = hourly.n + excluded.n, n_in = hourly.n_in + excluded.n_in, n_out = hourly.n_out + excluded.n_out"
 )
+DAILY_COLUMNS = "day, destination, n, scans, scans_in, scans_out, scans_fail, old_poster, inspections, no_qr"
+_DAILY_SUMS = ", ".join(f"{c} = daily.{c} + excluded.{c}" for c in DAILY_COLUMNS.split(", ")[2:])
+DAILY_UPSERT = (
+    f"INSERT INTO daily ({DAILY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" ON CONFLICT (day, destination) DO UPDATE SET {_DAILY_SUMS}"
+)
+_VISITOR = "kind = 'scan' AND format <> 'inspector'"
+
+
+def _daily_sums(count: str, inward: str, outward: str) -> str:
+    """SQL summing rows of events (count = 1) or of `hourly` (count = n) into the columns of `daily`."""
+    return (
+        f"SUM({count}), SUM(CASE WHEN {_VISITOR} THEN {count} ELSE 0 END),"
+        f" SUM(CASE WHEN {_VISITOR} THEN {inward} ELSE 0 END),"
+        f" SUM(CASE WHEN {_VISITOR} THEN {outward} ELSE 0 END),"
+        f" SUM(CASE WHEN {_VISITOR} AND verdict = 'fail' THEN {count} ELSE 0 END),"
+        f" SUM(CASE WHEN {_VISITOR} AND reason = 'old_venue_qr' THEN {count} ELSE 0 END),"
+        f" SUM(CASE WHEN kind = 'inspection' THEN {count} ELSE 0 END),"
+        f" SUM(CASE WHEN kind = 'no_qr' THEN {count} ELSE 0 END)"
+    )
+
+
+def daily_from_hourly(where: str = "") -> str:
+    """SQL adding to `daily` the days summed from `hourly` (optionally only its rows matching `where`)."""
+    return (
+        f"INSERT INTO daily ({DAILY_COLUMNS}) SELECT (hour * {HOUR_MS} + {DAY_OFFSET_MS}) / {DAY_MS} AS d,"
+        f" destination, {_daily_sums('n', 'n_in', 'n_out')} FROM hourly {where} GROUP BY d, destination"
+        " ON CONFLICT DO NOTHING"
+    )
+
+
+DAILY_FROM_HOURLY = daily_from_hourly()
 DEVICE_DAYS_INSERT = (
     "INSERT INTO device_days (day, device, kind, format) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
@@ -573,6 +632,16 @@ WITH new AS (
     ON CONFLICT (hour, destination, kind, format, verdict, reason) DO UPDATE SET
         n = hourly.n + excluded.n, n_in = hourly.n_in + excluded.n_in, n_out = hourly.n_out + excluded.n_out
     RETURNING 1
+), summed AS (
+    INSERT INTO daily ({DAILY_COLUMNS})
+    SELECT (ts + {DAY_OFFSET_MS}) / {DAY_MS}, destination, {
+    _daily_sums(
+        "1", "CASE WHEN direction = 'in' THEN 1 ELSE 0 END", "CASE WHEN direction = 'out' THEN 1 ELSE 0 END"
+    )
+}
+    FROM new GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (day, destination) DO UPDATE SET {_DAILY_SUMS}
+    RETURNING 1
 ), days AS (
     INSERT INTO device_days (day, device, kind, format)
     SELECT DISTINCT ts / 86400000, device, kind, format FROM new ORDER BY 1, 2, 3, 4
@@ -592,6 +661,24 @@ def _hourly(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
         n[0] += 1
         n[1] += e.direction == "in"
         n[2] += e.direction == "out"
+    return [(*key, *n) for key, n in sorted(counts.items())]
+
+
+def _daily(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
+    """Upsert parameters of the daily aggregates of these (new) events, in key order."""
+    counts: dict[tuple[int, str], list[int]] = {}
+    for e in rows:
+        n = counts.setdefault(((e.ts + DAY_OFFSET_MS) // DAY_MS, e.destination), [0] * 8)
+        visitor = e.kind == "scan" and e.format != "inspector"
+        n[0] += 1
+        if visitor:
+            n[1] += 1
+            n[2] += e.direction == "in"
+            n[3] += e.direction == "out"
+            n[4] += e.verdict == "fail"
+            n[5] += e.reason == "old_venue_qr"
+        n[6] += e.kind == "inspection"
+        n[7] += e.kind == "no_qr"
     return [(*key, *n) for key, n in sorted(counts.items())]
 
 
