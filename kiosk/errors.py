@@ -76,6 +76,11 @@ class CameraEnded(CameraError):  # noqa: N818 - the end of a replay, not a fault
 class EventError(SignatureError):
     """A correctly signed token whose payload is not a valid schema-v1 scan event."""
 
+    def __init__(self, detail: str, *, signed: tuple[str, int, int] | None = None) -> None:
+        super().__init__(detail)
+        # (signer, epoch, seq) the payload still names in bounds: the signer vouches for that place.
+        self.signed = signed
+
 
 class StoreError(KioskError, OSError):
     """The central database could not be opened, created or written."""

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -176,10 +176,34 @@ def verify_event(token: bytes | str, public_keys: jws.KeyLookup | Ed25519PublicK
     verified = jws.verify(token, public_keys)
     if verified.header.get("typ") != EVENT_TYP:
         raise SignatureError(f"token typ must be {EVENT_TYP!r}, not {verified.header.get('typ')!r}")
-    event = parse_event(verified.payload)
+    try:
+        event = parse_event(verified.payload)
+    except EventError as e:
+        raise EventError(str(e), signed=_signed_place(verified)) from e
     if event.device != verified.kid:
-        raise EventError(f"event names device {event.device!r} but was signed by {verified.kid!r}")
+        raise EventError(
+            f"event names device {event.device!r} but was signed by {verified.kid!r}",
+            signed=_signed_place(verified),
+        )
     return event
+
+
+def _signed_place(verified: jws.Verified) -> tuple[str, int, int] | None:
+    """(signer, epoch, seq) of a signed payload that is not a valid event, when it names them in bounds."""
+    try:
+        data = safejson.loads(verified.payload, max_bytes=MAX_EVENT_PAYLOAD_BYTES, max_depth=1)
+    except UnsafeJSONError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    epoch, seq = data.get("epoch"), data.get("seq")
+    if not (_wire_int(epoch) and _wire_int(seq) and seq >= 1):
+        return None
+    return (verified.kid, epoch, seq)
+
+
+def _wire_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
 
 
 def parse_event(payload: bytes) -> ScanEvent:

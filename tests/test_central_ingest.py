@@ -91,32 +91,43 @@ def test_replayed_event_is_stored_once_and_acked_again(processor: Processor, sto
 
 
 @pytest.mark.parametrize(
-    ("topic", "token", "reason"),
+    ("topic", "token", "reason", "settled"),
     [
-        (K1.topic(), TestDevice("kiosk-1", "shop-1").token(1), "bad_signature"),  # forged: another key
-        (K1.topic(), K1.token(1)[:-8] + b"AAAAAAAA", "bad_signature"),  # tampered signature
-        (K1.topic(), b"not a token", "bad_signature"),
-        (K1.topic(), jws.sign(b'{"v":1}', K1.key, kid="kiosk-1", typ="kiosk-event"), "bad_event"),
-        ("kiosk/v1/shop-2/kiosk-1/event", K1.token(1), "topic_mismatch"),  # misrouted destination
-        ("kiosk/v1/shop-1/kiosk-2/event", K1.token(1), "topic_mismatch"),  # another device's topic
-        (K1.topic(), K1.token(1, destination="shop-2"), "topic_mismatch"),
-        (K2.topic().replace("shop-2", "shop-1"), K2.token(1, destination="shop-1"), "destination_mismatch"),
+        (K1.topic(), TestDevice("kiosk-1", "shop-1").token(1), "bad_signature", None),  # forged: another key
+        (K1.topic(), K1.token(1)[:-8] + b"AAAAAAAA", "bad_signature", None),  # tampered signature
+        (K1.topic(), b"not a token", "bad_signature", None),
+        (K1.topic(), jws.sign(b'{"v":1}', K1.key, kid="kiosk-1", typ="kiosk-event"), "bad_event", None),
+        ("kiosk/v1/shop-2/kiosk-1/event", K1.token(1), "topic_mismatch", "kiosk-1"),  # misrouted destination
+        ("kiosk/v1/shop-1/kiosk-2/event", K1.token(1), "topic_mismatch", None),  # another device's topic
+        (K1.topic(), K1.token(1, destination="shop-2"), "topic_mismatch", "kiosk-1"),
+        (
+            K2.topic().replace("shop-2", "shop-1"),
+            K2.token(1, destination="shop-1"),
+            "destination_mismatch",
+            "kiosk-2",
+        ),
         (
             TestDevice("stranger", "shop-1").topic(),
             TestDevice("stranger", "shop-1").token(1),
             "unknown_device",
+            None,
         ),
-        ("kiosk/v1/shop-1/event", K1.token(1), "bad_topic"),
+        ("kiosk/v1/shop-1/event", K1.token(1), "bad_topic", None),
     ],
 )
 def test_bad_events_are_rejected_counted_and_never_stored(
-    processor: Processor, store: Store, topic: str, token: bytes, reason: str
+    processor: Processor, store: Store, topic: str, token: bytes, reason: str, settled: str | None
 ) -> None:
     processor.handle(topic, token)
-    assert processor.flush() == []
+    due = processor.flush()
     assert store.count_events() == 0
     assert processor.stats.rejected == {reason: 1}
     assert store.reject_counts() == {reason: 1}
+    # Signed by the device its topic names: the seq is refused for good, and the ack covers it.
+    assert [(row.device, row.seq, row.reason) for row in store.settled(settled or "")] == (
+        [(settled, 1, reason)] if settled else []
+    )
+    assert [_ack(ack)["epochs"] for _, ack in due] == ([{str(K1.epoch): 1}] if settled else [])
 
 
 def test_revoked_device_is_rejected(processor: Processor, store: Store) -> None:

@@ -111,6 +111,9 @@ def test_a_message_the_database_refuses_is_refused_and_the_rest_stored(store: St
     [(topic, detail)] = store.query("SELECT topic, detail FROM rejects")
     assert topic == K1.topic() and ("IntegrityError" in detail or "CheckViolation" in detail)
     assert due, "the devices are acked as after any commit"
+    # Signed by its device, so its seq is refused for good: the ack goes past it.
+    assert [(row.seq, row.reason) for row in store.settled(K1.device)] == [(3, "unstorable")]
+    assert store.progress(K1.device) == {K1.epoch: 6}
     processor.handle(K1.topic(), token(7, "card-7"))
     processor.flush()
     assert stored_seqs(store) == [1, 2, 4, 5, 6, 7], "the ingest goes on"

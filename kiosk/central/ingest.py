@@ -30,7 +30,7 @@ from kiosk import safejson
 from kiosk.central import acks, mqtt
 from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
-from kiosk.central.store import EventRow, RejectRow, StateRow, Store
+from kiosk.central.store import EventRow, RejectRow, SettledRow, StateRow, Store
 from kiosk.errors import EventError, SignatureError, UnsafeJSONError, UplinkError
 from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
 from kiosk.health import STATUSES
@@ -102,9 +102,10 @@ class Stats:
 class MessageRefusedError(Exception):
     """A message refused for `reason` (internal to the processor)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, signed: tuple[str, int, int] | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.signed = signed  # (device, epoch, seq) when the device's signature verified
 
 
 class Processor:
@@ -128,6 +129,7 @@ class Processor:
         self._clock = clock
         self._batch: dict[tuple[str, int, int], EventRow] = {}
         self._rejects: list[RejectRow] = []
+        self._settled: dict[tuple[str, int, int], SettledRow] = {}
         self._states: list[StateRow] = []
         self._open_gaps: set[tuple[str, int]] = set()
         self._recent: set[tuple[str, int]] = set()
@@ -147,6 +149,8 @@ class Processor:
                 self._take_state(parsed[0], parsed[1], payload)
         except MessageRefusedError as e:
             self._reject(topic, parsed[1] if parsed else None, e)
+            if parsed is not None and e.signed is not None and e.signed[0] == parsed[1]:
+                self._settle(e.signed, e.reason)
         except Exception as e:  # no message may stop the ingest; this one is a bug to fix
             log.exception("message on %s could not be handled", _clean(topic, 256))
             refused = MessageRefusedError("unhandled", f"{type(e).__name__}: {e}")
@@ -159,6 +163,11 @@ class Processor:
         )
         log.debug("rejected %s: %s (%s)", _clean(topic, 256), e.reason, _clean(str(e), 300))
 
+    def _settle(self, key: tuple[str, int, int], reason: str) -> None:
+        # The device's own signature vouches for (device, epoch, seq): re-sending that seq would be
+        # refused again forever, so the acks count it as covered. A forgery settles nothing.
+        self._settled.setdefault(key, SettledRow(*key, reason, self._clock()))
+
     def _take_event(self, destination: str, device: str, payload: bytes) -> None:
         self.stats.received += 1
         event = self._verify(payload)
@@ -166,11 +175,14 @@ class Processor:
             raise MessageRefusedError(
                 "topic_mismatch",
                 f"event of {event.destination}/{event.device} arrived on {destination}/{device}",
+                signed=event.key,
             )
         registered = self._registry.get(device)
         if registered is not None and registered.destination != event.destination:
             raise MessageRefusedError(
-                "destination_mismatch", f"{device} is registered for {registered.destination}"
+                "destination_mismatch",
+                f"{device} is registered for {registered.destination}",
+                signed=event.key,
             )
         if event.key in self._batch:
             self.stats.duplicates += 1
@@ -186,7 +198,7 @@ class Processor:
         try:
             return verify_event(payload, lookup)
         except EventError as e:
-            raise MessageRefusedError("bad_event", str(e)) from e
+            raise MessageRefusedError("bad_event", str(e), signed=e.signed) from e
         except SignatureError as e:
             raise MessageRefusedError(self._signature_reason(signers), str(e)) from e
 
@@ -216,7 +228,7 @@ class Processor:
     @property
     def pending(self) -> int:
         """Messages taken since the last flush."""
-        return len(self._batch) + len(self._rejects) + len(self._states)
+        return len(self._batch) + len(self._rejects) + len(self._settled) + len(self._states)
 
     def flush(self) -> list[tuple[str, bytes]]:
         """Commit the batch, then return (topic, token) of every ack that is now due.
@@ -226,21 +238,27 @@ class Processor:
         refuses the data instead (see `unstorable`), the messages to blame are found,
         refused as `unstorable` and the rest is written: one message cannot stall the ingest.
         """
-        pairs = sorted({(row.device, row.epoch) for row in self._batch.values()} | self._due_sweep())
+        sweep = self._due_sweep()
         everyone = self._due_everyone()
-        new, resend = self._commit(pairs)
+        new, resend = self._commit(sweep)
         batch = list(self._batch.values())
-        self._batch, self._rejects, self._states = {}, [], []
-        self._recent |= {(row.device, row.epoch) for row in batch}
+        self._recent |= self._touched()
+        self._batch, self._rejects, self._settled, self._states = {}, [], {}, []
         self.stats.stored += new
         self.stats.duplicates += len(batch) - new
         return self._acks({device for device, _ in resend} | everyone, resend)
 
+    def _touched(self) -> set[tuple[str, int]]:
+        """(device, epoch) of every event stored or seq settled in this batch."""
+        stored = {(row.device, row.epoch) for row in self._batch.values()}
+        return stored | {(row.device, row.epoch) for row in self._settled.values()}
+
     def _commit(
-        self, pairs: list[tuple[str, int]]
+        self, sweep: set[tuple[str, int]]
     ) -> tuple[int, dict[tuple[str, int], tuple[tuple[int, int], ...]]]:
         while True:  # each turn refuses at least one message, or raises
             batch = sorted(self._batch.values(), key=_event_key)
+            pairs = sorted(self._touched() | sweep)
             try:
                 return self._write_retrying(batch, self._rejects, self._states, pairs)
             except Exception as e:
@@ -262,6 +280,8 @@ class Processor:
             # A bug or an attack either way: worth the operator's attention, unlike a bad signature.
             log.error("message on %s cannot be stored; refused: %s", topic, _clean(detail, 300))
             self._reject(topic, item.device, MessageRefusedError("unstorable", detail))
+            if isinstance(item, EventRow):  # verified: signed by the device its topic names
+                self._settle(_event_key(item), "unstorable")
         return bool(culprits)
 
     def _probe(self, items: list[EventRow | StateRow]) -> BaseException | None:
@@ -308,6 +328,7 @@ class Processor:
         self._store.ensure_partitions((row.ts for row in batch), now_ms())
         new = self._store.insert_events(batch)
         self._store.add_rejects(rejects)
+        self._store.settle(list(self._settled.values()))
         for state in sorted(states, key=_state_key):
             self._store.put_state(state)
         resend = {pair: self._advance(*pair) for pair in pairs}

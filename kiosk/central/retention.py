@@ -1,8 +1,8 @@
 """Retention: central deletes what contact tracing no longer needs, without long locks.
 
-Central keeps events, refused messages and state changes for `DEFAULT_DAYS`
-unless configured otherwise: the national QR check-in rules kept check-in data
-for 21 to 30 days, and a trace reaches back two incubation periods of up to 14
+Central keeps events, refused messages (and the seqs they settled) and state
+changes for `DEFAULT_DAYS` unless configured otherwise: the national QR check-in
+rules kept check-in data for 21 to 30 days, and a trace reaches back two incubation periods of up to 14
 days (the case's exposure, then their contacts'), plus the days a case takes to
 be reported. The acks' cursors (`progress`), each device's latest state and the
 hourly aggregates (counts, no identity) are kept whatever their age.
@@ -26,7 +26,9 @@ from kiosk.central.store import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 30
-LOGS = (("rejects", "received_ms"), ("state_log", "ts"))  # deleted by age like the events
+# Deleted by age like the events. A settled seq deleted while a gap below it still holds the ack
+# back is refused, and settled, again when the kiosk re-sends it (a kiosk keeps what is not acked).
+LOGS = (("rejects", "received_ms"), ("settled", "received_ms"), ("state_log", "ts"))
 
 
 def expire(store: Store, days: int, *, now_ms: int) -> int:

@@ -129,6 +129,16 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- Seqs refused for good: a device-signed event that cannot be stored settles its place, so the
+-- acks count it as covered (a new table, so an older database gains it on its next open).
+CREATE TABLE IF NOT EXISTS settled (
+    device TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (device, epoch, seq)
+);
 CREATE TABLE IF NOT EXISTS progress (
     device TEXT NOT NULL,
     epoch BIGINT NOT NULL,
@@ -215,6 +225,17 @@ class RejectRow:
     device: str | None
     reason: str
     detail: str
+
+
+@dataclass(frozen=True)
+class SettledRow:
+    """A seq refused for good: its event was signed by its device but cannot be stored."""
+
+    device: str
+    epoch: int
+    seq: int
+    reason: str
+    received_ms: int
 
 
 @dataclass(frozen=True)
@@ -490,10 +511,24 @@ class Store:
     # Sequence progress, for acks.
 
     def seqs_after(self, device: str, epoch: int, after: int, limit: int) -> list[tuple[int, int]]:
-        """(seq, received_ms) of a device's stored events in one epoch above `after`, in order."""
-        sql = "SELECT seq, received_ms FROM events WHERE device = ? AND epoch = ? AND seq > ?"
-        rows = self._query(sql + " ORDER BY seq LIMIT ?", (device, epoch, after, limit))
+        """(seq, received_ms) of a device's seqs in one epoch above `after` stored or settled, in order.
+
+        A seq both stored and settled comes twice (the acks' walk skips the repeat).
+        """
+        rows = self._query(SEQS_AFTER, (device, epoch, after, limit) * 2 + (limit,))
         return [(int(seq), int(received)) for seq, received in rows]
+
+    def settle(self, rows: Sequence[SettledRow]) -> None:
+        """Record seqs refused for good (once each, in key order so concurrent ingests never deadlock)."""
+        if rows:
+            sql = f"INSERT INTO settled ({_columns(SettledRow)}) VALUES ({_marks(SettledRow)})"
+            params = [_values(row) for row in sorted(rows, key=lambda r: (r.device, r.epoch, r.seq))]
+            self._conn.cursor().executemany(self._sql(sql + " ON CONFLICT DO NOTHING"), params)
+
+    def settled(self, device: str) -> list[SettledRow]:
+        """A device's settled seqs, in order."""
+        sql = f"SELECT {_columns(SettledRow)} FROM settled WHERE device = ? ORDER BY epoch, seq"
+        return [SettledRow(*row) for row in self._query(sql, (device,))]
 
     def progress(self, device: str) -> dict[int, int]:
         """Per epoch, the highest seq with every seq at or below it stored."""
@@ -572,6 +607,18 @@ class Store:
         rows = earlier + self._query(sql, (device, start_ms, end_ms))
         return [(int(ts), str(status)) for ts, status in rows]
 
+
+# Each side limited on its own, so that both read only the start of their index.
+SEQS_AFTER = """
+SELECT seq, received_ms FROM (
+    SELECT seq, received_ms FROM (
+        SELECT seq, received_ms FROM events WHERE device = ? AND epoch = ? AND seq > ? ORDER BY seq LIMIT ?
+    ) AS stored
+    UNION ALL
+    SELECT seq, received_ms FROM (
+        SELECT seq, received_ms FROM settled WHERE device = ? AND epoch = ? AND seq > ? ORDER BY seq LIMIT ?
+    ) AS refused
+) AS covered ORDER BY seq LIMIT ?"""
 
 HOURLY_UPSERT = (
     "INSERT INTO hourly (hour, destination, kind, format, verdict, reason, n, n_in, n_out)"
