@@ -139,7 +139,7 @@ class Spool:
         self._clock = clock
         self._write_lock = threading.Lock()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []  # with their thread
         self._connections_lock = threading.Lock()
         self._closed = False
         self.epoch = self._set_up()
@@ -188,13 +188,14 @@ class Spool:
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
+            self._close_own()
             raise SpoolError(f"spool {self.path} is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
             with self._connections_lock:
-                self._connections.append(conn)
+                self._connections.append((threading.current_thread(), conn))
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -563,12 +564,27 @@ class Spool:
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection (each thread's); safe to call twice."""
+        """Close this thread's connection and those of ended threads; safe to call twice.
+
+        A thread still running closes its own at its next use, which then raises
+        SpoolError: closing a connection another thread may be using can crash sqlite3.
+        """
         self._closed = True
+        me = threading.current_thread()
         with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            done = [(t, c) for t, c in self._connections if t is me or not t.is_alive()]
+            self._connections = [(t, c) for t, c in self._connections if (t, c) not in done]
+        for _, conn in done:
             conn.close()
+
+    def _close_own(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._connections_lock:
+            self._connections = [(t, c) for t, c in self._connections if c is not conn]
+        conn.close()
 
     def __enter__(self) -> Spool:
         return self

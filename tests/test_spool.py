@@ -435,3 +435,30 @@ def test_no_sql_on_the_spools_tables_outside_the_spool_module() -> None:
     assert len(sources) > 30
     found = {str(p.relative_to(PACKAGE)): spool_sql(p.read_text(encoding="utf-8")) for p in sources}
     assert {path: sql for path, sql in found.items() if sql} == {}
+
+
+def test_closing_leaves_a_running_threads_connection_to_that_thread(tmp_path: Path) -> None:
+    # Closing a sqlite3 connection while another thread runs a query on it can crash the
+    # process, so close() never touches a live thread's connection: that thread closes it.
+    spool = _open(tmp_path / "s.db")
+    used, closed, results = threading.Event(), threading.Event(), []
+
+    def drain() -> None:
+        results.append(spool.depth())
+        used.set()
+        closed.wait(10)
+        try:
+            spool.depth()
+        except SpoolError as e:
+            results.append(str(e))
+
+    worker = threading.Thread(target=drain)
+    worker.start()
+    assert used.wait(10)
+    spool.close()
+    assert len(spool._connections) == 1, "the live thread's connection is left to it"
+    closed.set()
+    worker.join(10)
+    assert results[0] == 0 and "is closed" in results[1]
+    assert spool._connections == [], "the thread closed its own at its next use"
+    spool.close()  # twice is fine
