@@ -33,6 +33,7 @@ from kiosk.events import EventDraft
 from kiosk.spool import Spool
 from kiosk.uplink import Uplink
 from tests.support.broker import Mosquitto
+from tests.support.central import SEALER
 
 KEY = Ed25519PrivateKey.generate()
 IDENTITY_KEY = bytes(32)
@@ -41,7 +42,7 @@ IDENTITY_KEY = bytes(32)
 def open_spool(path: Path) -> Spool:
     """A spool for one bench device."""
     return Spool.open(
-        path, device_id="bench-1", destination_id="venue-1", signing_key=KEY, identity_key=IDENTITY_KEY
+        path, device_id="bench-1", destination_id="venue-1", signing_key=KEY, sealer=SEALER
     )
 
 

@@ -27,15 +27,15 @@ from kiosk.config import FeedbackConfig, Settings, load_config
 from kiosk.daemon import Kiosk, LoopState, Parts
 from kiosk.decoder import open_decoder
 from kiosk.errors import StatusListError, TrustListError
-from kiosk.events import hash_identity
 from kiosk.feedback import Feedback
 from kiosk.health import Health
 from kiosk.imaging import sharpness
-from kiosk.keys import load_identity_key, load_private_key, load_public_keys
+from kiosk.keys import load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
 from kiosk.presence import PresenceBoard, load_peers
 from kiosk.screen.states import IdleState
+from kiosk.sealing import load_destination_key, open_sealer, tag
 from kiosk.spool import Spool, SpoolLimits
 from kiosk.statuslist import StatusListStore
 from kiosk.trustlist import TOKEN_FILE, TrustList, TrustListStore
@@ -152,12 +152,11 @@ def open_feedback(
 
 
 def presence_keys(settings: Settings) -> Callable[[str], tuple[str, ...]]:
-    """How the policy knows a person in its presence table: as the events know them (hashed)."""
-    if settings.uplink.plain_identity:
-        return lambda identity: (f"plain:{identity}",)
-    key = load_identity_key(settings.paths.identity_key_file)
-    # Every format: a person who came in with one card may leave with another carrying the same number.
-    return lambda identity: tuple(hash_identity(key, fmt, identity) for fmt in ("national", "cccd", "dcc"))
+    """How the policy knows a person in its presence table: the destination key's tag, as in the spool."""
+    key = load_destination_key(settings.paths.destination_key_file)
+    # One tag whatever the card's format: a person who came in with one card may leave with
+    # another carrying the same number.
+    return lambda identity: (tag(key, identity),)
 
 
 def open_presence(settings: Settings) -> PresenceBoard | None:
@@ -195,7 +194,7 @@ def restore_presence(policy: Policy, spool: Spool, settings: Settings) -> None:
 
 
 def open_spool(settings: Settings) -> Spool:
-    """The event spool, with the device's signing and identity keys."""
+    """The event spool, with the device's signing key and the sealer of card identities."""
     limits = SpoolLimits(
         retention_days=settings.spool.retention_days,
         disk_budget_bytes=settings.spool.disk_budget_mb * 1024 * 1024,
@@ -206,8 +205,7 @@ def open_spool(settings: Settings) -> Spool:
         device_id=settings.device.id,
         destination_id=settings.destination.id,
         signing_key=load_private_key(settings.paths.key_file),
-        identity_key=load_identity_key(settings.paths.identity_key_file),
-        plain_identity=settings.uplink.plain_identity,
+        sealer=open_sealer(settings),
         limits=limits,
     )
 

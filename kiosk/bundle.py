@@ -8,7 +8,12 @@ RFC 7638 thumbprint) whose payload is JSON holding:
 - `trust_list`: the vaccine passports' document-signer certificates (PEM) and its version;
 - `status_list`: the current signed status list token, or null;
 - `broker_ca`: the CA certificate of the authority's broker (PEM), or null; `broker`: its URL;
-- `destination`: the venue record (id, name, district, ward, direction, mode, capacity).
+- `destination`: the venue record (id, name, district, ward, direction, mode, capacity);
+- `sealing_key`: the authority's X25519 public key (PEM) card identities are sealed to, or null;
+- `destination_key`: the venue's own key (32 bytes, base64url), shared by its kiosks only, or null.
+
+The destination key is a secret of that venue's kiosks: a bundle holding it is
+handled like a key file (copied to the device, then deleted).
 
 A bundle carries the keys it is checked with, so its signature only proves it is
 whole: the technician confirms the authority key's fingerprint, which both sides
@@ -25,6 +30,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from kiosk import jws, statuslist
@@ -68,6 +74,10 @@ class BundleContent(BaseModel):
     broker: str | None = Field(None, description="The broker's URL, e.g. mqtts://HOST:8883.")
     broker_ca: str | None = Field(None, description="The broker's CA certificate, PEM.")
     destination: DestinationRecord
+    sealing_key: str | None = Field(None, description="The authority's X25519 sealing public key, PEM.")
+    destination_key: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{43}$", description="The venue's key (32 bytes, base64url)."
+    )
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,17 @@ class Bundle:
             gaps.append("a status list")
         if self.content.broker_ca is None:
             gaps.append("the broker's CA certificate")
+        if self.content.sealing_key is None:
+            gaps.append("the authority's sealing key")
+        if self.content.destination_key is None:
+            gaps.append("the destination's key")
         return gaps
+
+    @property
+    def destination_key(self) -> bytes | None:
+        """The venue's key, when the bundle carries it."""
+        key = self.content.destination_key
+        return None if key is None else jws.b64url_decode(key)
 
 
 def make_bundle(content: BundleContent, key: Ed25519PrivateKey) -> bytes:
@@ -153,7 +173,19 @@ def _content(payload: bytes) -> BundleContent:
         raise ProvisionError(f"the bundle is malformed: {problems}") from e
     if content.broker_ca is not None:
         _certificates(content.broker_ca, "broker_ca")
+    if content.sealing_key is not None:
+        _sealing_key(content.sealing_key)
     return content
+
+
+def _sealing_key(pem: str) -> X25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii", "replace"))
+    except ValueError as e:
+        raise ProvisionError(f"the bundle's sealing_key is not a PEM public key: {e}") from e
+    if not isinstance(key, X25519PublicKey):
+        raise ProvisionError(f"the bundle's sealing_key is a {type(key).__name__}, not an X25519 key")
+    return key
 
 
 def parse_public_keys(pem: bytes) -> dict[str, Ed25519PublicKey]:

@@ -423,7 +423,7 @@ class UplinkConfig(Section):
     )
     plain_identity: bool = Field(
         False,
-        description="Privacy trade-off: events carry card identities as plain text (`plain:ID`) instead of a keyed hash; only where the destination's rules demand it.",
+        description="Privacy trade-off: events carry card identities as plain text (`plain:ID`) instead of sealed to the authority; only where the destination's rules demand it (central refuses them unless the destination is configured for them).",
     )
 
     @model_validator(mode="after")
@@ -478,7 +478,15 @@ class PathsConfig(Section):
     key_file: Path = Field(Path("device.key"), description="Device Ed25519 private key (PEM, mode 0600).")
     identity_key_file: Path = Field(
         Path("identity.key"),
-        description="HMAC key for card identities in events (provisioned, held by the authority).",
+        description="No longer read (schema-v1 events hashed identities with it); delete the file after upgrading.",
+    )
+    destination_key_file: Path = Field(
+        Path("destination.key"),
+        description="This venue's key (32 bytes, 0600), shared only by its kiosks: repeats and presence.",
+    )
+    sealing_key_file: Path = Field(
+        Path("authority-seal.pem"),
+        description="The authority's X25519 public key (PEM) that card identities in events are sealed to.",
     )
     spool_file: Path = Field(Path("spool.sqlite3"), description="The durable event spool (SQLite).")
     statuslist_file: Path = Field(
@@ -491,7 +499,15 @@ class PathsConfig(Section):
 
     @model_validator(mode="after")
     def _inside_state_dir(self) -> PathsConfig:
-        for name in ("key_file", "identity_key_file", "spool_file", "statuslist_file", "peers_file"):
+        for name in (
+            "key_file",
+            "identity_key_file",
+            "destination_key_file",
+            "sealing_key_file",
+            "spool_file",
+            "statuslist_file",
+            "peers_file",
+        ):
             value: Path = getattr(self, name)
             if not value.is_absolute():
                 object.__setattr__(self, name, self.state_dir / value)

@@ -568,13 +568,13 @@ def show_decision(feedback: Feedback, decision: Decision) -> None:
 
 
 def draft_for(decision: Decision, decode_ms: float) -> EventDraft:
-    """The event draft that records a decision (the spool adds seq, identity hash and signature)."""
+    """The event draft that records a decision (the spool adds seq, sealed identities and signature)."""
     return EventDraft(
         verdict=decision.verdict,
         reason=str(decision.reason),
         format=decision.format,
         direction=decision.direction,
-        card_identity=decision.identity,
+        card_identities=decision.identities or ((decision.identity,) if decision.identity else ()),
         ts=int(decision.at.timestamp() * 1000),
         clock_synced=decision.clock_synced,
         decode_ms=round(decode_ms, 3),

@@ -31,8 +31,9 @@ from typing import Any, TextIO
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from kiosk import cardmaker, keys, scenes
+from kiosk import cardmaker, keys, scenes, sealing
 from kiosk.app import assemble, open_feedback
 from kiosk.cards.inspector import make_inspector_payload
 from kiosk.config import Settings, parse_config
@@ -193,9 +194,13 @@ def provision(out: Path, *, broker_url: str | None, now: datetime) -> Venue:
     cardmaker.save_signer(signer, out / "dcc-signer.key", out / "trust.pem")
     authority = keys.generate_device_key(out / "authority.key", overwrite=True)
     (out / "authority.pem").write_text(keys.public_pem(authority.public_key()))
-    venue_key = os.urandom(32)  # held by the venue's lanes alone: they know a person by the same hash
+    venue_key = os.urandom(32)  # held by the venue's lanes alone: they know a person by the same tag
+    # The authority's sealing key pair: the lanes get the public half; the private half stays in `out`.
+    seal = sealing.generate_authority_key(out / "authority-seal.key", overwrite=True).public_key()
     states = {ENTRY: out / "state", EXIT: out / "exit-state"}
-    records = [_provision_lane(device, state, venue_key, authority, now) for device, state in states.items()]
+    records = [
+        _provision_lane(device, state, (venue_key, seal), authority, now) for device, state in states.items()
+    ]
     for state in states.values():
         (state / "peers.json").write_text(json.dumps(records))  # as `kiosk-central peers` writes it
     entry, exit_ = (
@@ -215,13 +220,18 @@ def provision(out: Path, *, broker_url: str | None, now: datetime) -> Venue:
 
 
 def _provision_lane(
-    device: str, state: Path, venue_key: bytes, authority: Ed25519PrivateKey, now: datetime
+    device: str,
+    state: Path,
+    venue: tuple[bytes, X25519PublicKey],
+    authority: Ed25519PrivateKey,
+    now: datetime,
 ) -> dict[str, str]:
     """One lane's keys and status list; its registration record (what its peers verify it with)."""
-    for path in (state / "device.key", state / "identity.key", state / "statuslist.json"):
+    for path in (state / "device.key", state / "destination.key", state / "statuslist.json"):
         path.unlink(missing_ok=True)
     key = keys.generate_device_key(state / "device.key")
-    keys.write_secret(state / "identity.key", venue_key)
+    keys.write_secret(state / "destination.key", venue[0])
+    (state / "authority-seal.pem").write_text(sealing.public_pem(venue[1]))
     _write_statuslist(authority, state, now)
     return {"device": device, "destination": VENUE, "public_key": keys.public_pem(key.public_key())}
 

@@ -75,6 +75,7 @@ class Decision:
     repeat: bool = False
     clock_synced: bool = True
     status: str | None = None
+    identities: tuple[str, ...] = field(default=(), repr=False)  # every identity of the card, primary first
     details: dict[str, Any] = field(default_factory=dict, compare=False)
     effects: Effects = field(default=Effects(), compare=False, repr=False)
 
@@ -117,7 +118,7 @@ class Policy:
         presence_keys: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self.statuslist = statuslist
-        # How an identity is known in the presence table: the daemon passes the events' identity hashes,
+        # How an identity is known in the presence table: the daemon passes the destination key's tags,
         # so that who is inside can be rebuilt from the spool after a restart (restore_presence).
         self._presence_keys = presence_keys or (lambda identity: (identity,))
         self.reconfigure(rules, destination)
@@ -208,8 +209,9 @@ class Policy:
         status = self._status(item, now)
         base = Decision(
             verdict="pass", reason=Reason.OK, direction=direction, identity=item.identity,
-            masked_name=item.masked_name, format=item.format, at=now, clock_synced=clock_synced,
-            status=status.code if status else None, details={"name": item.masked_name},
+            identities=item.identities, masked_name=item.masked_name, format=item.format, at=now,
+            clock_synced=clock_synced, status=status.code if status else None,
+            details={"name": item.masked_name},
         )  # fmt: skip
         keys = self._keys(item.identities)
         if direction == "out":

@@ -1,7 +1,7 @@
 """Provisioning: make a kiosk belong to one destination, and say who it is.
 
 `provision(request)` checks everything first, then writes the device's new
-Ed25519 key, the authority's identity key and a validated config file under
+Ed25519 key, its destination's key, the authority's sealing key and a validated config file under
 temporary names, and moves them into place only when all of them are ready;
 on any failure it removes what it wrote, so a device is never left half
 provisioned. It returns the registration record the authority needs to
@@ -27,7 +27,7 @@ from typing import Any, Literal
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk import __version__, keys
+from kiosk import __version__, keys, sealing
 from kiosk.bundle import Bundle, keys_pem
 from kiosk.config import Settings, parse_config
 from kiosk.errors import ConfigError, DeviceKeyError, ProvisionError
@@ -57,7 +57,8 @@ class ProvisionRequest:
     key_file: Path | None = None
     username: str | None = None
     password_file: Path | None = None
-    identity_key: Path | None = None
+    destination_key: Path | None = None  # the venue's key, shared by its kiosks (32 bytes)
+    sealing_key: Path | None = None  # the authority's X25519 public key (PEM) identities are sealed to
     force: bool = False
     keep_key: bool = False  # re-provision (a new bundle) keeping the device's key and id
     mode: Literal["kiosk", "inspector"] = "kiosk"
@@ -98,7 +99,7 @@ class ProvisionResult:
     registration: Registration
     settings: Settings
     config_path: Path
-    identity_key_generated: bool
+    destination_key_generated: bool
     replaced_key: bool
     bundle: Bundle | None = None
 
@@ -137,8 +138,9 @@ def _write_all(
     with _Staging() as staging:
         key = _device_key(request, staging, settings.paths.key_file)
         device_id = request.device_id or _kept_id(request, base) or device_id_for(key)
-        generated = _stage_identity_key(staging, request.identity_key, settings.paths.identity_key_file)
         settings = _validate(request, base, device_id)
+        generated = _stage_destination_key(staging, request, settings.paths.destination_key_file)
+        _stage_sealing_key(staging, request, settings.paths.sealing_key_file)
         if request.bundle is not None:
             _stage_bundle(staging, request.bundle, request.config_path.parent, settings.paths.statuslist_file)
         staging.write(request.config_path, _config_text(request, base, device_id).encode(), mode=0o644)
@@ -177,10 +179,12 @@ def check_request(request: ProvisionRequest) -> None:
         "--cert": request.cert_file,
         "--key": request.key_file,
         "--password-file": request.password_file,
-        "--identity-key": request.identity_key,
+        "--destination-key": request.destination_key,
+        "--sealing-key": request.sealing_key,
     }
     problems += [_file_problem(flag, path) for flag, path in files.items() if path is not None]
-    problems += _identity_key_problems(request.identity_key)
+    problems += _destination_key_problems(request.destination_key)
+    problems += _sealing_key_problems(request.sealing_key)
     problems += _secret_mode_problems("--password-file", request.password_file)
     found = [p for p in problems if p]
     if found:
@@ -238,15 +242,25 @@ def _file_problem(flag: str, path: Path) -> str:
     return ""
 
 
-def _identity_key_problems(path: Path | None) -> list[str]:
+def _destination_key_problems(path: Path | None) -> list[str]:
     if path is None or not path.is_file():
         return []
     size = path.stat().st_size
-    if size != keys.IDENTITY_KEY_BYTES:
+    if size != sealing.DESTINATION_KEY_BYTES:
         return [
-            f"--identity-key {path}: holds {size} bytes, not {keys.IDENTITY_KEY_BYTES}: "
-            "use the identity key file the authority issued"
+            f"--destination-key {path}: holds {size} bytes, not {sealing.DESTINATION_KEY_BYTES}: "
+            "use the destination key file the authority issued for this venue"
         ]
+    return []
+
+
+def _sealing_key_problems(path: Path | None) -> list[str]:
+    if path is None or not path.is_file():
+        return []
+    try:
+        sealing.load_authority_public_key(path)
+    except DeviceKeyError as e:
+        return [f"--sealing-key: {e}: use the sealing public key the authority issued"]
     return []
 
 
@@ -338,6 +352,8 @@ def _point_at_bundle(data: dict[str, Any], bundle: Bundle, folder: Path) -> None
 def missing_trust(settings: Settings) -> list[str]:
     """The trust material a provisioned config lacks, with what each one costs."""
     gaps = []
+    if not settings.paths.sealing_key_file.is_file():
+        gaps.append("the authority's sealing key: `kiosk run` cannot record a card until it is installed")
     if settings.policy.authority_keys is None:
         gaps.append("the authority's public keys: central's acks, status lists, inspector cards are refused")
     if settings.policy.trust_list is None:
@@ -457,15 +473,27 @@ def _stage_device_key(staging: _Staging, key_file: Path) -> Ed25519PrivateKey:
     return keys.generate_device_key(staging.temp_for(key_file), overwrite=False)
 
 
-def _stage_identity_key(staging: _Staging, given: Path | None, target: Path) -> bool:
-    """Stage the authority's identity key; keep one already installed; else make one (True)."""
+def _stage_destination_key(staging: _Staging, request: ProvisionRequest, target: Path) -> bool:
+    """Stage the venue's key (given, or the bundle's); keep one already installed; else make one (True)."""
+    given = request.bundle.destination_key if request.bundle is not None else None
+    if request.destination_key is not None:
+        given = request.destination_key.read_bytes()
     if given is not None:
-        keys.write_secret(staging.temp_for(target), given.read_bytes())
+        keys.write_secret(staging.temp_for(target), given)
         return False
     if target.exists():
         return False
-    keys.generate_identity_key(staging.temp_for(target))
+    sealing.generate_destination_key(staging.temp_for(target))
     return True
+
+
+def _stage_sealing_key(staging: _Staging, request: ProvisionRequest, target: Path) -> None:
+    """Stage the authority's sealing public key (given, or the bundle's); else keep what is installed."""
+    pem = request.bundle.content.sealing_key if request.bundle is not None else None
+    if request.sealing_key is not None:
+        pem = request.sealing_key.read_text()
+    if pem is not None:
+        staging.write(target, pem.encode("ascii"), mode=0o644)
 
 
 def _stage_bundle(staging: _Staging, bundle: Bundle, folder: Path, statuslist_file: Path) -> None:
@@ -492,7 +520,7 @@ def _hand_over(settings: Settings, owner: str | None) -> None:
         log.info("no user %r: the key files stay owned by root", owner)
         return
     paths = settings.paths
-    for path in (paths.state_dir, paths.key_file, paths.identity_key_file, paths.statuslist_file):
+    for path in (paths.state_dir, paths.key_file, paths.destination_key_file, paths.statuslist_file):
         if path.exists():
             shutil.chown(path, user=owner, group=_group_of(owner))
 

@@ -122,15 +122,6 @@ def check_device_key(settings: Settings, probes: Probes) -> CheckResult:
     return CheckResult("device key", "pass", detail)
 
 
-def check_identity_key(settings: Settings, probes: Probes) -> CheckResult:
-    """The identity HMAC key exists with safe permissions and the right size."""
-    from kiosk import keys
-
-    path = settings.paths.identity_key_file
-    keys.load_identity_key(path)
-    return CheckResult("identity key", "pass", f"{path}: 32 bytes, mode {_mode(path)}")
-
-
 def _mode(path: Path) -> str:
     return oct(stat.S_IMODE(path.stat().st_mode))
 
@@ -517,7 +508,6 @@ def _await(outcome: _Outcome, timeout_s: float, what: str, settings: Settings) -
 
 CHECKS: tuple[Check, ...] = (
     check_device_key,
-    check_identity_key,
     *TRUST_CHECKS,
     check_disk,
     check_clock,

@@ -47,9 +47,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk import jws, keys
 from kiosk.config import Settings, SpoolConfig
 from kiosk.errors import SignatureError, SpoolError
-from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event
+from kiosk.events import AnyEvent, EventDraft, ScanEvent, build_event, parse_event, sign_event
+from kiosk.sealing import Sealer
 
-SCHEMA_VERSION = 2  # 2: the reason column
+SCHEMA_VERSION = 3  # 2: the reason column; 3: the presence tag column
 UNSENT, SENT, ACKED = 0, 1, 2
 CHUNK_ROWS = 500  # rows per write transaction in bulk changes: the longest a record() waits
 CHECKPOINT_EVERY = 20  # chunks between WAL checkpoints in a bulk change
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
     device TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
     destination TEXT NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
     verdict TEXT NOT NULL, direction TEXT, token BLOB NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER, reason TEXT,
+    state INTEGER NOT NULL DEFAULT 0, sent_at INTEGER, reason TEXT, presence TEXT,
     PRIMARY KEY (device, epoch, seq)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS events_unsent;
@@ -95,7 +96,7 @@ class SpooledEvent:
         """(device, epoch, seq), unique in the spool and on the wire."""
         return (self.device, self.epoch, self.seq)
 
-    def event(self) -> ScanEvent:
+    def event(self) -> AnyEvent:
         """The event inside the token (our own signature, so not verified again)."""
         return parse_event(jws.b64url_decode(self.token.split(b".")[1]))
 
@@ -124,8 +125,7 @@ class Spool:
         device_id: str,
         destination_id: str,
         signing_key: Ed25519PrivateKey,
-        identity_key: bytes,
-        plain_identity: bool,
+        sealer: Sealer,
         limits: SpoolLimits,
         clock: Callable[[], float],
     ) -> None:
@@ -133,8 +133,7 @@ class Spool:
         self.device_id = device_id
         self.destination_id = destination_id
         self._signing_key = signing_key
-        self._identity_key = identity_key
-        self._plain_identity = plain_identity
+        self._sealer = sealer
         self.limits = limits
         self._clock = clock
         self._write_lock = threading.Lock()
@@ -152,8 +151,7 @@ class Spool:
         device_id: str,
         destination_id: str,
         signing_key: Ed25519PrivateKey,
-        identity_key: bytes,
-        plain_identity: bool = False,
+        sealer: Sealer,
         limits: SpoolLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Spool:
@@ -163,15 +161,14 @@ class Spool:
             device_id=device_id,
             destination_id=destination_id,
             signing_key=signing_key,
-            identity_key=identity_key,
-            plain_identity=plain_identity,
+            sealer=sealer,
             limits=limits or SpoolLimits(),
             clock=clock,
         )
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, signing_key: Ed25519PrivateKey, identity_key: bytes
+        cls, settings: Settings, *, signing_key: Ed25519PrivateKey, sealer: Sealer
     ) -> Spool:
         """Open the spool named by `paths.spool_file` for this device, destination and limits."""
         return cls.open(
@@ -179,8 +176,7 @@ class Spool:
             device_id=settings.device.id,
             destination_id=settings.destination.id,
             signing_key=signing_key,
-            identity_key=identity_key,
-            plain_identity=settings.uplink.plain_identity,
+            sealer=sealer,
             limits=SpoolLimits.from_settings(settings.spool),
         )
 
@@ -248,7 +244,7 @@ class Spool:
         if not self.path.exists():
             os.close(
                 os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-            )  # hashed identities: not world-readable
+            )  # presence tags: not world-readable
         try:
             with self._write_lock:
                 conn = self._conn()
@@ -297,10 +293,16 @@ class Spool:
             row = (event.device, event.epoch, seq, event.destination, event.ts, event.kind, event.verdict)
             conn.execute(
                 "INSERT INTO events (device, epoch, seq, destination, ts, kind, verdict, direction, reason,"
-                " token) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (*row, event.direction, event.reason, token),
+                " token, presence) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (*row, event.direction, event.reason, token, self._presence_tag(draft)),
             )
         return SpooledEvent(event.device, event.destination, event.epoch, seq, token)
+
+    def _presence_tag(self, draft: EventDraft) -> str | None:
+        # The event's sealed identities cannot be compared, even by this kiosk; who is inside
+        # is rebuilt after a restart from this destination-keyed tag of the primary identity.
+        identities = draft.all_identities()
+        return self._sealer.tag(identities[0]) if identities else None
 
     def _build(self, draft: EventDraft, seq: int) -> ScanEvent:
         return build_event(
@@ -309,26 +311,22 @@ class Spool:
             destination=self.destination_id,
             epoch=self.epoch,
             seq=seq,
-            identity_key=self._identity_key,
-            plain_identity=self._plain_identity,
+            sealer=self._sealer,
         )
 
     def recent_passes(self, since_ms: int) -> list[tuple[int, str, str]]:
-        """(ts, direction, event identity) of this destination's passes since `since_ms`, oldest first.
+        """(ts, direction, presence tag) of this destination's passes since `since_ms`, oldest first.
 
-        For rebuilding who is inside after a restart; the identities are the events' own (hashed) ones.
+        For rebuilding who is inside after a restart; the tags are the destination key's
+        (kiosk.sealing.tag), as the policy's presence table knows people.
         """
         rows = self._conn().execute(
-            "SELECT ts, direction, token FROM events WHERE destination = ? AND kind = 'scan'"
-            " AND verdict = 'pass' AND direction IN ('in', 'out') AND ts >= ? ORDER BY ts, epoch, seq",
+            "SELECT ts, direction, presence FROM events WHERE destination = ? AND kind = 'scan'"
+            " AND verdict = 'pass' AND direction IN ('in', 'out') AND ts >= ? AND presence IS NOT NULL"
+            " ORDER BY ts, epoch, seq",
             (self.destination_id, since_ms),
         )
-        passes = []
-        for ts, direction, token in rows:
-            identity = _payload(token).get("identity")
-            if isinstance(identity, str):
-                passes.append((ts, direction, identity))
-        return passes
+        return [(int(ts), str(direction), str(presence)) for ts, direction, presence in rows]
 
     def counts_today(self, now: float | None = None) -> dict[str, int]:
         """Today's (local time) entries, exits, passes and fails, from the spool."""
@@ -609,6 +607,10 @@ def _migrate(conn: sqlite3.Connection, found: int) -> None:
         conn.execute(
             "UPDATE events SET reason = token_reason(token) WHERE kind = 'scan' AND verdict = 'fail'"
         )
+    if 0 < found < 3:
+        # A v1 event's hashed identity is not the destination's tag: who was inside before the
+        # upgrade is not rebuilt (at most one presence timeout of people counted in by hand).
+        conn.execute("ALTER TABLE events ADD COLUMN presence TEXT")
     if found < SCHEMA_VERSION:  # a newer kiosk's file keeps its number: its additions are kept
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

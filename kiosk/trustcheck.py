@@ -1,4 +1,4 @@
-"""Self-test checks of the trust material: authority keys, trust list, status list, broker CA.
+"""Self-test checks of the trust material: authority keys, sealing and destination keys, lists, broker CA.
 
 Each fails while its part is missing, unreadable or expired, and names the command
 that fixes it: the authority's provisioning bundle applied with `kiosk provision`.
@@ -38,6 +38,28 @@ def check_authority_keys(settings: Settings, probes: object) -> CheckResult:
         return _result("authority keys", "fail", "none: central's acks and status lists are refused", FIX)
     found = load_public_keys(path)
     return _result("authority keys", "pass", f"{path}: {len(found)} key(s), {', '.join(sorted(found))}")
+
+
+def check_sealing_key(settings: Settings, probes: object) -> CheckResult:
+    """The authority's sealing public key is installed and is an X25519 key."""
+    from kiosk.sealing import load_authority_public_key
+
+    path = settings.paths.sealing_key_file
+    if not path.is_file():
+        return _result("sealing key", "fail", f"{path}: none: no card can be recorded", FIX)
+    load_authority_public_key(path)
+    return _result("sealing key", "pass", f"{path}: X25519 public key")
+
+
+def check_destination_key(settings: Settings, probes: object) -> CheckResult:
+    """The venue's key is installed, 32 bytes, readable only by its owner."""
+    from kiosk.sealing import load_destination_key
+
+    path = settings.paths.destination_key_file
+    if not path.is_file():
+        return _result("destination key", "fail", f"{path}: none: no card can be recorded", FIX)
+    load_destination_key(path)
+    return _result("destination key", "pass", f"{path}: 32 bytes, mode {oct(path.stat().st_mode & 0o777)}")
 
 
 def check_trust_list(settings: Settings, probes: object) -> CheckResult:
@@ -121,6 +143,8 @@ def _validity(name: str, what: str, ends: datetime) -> CheckResult:
 
 TRUST_CHECKS: tuple[Callable[[Settings, object], CheckResult], ...] = (
     check_authority_keys,
+    check_sealing_key,
+    check_destination_key,
     check_trust_list,
     check_status_list,
     check_broker_ca,

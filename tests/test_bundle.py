@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk import cardmaker, jws, keys, statuslist
+from kiosk import cardmaker, jws, keys, sealing, statuslist
 from kiosk.bundle import TYP, BundleContent, DestinationRecord, make_bundle, read_bundle
 from kiosk.central.cli import main as central_main
 from kiosk.cli import main
@@ -38,7 +38,10 @@ def authority(tmp_path: Path) -> dict[str, Path]:
     (folder / "statuslist.jws").write_bytes(statuslist.sign_payload(payload, key))
     ca = cardmaker.make_dcc_signer(not_before=NOW, not_after=NOW + timedelta(days=365), common_name="test CA")
     cardmaker.save_signer(ca, folder / "ca.key", folder / "ca.crt")
-    names = {"key": "authority.key", "dsc": "dsc.pem", "statuslist": "statuslist.jws", "ca": "ca.crt"}
+    seal = sealing.generate_authority_key(folder / "seal.key")
+    (folder / "seal.pem").write_text(sealing.public_pem(seal.public_key()))
+    names = {"key": "authority.key", "dsc": "dsc.pem", "statuslist": "statuslist.jws", "ca": "ca.crt",
+             "seal_private": "seal.key", "seal": "seal.pem", "venue_keys": "venue-keys"}  # fmt: skip
     return {name: folder / file for name, file in names.items()} | {"bundle": folder / "venue.bundle"}
 
 
@@ -48,7 +51,9 @@ def make(authority: dict[str, Path], capsys: pytest.CaptureFixture[str], *extra:
             "--trust-list-version", "3", "--status-list", str(authority["statuslist"]),
             "--broker", "mqtts://broker.example:8883", "--broker-ca", str(authority["ca"]),
             "--destination", "cho-ben-thanh", "--venue", "Chợ Bến Thành", "--district", "Quận 1",
-            "--ward", "Phường Bến Thành", "-o", str(authority["bundle"]), *extra]  # fmt: skip
+            "--ward", "Phường Bến Thành", "--sealing-key", str(authority["seal"]),
+            "--destination-keys", str(authority["venue_keys"]), "-o", str(authority["bundle"]),
+            *extra]  # fmt: skip
     assert central_main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("authority key fingerprint ")
@@ -88,6 +93,33 @@ def test_a_bundle_provisions_everything_and_both_sides_print_one_fingerprint(
     store = StatusListStore.from_config(settings.policy.authority_keys, settings.paths.statuslist_file)
     assert store.version == 7
     assert json.loads(out)["mode"] == "kiosk"
+    # Identities are sealed to the authority, and the venue's key is the one central keeps for it.
+    sealed = sealing.seal(sealing.load_authority_public_key(settings.paths.sealing_key_file), "k", "079")
+    opener = sealing.load_authority_private_key(authority["seal_private"])
+    assert sealing.open_sealed(opener, "k", sealed) == "079"
+    venue_key = sealing.load_destination_key(authority["venue_keys"] / "cho-ben-thanh.key")
+    assert sealing.load_destination_key(settings.paths.destination_key_file) == venue_key
+
+
+def test_every_bundle_of_a_destination_carries_its_one_key(
+    authority: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make(authority, capsys)
+    first = read_bundle(authority["bundle"].read_bytes()).destination_key
+    make(authority, capsys)
+    assert first is not None and read_bundle(authority["bundle"].read_bytes()).destination_key == first
+    make(authority, capsys, "--destination", "cho-lon")
+    assert read_bundle(authority["bundle"].read_bytes()).destination_key not in (None, first)
+
+
+def test_a_bundle_with_a_bad_sealing_key_is_refused(
+    authority: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for wrong in (authority["ca"], authority["dsc"]):  # not PEM public keys / not X25519
+        code = central_main(["bundle", "--authority-key", str(authority["key"]), "--destination", "x",
+                             "--venue", "X", "--district", "D", "--ward", "W", "--sealing-key", str(wrong),
+                             "-o", str(authority["bundle"])])  # fmt: skip
+        assert code == 2 and "sealing_key" in capsys.readouterr().err
 
 
 def test_an_inspectors_handheld(authority: dict[str, Path], tmp_path: Path, capsys) -> None:
@@ -103,11 +135,11 @@ def test_the_technician_can_have_the_fingerprint_compared(
 ) -> None:
     fingerprint = make(authority, capsys)
     code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]),
-                                "--authority-fingerprint", fingerprint)  # fmt: skip
+                                f"--authority-fingerprint={fingerprint}")  # fmt: skip
     assert code == 0, err
     other = keys.thumbprint(Ed25519PrivateKey.generate().public_key())
     code, out, err = provision(tmp_path / "2", capsys, "--bundle", str(authority["bundle"]),
-                               "--authority-fingerprint", other)  # fmt: skip
+                               f"--authority-fingerprint={other}")  # fmt: skip
     assert code == 2 and f"not {other}" in err and out == ""
     assert not (tmp_path / "2").exists()
 
@@ -175,6 +207,8 @@ def test_a_bundle_without_lists_says_so() -> None:
         "a vaccine-passport trust list",
         "a status list",
         "the broker's CA certificate",
+        "the authority's sealing key",
+        "the destination's key",
     ]
 
 

@@ -32,6 +32,7 @@ from kiosk.reasons import Reason
 from kiosk.scenes import Scene, render
 from kiosk.spool import Spool
 from kiosk.venue_check import inspector_draft
+from tests.support.central import SEALER
 
 AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -251,7 +252,7 @@ def test_the_draft_of_a_valid_card_is_a_signed_inspection_pass(tmp_path: Path) -
         device_id="kiosk-1",
         destination_id="venue-1",
         signing_key=device_key,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as spool:
         event = verify_event(spool.record(draft).token, device_key.public_key())
     assert (event.kind, event.verdict, event.reason, event.format) == (
@@ -260,7 +261,7 @@ def test_the_draft_of_a_valid_card_is_a_signed_inspection_pass(tmp_path: Path) -
         "inspector_card_ok",
         "inspector",
     )
-    assert event.direction is None and event.identity is not None and event.identity.startswith("hmac:")
+    assert event.direction is None and event.identity is not None and event.identity.startswith("hpke:")
     assert event.ts == int(NOW.timestamp() * 1000) and event.decode_ms == 4.25
 
 

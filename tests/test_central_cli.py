@@ -14,6 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk import cardmaker, keys
@@ -22,7 +23,7 @@ from kiosk.central.cli import main
 from kiosk.central.store import open_store
 from tests.support import broker as broker_support
 from tests.support.broker import Mosquitto
-from tests.support.central import IDENTITY_KEY, TestDevice
+from tests.support.central import HASH_KEY, OPENER, SEALING_KEY, TestDevice
 
 mosquitto = broker_support.mosquitto
 mosquitto_factory = broker_support.mosquitto_factory
@@ -100,7 +101,10 @@ def _day_of_scans(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     with open_store(db) as store:
         processor = Processor(
-            store=store, registry=Registry(store), authority_key=Ed25519PrivateKey.generate()
+            store=store,
+            registry=Registry(store),
+            authority_key=Ed25519PrivateKey.generate(),
+            identities=OPENER,
         )
         processor.handle(K1.topic(), K1.token(1, ts, card="001093029317"))
         processor.handle(K1.topic(), K1.token(2, ts + 60_000, card="079123456789", format="cccd"))
@@ -126,16 +130,17 @@ def test_report_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_trace_command(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _day_of_scans(db, tmp_path, capsys)
-    key_file = tmp_path / "identity.key"
-    keys.write_secret(key_file, IDENTITY_KEY)
+    key_file = tmp_path / "hash.key"
+    keys.write_secret(key_file, HASH_KEY)
     argv = ["--db", db, "trace", "--identity", "079123456789", "--from", "2026-11-20", "--to", "2026-11-21"]
-    code, out, _ = _run(capsys, *argv, "--identity-key", str(key_file), "--output-format", "json")
+    code, out, _ = _run(capsys, *argv, "--hash-key", str(key_file), "--output-format", "json")
     assert code == 0
     result = json.loads(out)
     assert [v["destination"] for v in result["visits"]] == ["shop-1"]
     assert len(result["contacts"]) == 1  # the national-card holder, a minute earlier
-    code, out, _ = _run(capsys, *argv, "--identity-key", str(key_file), "--format", "national")
-    assert code == 0 and "Visits (0)" in out
+    # Central's hash does not depend on the card's format (--format picks schema-v1 forms only).
+    code, out, _ = _run(capsys, *argv, "--hash-key", str(key_file), "--format", "national")
+    assert code == 0 and "Visits (1)" in out
     code, _, err = _run(capsys, *argv[:-4], "--from", "2026-11-21", "--to", "2026-11-20")
     assert code == 2 and "--to must be after --from" in err
 
@@ -215,10 +220,12 @@ def test_trustlist_publish(mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.
 @pytest.mark.broker
 def test_ingest_process_stores_and_stops_on_sigterm(mosquitto: Mosquitto, tmp_path: Path, db: str) -> None:
     main(["--db", db, "devices", "add", str(K1.write_registration(tmp_path))])
-    key = tmp_path / "authority.key"
+    key, seal, hashes = tmp_path / "authority.key", tmp_path / "seal.pem", tmp_path / "hash.key"
     keys.generate_device_key(key)
+    keys.write_secret(seal, SEALING_KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    keys.write_secret(hashes, HASH_KEY)
     argv = [sys.executable, "-m", "kiosk.central.cli", "--db", db, "ingest", "--broker", mosquitto.url,
-            "--key", str(key)]  # fmt: skip
+            "--key", str(key), "--sealing-key", str(seal), "--hash-key", str(hashes)]  # fmt: skip
     proc = subprocess.Popen(
         argv, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "error"}
     )
@@ -228,7 +235,8 @@ def test_ingest_process_stores_and_stops_on_sigterm(mosquitto: Mosquitto, tmp_pa
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-kiosk", protocol=paho.MQTTv5)
         client.connect(mosquitto.host, mosquitto.port)
         client.loop_start()
-        client.publish(K1.topic(), K1.token(1), qos=1).wait_for_publish(10)
+        token = K1.token(1, card="079123456789", format="cccd")
+        client.publish(K1.topic(), token, qos=1).wait_for_publish(10)
         client.publish(K1.topic(), b"forged", qos=1).wait_for_publish(10)
         client.disconnect()
         client.loop_stop()
@@ -237,6 +245,7 @@ def test_ingest_process_stores_and_stops_on_sigterm(mosquitto: Mosquitto, tmp_pa
             while store.count_events() < 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert store.count_events() == 1
+            assert [e.identity for e in store.events(0, 2**53)] == [OPENER.hash("079123456789")]
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
@@ -258,7 +267,10 @@ def test_report_command_with_inspections(db: str, tmp_path: Path, capsys: pytest
 
     with open_store(db) as store:
         processor = Processor(
-            store=store, registry=Registry(store), authority_key=Ed25519PrivateKey.generate()
+            store=store,
+            registry=Registry(store),
+            authority_key=Ed25519PrivateKey.generate(),
+            identities=OPENER,
         )
         processor.handle(K1.topic(), K1.token(3, ts, kind="inspection", reason="inspector_card_ok",
                                               format="inspector", card="insp-1", direction=None))  # fmt: skip

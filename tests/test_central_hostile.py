@@ -34,7 +34,9 @@ K1 = TestDevice("kiosk-1", "shop-1")
 def _processor(store: Store) -> Processor:
     Registry(store).add(parse_registration(json.dumps(K1.registration())))
     store.commit()
-    return Processor(store=store, registry=Registry(store), authority_key=AUTHORITY)
+    return Processor(
+        store=store, registry=Registry(store), authority_key=AUTHORITY, identities=central_support.OPENER
+    )
 
 
 @pytest.fixture
@@ -105,8 +107,8 @@ def test_a_hostile_message_is_refused_counted_and_the_ingest_goes_on(
 def test_the_largest_event_is_within_the_stated_bounds(processor: Processor) -> None:
     from kiosk.events import MAX_EVENT_PAYLOAD_BYTES, MAX_EVENT_TOKEN_BYTES, MAX_INT
 
-    widest = "\U0001f600" * 128  # 4 bytes each in UTF-8
-    event = K1.event(MAX_INT, ts=MAX_INT, epoch=MAX_INT, card=widest, reason="r" * 64)
+    widest = ("\U0001f600" * 128, "\U0001f601" * 128)  # the most identities, 4 bytes a character in UTF-8
+    event = K1.event(MAX_INT, ts=MAX_INT, epoch=MAX_INT, card_identities=widest, reason="r" * 64)
     payload = event.to_json()
     assert len(payload) <= MAX_EVENT_PAYLOAD_BYTES
     token = _signed(payload)
@@ -193,6 +195,11 @@ def test_any_message_on_postgresql_is_stored_or_refused(
         processor = (
             _processor(store)
             if not Registry(store).get(K1.device)
-            else Processor(store=store, registry=Registry(store), authority_key=AUTHORITY)
+            else Processor(
+                store=store,
+                registry=Registry(store),
+                authority_key=AUTHORITY,
+                identities=central_support.OPENER,
+            )
         )
         _survives(processor, batch)

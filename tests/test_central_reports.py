@@ -29,13 +29,13 @@ from kiosk.central.reports import (
 )
 from kiosk.central.store import DeviceRow, EventRow, Store, open_store
 from kiosk.errors import ConfigError
-from kiosk.events import EventDraft, build_event, hash_identity, sign_event
+from kiosk.events import EventDraft, build_event, sign_event
 from kiosk.reasons import Reason
 from kiosk.street_check import street_finding
 from kiosk.venue_check import inspector_draft
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
-from tests.support.central import IDENTITY_KEY, TestDevice
+from tests.support.central import SEALER, TestDevice
 
 postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
@@ -266,7 +266,9 @@ class Signed:
         registry = Registry(store)
         for dev in (KV1, HH1, HH2):
             registry.add(parse_registration(json.dumps(dev.registration())))
-        self.processor = Processor(store=store, registry=registry, authority_key=AUTHORITY)
+        self.processor = Processor(
+            store=store, registry=registry, authority_key=AUTHORITY, identities=central_support.OPENER
+        )
         self.seqs: dict[str, int] = {}
 
     def _seq(self, dev: TestDevice) -> int:
@@ -278,7 +280,7 @@ class Signed:
 
     def draft(self, dev: TestDevice, draft: EventDraft) -> None:
         event = build_event(draft, device=dev.device, destination=dev.destination, epoch=dev.epoch,
-                            seq=self._seq(dev), identity_key=IDENTITY_KEY)  # fmt: skip
+                            seq=self._seq(dev), sealer=SEALER)  # fmt: skip
         self.processor.handle(dev.topic(), sign_event(event, dev.key))
 
 
@@ -347,7 +349,7 @@ def inspected(store_url: str) -> Iterator[Report]:
 
 
 def _inspector(name: str) -> str:
-    return hash_identity(IDENTITY_KEY, "inspector", name)
+    return central_support.OPENER.hash(name)
 
 
 def test_venue_figures_count_visitor_scans_only(inspected: Report) -> None:

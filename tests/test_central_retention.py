@@ -29,7 +29,8 @@ def fill(store: Store) -> None:
     """Events, refused messages and state changes of each age in AGES_DAYS."""
     stamps = [NOW - int(age * DAY) for age in AGES_DAYS]
     store.ensure_partitions(stamps, NOW)
-    store.insert_events([_row(K1.event(seq, ts), K1.token(seq, ts), ts) for seq, ts in enumerate(stamps, 1)])
+    rows = [_row(K1.event(seq, ts), (), K1.token(seq, ts), ts) for seq, ts in enumerate(stamps, 1)]
+    store.insert_events(rows)
     store.add_rejects([RejectRow(ts, "t", None, "bad_event", "x") for ts in stamps])
     for n, ts in enumerate(stamps):
         store.log_state(K1.device, ts, "online" if n % 2 else "offline")

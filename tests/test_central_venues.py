@@ -17,7 +17,7 @@ from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.store import VenueRow, open_store
 from kiosk.central.venues import parse_csv
 from kiosk.errors import ConfigError
-from tests.support.central import TestDevice
+from tests.support.central import OPENER, TestDevice
 
 GOOD = (
     "id,name,district,ward,group,opening_hours\n"
@@ -107,7 +107,9 @@ def _province(tmp_path: Path) -> str:
         for device in devices:
             registry.add(parse_registration(json.dumps(device.registration())))
         store.commit()
-        processor = Processor(store=store, registry=registry, authority_key=Ed25519PrivateKey.generate())
+        processor = Processor(
+            store=store, registry=registry, authority_key=Ed25519PrivateKey.generate(), identities=OPENER
+        )
         for n, device in enumerate(devices):
             processor.handle(device.topic(), device.token(1, ts + n, card=f"00109302931{n}"))
         processor.handle(devices[0].topic(), devices[0].token(2, ts + 9, card="001093029399"))

@@ -11,6 +11,7 @@ import pytest
 from kiosk import keys
 from kiosk.cli import main
 from kiosk.config import load_config
+from kiosk.sealing import open_sealer
 from kiosk.spool import Spool
 from tests.test_bundle import authority, make, provision
 from tests.test_uplink import draft
@@ -34,11 +35,8 @@ def test_backlog_last_ack_and_trust_of_a_working_kiosk(
     make(authority, capsys)
     assert provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))[0] == 0
     settings = load_config(tmp_path / "etc" / "kiosk.toml")
-    key, identity = (
-        keys.load_private_key(settings.paths.key_file),
-        keys.load_identity_key(settings.paths.identity_key_file),
-    )
-    with Spool.from_settings(settings, signing_key=key, identity_key=identity) as spool:
+    key, sealer = keys.load_private_key(settings.paths.key_file), open_sealer(settings)
+    with Spool.from_settings(settings, signing_key=key, sealer=sealer) as spool:
         events = [spool.record(draft(n)) for n in range(5)]
         spool.mark_sent([e.key for e in events[:3]])
         spool.apply_ack(settings.device.id, {spool.epoch: 2})

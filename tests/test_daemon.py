@@ -18,9 +18,10 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from kiosk import cardmaker, keys, scenes
+from kiosk import cardmaker, keys, scenes, sealing
 from kiosk.app import assemble, open_feedback
 from kiosk.camera import ReplaySource
+from kiosk.cards import parse_card
 from kiosk.config import Settings, parse_config
 from kiosk.daemon import Kiosk, Parts
 from kiosk.decoder import Symbol
@@ -29,6 +30,7 @@ from kiosk.events import verify_event
 from kiosk.feedback import Feedback, Signals
 from kiosk.reasons import Reason
 from kiosk.screen.states import FaultState, PassState
+from tests.support.central import SEALING_KEY, write_kiosk_keys
 
 NATIONAL = cardmaker.national_payload()
 CCCD = cardmaker.cccd_payload()
@@ -48,7 +50,7 @@ def make_settings(state: Path, **sections: dict[str, Any]) -> Settings:
     """A provisioned laptop kiosk in `state`: keys made, uplink off, screen off-screen, fast replay."""
     if not (state / "device.key").exists():
         keys.generate_device_key(state / "device.key")
-        keys.generate_identity_key(state / "identity.key")
+        write_kiosk_keys(state)
     data: dict[str, dict[str, Any]] = {
         "paths": {"state_dir": str(state)},
         "uplink": {"enabled": False},
@@ -93,7 +95,11 @@ def test_each_card_gives_its_decision_and_a_signed_event(tmp_path: Path) -> None
         ("fail", "unrecognised", "unknown"),
     ]
     assert [e.seq for e in events] == [1, 2, 3, 4]
-    assert all(e.identity is None or e.identity.startswith("hmac:") for e in events)
+    # Every identity of each card travels sealed; only the authority's key opens them.
+    national, cccd = (parse_card(p.encode(), trust=None, now=datetime.now(UTC)) for p in (NATIONAL, CCCD))
+    opened = [tuple(sealing.open_sealed(SEALING_KEY, e.device, i) for i in e.identities) for e in events]
+    assert opened == [national.identities, cccd.identities, (), ()]
+    assert all(i.startswith("hpke:") for e in events for i in e.identities)
     assert kiosk.counters.decisions == 4
     assert kiosk.counters.repeats > 0, "a code held up for several frames is one scan"
 
@@ -366,7 +372,7 @@ def test_sighup_applies_new_rules_and_keeps_them_on_a_bad_file(tmp_path: Path) -
     from kiosk.config import load_config
 
     keys.generate_device_key(tmp_path / "device.key")
-    keys.generate_identity_key(tmp_path / "identity.key")
+    write_kiosk_keys(tmp_path)
     config = tmp_path / "kiosk.toml"
     common = (
         f'[paths]\nstate_dir = "{tmp_path}"\n[uplink]\nenabled = false\n[feedback]\nscreen = "offscreen"\n'
@@ -485,7 +491,7 @@ def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:
     from kiosk.config import load_config
 
     keys.generate_device_key(tmp_path / "device.key")
-    keys.generate_identity_key(tmp_path / "identity.key")
+    write_kiosk_keys(tmp_path)
     now = datetime.now(UTC)
     signer = cardmaker.make_dcc_signer(
         "ES256", not_before=now - timedelta(days=1), not_after=now + timedelta(days=1)
@@ -507,8 +513,6 @@ def test_sighup_is_all_or_nothing(tmp_path: Path) -> None:
 
 
 def test_who_is_inside_survives_a_restart(tmp_path: Path) -> None:
-    from kiosk.cards import parse_card
-
     settings = make_settings(tmp_path, destination={"direction": "auto"}, policy={"repeat_window_s": 1})
     cccd_number = parse_card(CCCD.encode(), trust=None, now=datetime.now(UTC)).identity
     assert cccd_number is not None

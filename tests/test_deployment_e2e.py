@@ -195,6 +195,9 @@ def test_the_deployment_guide_with_processes(
     )
     trustlist_1 = trust_list(paths, 1)
     statuslist_1 = status_list(paths, 1, "URN:UVCI:01:VN:SOMEONEELSE", "F1")
+    seal, hashes = paths.authority / "seal.key", paths.authority / "hash.key"
+    run([*CENTRAL, "identity-keys", "--sealing-key", seal, "--hash-key", hashes,
+         "--public", paths.authority / "seal.pem"])  # fmt: skip
     bundle = paths.authority / "cho-ben-thanh.bundle"
     fingerprint = run([
         *CENTRAL, "bundle", "--authority-key", paths.key, "--trust-list-token", trustlist_1,
@@ -202,19 +205,18 @@ def test_the_deployment_guide_with_processes(
         "--broker", f"mqtts://{HOST}:{ports['8883']}", "--broker-ca", ca / "ca.crt",
         "--destination", "cho-ben-thanh", "--venue", "Chợ Bến Thành", "--district", "Quận 1",
         "--ward", "Phường Bến Thành", "--direction", "in", "--mode", "kiosk", "-o", bundle,
+        "--sealing-key", paths.authority / "seal.pem", "--destination-keys", paths.authority / "venues",
     ]).split()[-1]  # fmt: skip
 
     # 5. The technician provisions the kiosk with it.
     uvci_a, uvci_b = "URN:UVCI:01:VN:PERSONA0000001", "URN:UVCI:01:VN:PERSONB0000002"
     write_frames(tmp_path / "frames", [passport(first, uvci_a), passport(second, uvci_b)])
     base_config(paths, tmp_path / "frames")
-    identity = tmp_path / "identity.key"
-    keys.generate_identity_key(identity)
     record = run([
         # `=`: a fingerprint may start with "-"
         *KIOSK, "provision", "--bundle", bundle, f"--authority-fingerprint={fingerprint}",
         "--device-id", DEVICE, "--password-file", secret(paths.etc / "broker.password", "pw1"),
-        "--identity-key", identity, "--config", paths.config, "--state-dir", paths.state,
+        "--config", paths.config, "--state-dir", paths.state,
     ])  # fmt: skip
     (tmp_path / "registration.json").write_text(record)
 
@@ -222,7 +224,8 @@ def test_the_deployment_guide_with_processes(
     run([*CENTRAL, "--db", paths.db, "devices", "add", tmp_path / "registration.json"])
     logs = [tmp_path / "ingest.log", tmp_path / "kiosk.log"]
     processes([*CENTRAL, "--db", paths.db, "ingest", *central_broker, "--key", paths.key,
-               "--share-group", SHARE_GROUP], logs[0])  # fmt: skip
+               "--share-group", SHARE_GROUP, "--sealing-key", seal, "--hash-key", hashes],
+              logs[0])  # fmt: skip
 
     # 8. The kiosk runs: A passes (its signer is in the bundle's trust list), B is refused.
     kiosk = processes([*KIOSK, "run", "--config", paths.config], logs[1])

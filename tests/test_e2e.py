@@ -19,6 +19,7 @@ import pytest
 from kiosk import cardmaker, keys, scenes
 from tests.support import broker as broker_support
 from tests.support.broker import Mosquitto
+from tests.support.central import write_kiosk_keys
 
 mosquitto = broker_support.mosquitto
 mosquitto_factory = broker_support.mosquitto_factory
@@ -78,7 +79,7 @@ def write_scene(folder: Path) -> None:
 def write_config(tmp_path: Path, broker: Mosquitto, frames: Path) -> Path:
     state = tmp_path / "state"
     keys.generate_device_key(state / "device.key")
-    keys.generate_identity_key(state / "identity.key")
+    write_kiosk_keys(state)
     config = tmp_path / "kiosk.toml"
     config.write_text(
         f"""

@@ -12,7 +12,18 @@ from pydantic import ValidationError
 
 from kiosk.errors import EventError
 from kiosk.eventkinds import PAIRS, is_visit, pair_error
-from kiosk.events import EventDraft, ScanEvent, build_event, parse_event, sign_event, verify_event
+from kiosk.events import (
+    EventDraft,
+    ScanEvent,
+    ScanEventV1,
+    build_event,
+    parse_event,
+    sign_event,
+    verify_event,
+)
+from tests.support.central import SEALER
+
+SEALED = SEALER.event_identity("kiosk-1", "001093029317")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 KINDS = ("scan", "inspection", "no_qr")
@@ -74,28 +85,32 @@ def test_an_event_exists_exactly_when_the_table_has_it(
         "verdict": verdict, "reason": "ok", "format": card_format, "identity": identity, "sw": "0.1",
         "decode_ms": 1.0,
     }  # fmt: skip
-    if exists:
-        event = ScanEvent(**fields)  # type: ignore[arg-type]
-        assert parse_event(event.to_json()) == event
-        return
-    with pytest.raises(ValidationError):
-        ScanEvent(**fields)  # type: ignore[arg-type]
-    # A verifier given the same fields, signed by the device, refuses them before they are stored.
-    payload = ScanEvent.model_construct(**fields).to_json()  # type: ignore[arg-type]
-    with pytest.raises(EventError):
-        parse_event(payload)
+    # Schema v2 carries the card's identities sealed; v1 (still read) one hashed: one table for both.
+    sealed = (SEALED,) if identity else ()
+    v2 = {k: v for k, v in fields.items() if k != "identity"} | {"v": 2, "identities": sealed}
+    for model, values in ((ScanEventV1, fields), (ScanEvent, v2)):
+        if exists:
+            event = model(**values)  # type: ignore[arg-type]
+            assert parse_event(event.to_json()) == event
+            continue
+        with pytest.raises(ValidationError):
+            model(**values)  # type: ignore[arg-type]
+        # A verifier given the same fields, signed by the device, refuses them before they are stored.
+        payload = model.model_construct(**values).to_json()  # type: ignore[arg-type]
+        with pytest.raises(EventError):
+            parse_event(payload)
 
 
 def test_the_kiosk_cannot_sign_a_passed_scan_of_an_inspector_card() -> None:
     draft = EventDraft(verdict="pass", reason="ok", format="inspector", direction="in", ts=1)
     with pytest.raises(ValidationError, match="inspector card the kiosk refused"):
-        build_event(draft, device="kiosk-1", destination="venue-1", epoch=1, seq=1, identity_key=bytes(32))
+        build_event(draft, device="kiosk-1", destination="venue-1", epoch=1, seq=1, sealer=SEALER)
 
 
 def test_a_refused_inspector_card_is_a_failed_scan_both_sides_accept() -> None:
     draft = EventDraft(verdict="fail", reason="expired", format="inspector", ts=1)
     event = build_event(
-        draft, device="kiosk-1", destination="venue-1", epoch=1, seq=1, identity_key=bytes(32)
+        draft, device="kiosk-1", destination="venue-1", epoch=1, seq=1, sealer=SEALER
     )
     assert verify_event(sign_event(event, KEY), lambda _kid: KEY.public_key()) == event
 

@@ -1,9 +1,7 @@
-"""Scan events: schema, identity hashing, signing and verifying (signature before parsing)."""
+"""Scan events: schema v2 (sealed identities; v1 still read), signing and verifying (signature first)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import warnings
 from pathlib import Path
@@ -15,18 +13,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kiosk import jws, keys
+from kiosk import jws, keys, sealing
 from kiosk.errors import EventError, SignatureError
 from kiosk.events import (
     MAX_INT,
     EventDraft,
     ScanEvent,
+    ScanEventV1,
     build_event,
     hash_identity,
     parse_event,
     sign_event,
     verify_event,
 )
+from tests.support.central import SEALER, SEALING_KEY
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 IDENTITY_KEY = bytes(range(100, 132))
@@ -52,7 +52,7 @@ def _event(seq: int = 1, **changes: object) -> ScanEvent:
         destination="venue-1",
         epoch=42,
         seq=seq,
-        identity_key=IDENTITY_KEY,
+        sealer=SEALER,
     )
 
 
@@ -64,30 +64,42 @@ def test_round_trip() -> None:
 
 def test_payload_is_compact_json_in_schema_order() -> None:
     payload = _event().to_json()
-    assert payload.startswith(b'{"v":1,"id":"')
+    assert payload.startswith(b'{"v":2,"id":"')
     assert b" " not in payload
     assert list(json.loads(payload)) == list(ScanEvent.model_fields)
 
 
-def test_identity_is_keyed_hash_of_format_and_id() -> None:
-    expected = hmac.new(IDENTITY_KEY, b"national:162979388586171100", hashlib.sha256).hexdigest()
-    assert _event().identity == "hmac:" + expected
-    assert hash_identity(IDENTITY_KEY, "cccd", "162979388586171100") != _event().identity
-    assert "162979388586171100" not in _event().to_json().decode()
+def test_identities_are_sealed_to_the_authority_and_never_alike() -> None:
+    event = _event(card_identities=("162979388586171100", "001093029317"))
+    assert [i[:5] for i in event.identities] == ["hpke:", "hpke:"]
+    opened = [sealing.open_sealed(SEALING_KEY, "kiosk-1", i) for i in event.identities]
+    assert opened == ["162979388586171100", "001093029317"]
+    assert "162979388586171100" not in event.to_json().decode()
+    assert _event().identity != _event().identity  # a fresh ephemeral key every time: nothing to link
+
+
+def test_a_seal_opens_only_for_the_device_that_made_it() -> None:
+    with pytest.raises(SignatureError, match="does not open"):
+        sealing.open_sealed(SEALING_KEY, "kiosk-2", _event().identities[0])
 
 
 def test_plain_identity_when_configured() -> None:
-    event = build_event(
-        _draft(), device="k", destination="v", epoch=1, seq=1, identity_key=IDENTITY_KEY, plain_identity=True
-    )
-    assert event.identity == "plain:162979388586171100"
+    plain = sealing.Sealer(SEALER.authority, SEALER.destination_key, plain=True)
+    event = build_event(_draft(), device="k", destination="v", epoch=1, seq=1, sealer=plain)
+    assert event.identities == ("plain:162979388586171100",)
+
+
+def test_v1_events_are_still_read() -> None:
+    fields = {k: v for k, v in json.loads(_event().to_json()).items() if k != "identities"}
+    old_identity = hash_identity(IDENTITY_KEY, "national", "1")
+    v1 = ScanEventV1.model_validate(fields | {"v": 1, "identity": old_identity})
+    parsed = verify_event(jws.sign(v1.to_json(), KEY, kid="kiosk-1", typ="kiosk-event"), KEY.public_key())
+    assert isinstance(parsed, ScanEventV1) and parsed == v1
 
 
 def test_no_identity_for_no_qr() -> None:
-    assert (
-        _event(kind="no_qr", verdict="fail", card_identity=None, format="unknown", direction=None).identity
-        is None
-    )
+    event = _event(kind="no_qr", verdict="fail", card_identity=None, format="unknown", direction=None)
+    assert event.identities == () and event.identity is None
 
 
 def test_draft_has_no_place_for_a_name() -> None:
@@ -149,11 +161,14 @@ def test_device_must_be_the_signer() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"v": 2},
+        {"v": 3},
+        {"v": 1},
         {"seq": 0},
         {"ts": 1.5},
         {"clock_synced": "yes"},
-        {"identity": "NGUYEN VAN A"},
+        {"identities": ["NGUYEN VAN A"]},
+        {"identities": ["plain:1", "plain:2", "plain:3"]},
+        {"identities": "plain:1"},
         {"direction": "sideways"},
         {"extra": 1},
     ],
@@ -178,8 +193,7 @@ def test_any_event_round_trips(seq: int, ts: int, decode_ms: float, card: str, v
         destination="venue-1",
         epoch=7,
         seq=seq,
-        identity_key=IDENTITY_KEY,
-        plain_identity=seq % 2 == 0,
+        sealer=sealing.Sealer(SEALER.authority, SEALER.destination_key, plain=seq % 2 == 0),
     )
     assert verify_event(sign_event(event, KEY), KEY.public_key()) == event
 
@@ -231,12 +245,15 @@ def test_documented_example_is_what_we_produce() -> None:
     key = serialization.load_pem_private_key(_doc_block("private-key").encode(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
     assert json.loads(_doc_block("jwk")) == keys.public_jwk(key.public_key())
+    sealing_pem = _doc_block("sealing-private-key").encode()
+    sealing_key = serialization.load_pem_private_key(sealing_pem, password=None)
+    assert sealing.public_pem(sealing_key.public_key()).strip() == _doc_block("sealing-public-key")  # type: ignore[union-attr]
     draft = EventDraft(
         verdict="pass",
         reason="ok",
         format="national",
         direction="in",
-        card_identity="162979388586171100",
+        card_identities=("162979388586171100", "001093029317"),
         ts=1_700_000_123_456,
         decode_ms=12.5,
     )
@@ -246,18 +263,23 @@ def test_documented_example_is_what_we_produce() -> None:
         destination="cho-ben-thanh",
         epoch=1_700_000_000_000,
         seq=1,
-        identity_key=bytes(range(32)),
+        sealer=sealing.Sealer(sealing_key.public_key(), bytes(32)),  # type: ignore[arg-type,union-attr]
         event_id="0b7c6f8e-3d2a-4c59-9e1f-5a4b3c2d1e0f",
         sw="0.1.0",
     )
-    assert event.to_json().decode() == _doc_block("payload")
-    assert sign_event(event, key).decode() == _doc_block("token")
-    assert verify_event(_doc_block("token"), key.public_key()) == event
+    documented = verify_event(_doc_block("token"), key.public_key())
+    assert isinstance(documented, ScanEvent)
+    assert documented.to_json().decode() == _doc_block("payload")
+    assert sign_event(documented, key).decode() == _doc_block("token")
+    assert event.model_copy(update={"identities": documented.identities}) == documented
+    opened = [sealing.open_sealed(sealing_key, "kiosk-0001", i) for i in documented.identities]  # type: ignore[arg-type]
+    assert opened == ["162979388586171100", "001093029317"]
 
 
-def test_documented_example_verifies_with_another_jose_library() -> None:
+def test_documented_example_verifies_and_opens_with_other_libraries() -> None:
     from joserfc import jws as other
     from joserfc.jwk import OKPKey
+    from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey
 
     public = OKPKey.import_key(json.loads(_doc_block("jwk")))
     with warnings.catch_warnings():
@@ -265,6 +287,23 @@ def test_documented_example_verifies_with_another_jose_library() -> None:
         obj = other.deserialize_compact(_doc_block("token"), public, algorithms=["EdDSA"])
     assert obj.payload == _doc_block("payload").encode()
     assert obj.headers() == {"alg": "EdDSA", "kid": "kiosk-0001", "typ": "kiosk-event"}
+    suite = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.AES128_GCM)
+    recipient = KEMKey.from_pem(_doc_block("sealing-private-key"))
+    opened = []
+    for sealed in json.loads(obj.payload)["identities"]:
+        blob = jws.b64url_decode(sealed.removeprefix("hpke:"))
+        info = b"kiosk-identity/v2 device=kiosk-0001"
+        context = suite.create_recipient_context(blob[:32], recipient, info=info)
+        opened.append(context.open(blob[32:]).decode())
+    assert opened == ["162979388586171100", "001093029317"]
+
+
+def test_documented_v1_example_still_verifies() -> None:
+    key = serialization.load_pem_private_key(_doc_block("private-key").encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    event = verify_event(_doc_block("v1-token"), key.public_key())
+    assert isinstance(event, ScanEventV1) and event.to_json().decode() == _doc_block("v1-payload")
+    assert event.identity == hash_identity(bytes(range(32)), "national", "162979388586171100")
 
 
 def test_topics_are_built_and_parsed() -> None:

@@ -47,14 +47,17 @@ from pathlib import Path
 from kiosk import keys
 from kiosk.config import UplinkConfig
 from kiosk.events import EventDraft
+from kiosk.sealing import Sealer
 from kiosk.spool import Spool
 from kiosk.uplink import Uplink
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 spool_path, device, key_file, authority_file, url, after, most = sys.argv[1:8]
 logging.basicConfig(level=logging.INFO)
 authority = keys.load_public_keys(Path(authority_file))
+SEALER = Sealer(X25519PrivateKey.generate().public_key(), destination_key=bytes(32))
 spool = Spool.open(Path(spool_path), device_id=device, destination_id="cho-ben-thanh",
-                   signing_key=keys.load_private_key(Path(key_file)), identity_key=bytes(32))
+                   signing_key=keys.load_private_key(Path(key_file)), sealer=SEALER)
 settings = UplinkConfig(broker=url, backoff_min_s=0.05, backoff_max_s=0.5, keepalive_s=5,
                         resend_unacked_s=float(after), resend_unacked_max_s=float(most))
 with Uplink(settings, spool=spool, authority_keys=authority) as uplink:

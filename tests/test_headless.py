@@ -27,6 +27,7 @@ from kiosk.config import FeedbackConfig
 from kiosk.screen.display import Screen
 from kiosk.screen.keeper import DISPLAY_BACKOFF_S, KeptScreen
 from kiosk.screen.states import FailState, PassState
+from tests.support.central import write_kiosk_keys
 from tests.support.fake_display import FlakyDisplay
 from tests.test_daemon import NATIONAL, frames_for, make_settings, spooled_events
 
@@ -127,7 +128,7 @@ def test_kiosk_run_without_a_usable_display_stays_up(tmp_path: Path) -> None:
     """The unit's kmsdrm is not in this pygame's SDL: the screen fails for real, the kiosk does not."""
     state = tmp_path / "state"
     keys.generate_device_key(state / "device.key")
-    keys.generate_identity_key(state / "identity.key")
+    write_kiosk_keys(state)
     config = tmp_path / "kiosk.toml"
     config.write_text(
         f'[feedback]\nscreen = "fullscreen"\n[uplink]\nenabled = false\n[paths]\nstate_dir = "{state}"\n'

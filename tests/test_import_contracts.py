@@ -143,10 +143,11 @@ def test_kiosk_run_imports_none_of_the_other_commands_libraries(tmp_path: Path) 
     from PIL import Image
 
     from kiosk import keys, scenes
+    from tests.support.central import write_kiosk_keys
     from tests.test_daemon import NATIONAL
 
     keys.generate_device_key(tmp_path / "device.key")
-    keys.generate_identity_key(tmp_path / "identity.key")
+    write_kiosk_keys(tmp_path)
     Image.fromarray(scenes.render(NATIONAL, scenes.Scene(width=320, height=240))).save(tmp_path / "card.png")
     config = tmp_path / "kiosk.toml"
     config.write_text(

@@ -19,6 +19,7 @@ from kiosk.events import Ack, EventDraft, sign_ack
 from kiosk.inbox import MAX_ACK_BYTES, CentralAcks, Inbox, Route, signed_list
 from kiosk.keys import thumbprint
 from kiosk.spool import Spool
+from tests.support.central import SEALER
 
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -122,7 +123,7 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
         device_id="kiosk-1",
         destination_id="venue-1",
         signing_key=DEVICE_KEY,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as s:
         yield s
 
@@ -233,7 +234,7 @@ def hostile_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
         device_id="kiosk-1",
         destination_id="venue-1",
         signing_key=DEVICE_KEY,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as spool:
         acks = CentralAcks(
             spool,

@@ -23,6 +23,7 @@ from kiosk.central.lanes import peer_records, presence_acl
 from kiosk.central.store import DeviceRow
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto
+from tests.support.central import write_kiosk_keys
 
 mosquitto_factory = broker_support.mosquitto_factory
 
@@ -93,7 +94,7 @@ class Lane:
         self.root = tmp_path / device
         self.state = self.root / "state"
         self.key = keys.generate_device_key(self.state / "device.key")
-        keys.write_secret(self.state / "identity.key", b"\x07" * 32)  # the venue's key, shared by its lanes
+        write_kiosk_keys(self.state)  # the venue's destination key, shared by its lanes
         keys.write_secret(self.state / "broker.password", b"pw")
         self.view = self.root / "view" / "view.png"
         self.view.parent.mkdir(parents=True)

@@ -142,8 +142,9 @@ def test_a_pass_carries_everything_the_screen_and_event_need() -> None:
     decision = policy().decide(card, now=NOW)
     assert decision == Decision(
         verdict="pass", reason=Reason.OK, direction="in", identity=QID, masked_name=card.masked_name,
-        format="national", at=NOW,
+        format="national", at=NOW, identities=card.identities,
     )  # fmt: skip
+    assert decision.identities == (QID, card.id_number)  # every identity of the card, primary first
     assert decision.passed and not decision.repeat and decision.clock_synced and decision.status is None
     assert card.masked_name in decision.message("vi") and decision.message("vi").startswith("Mời vào")
     assert decision.message_en.startswith("Welcome")

@@ -13,20 +13,22 @@ import pytest
 import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk import keys
+from kiosk import keys, sealing
 from kiosk.cli import main
 from kiosk.config import load_config
 from kiosk.errors import ProvisionError
 from kiosk.jws import b64url_decode
 from kiosk.provision import ProvisionRequest, provision
+from tests.support.central import SEALING_KEY
 
 BROKER = "mqtts://broker.example:8883"
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    """A folder holding what a technician brings: the authority's identity key, CA and a password."""
-    (tmp_path / "authority-identity.key").write_bytes(bytes(range(32)))
+    """A folder holding what a technician brings: the venue's key, the sealing key, CA and a password."""
+    (tmp_path / "venue.key").write_bytes(bytes(range(32)))
+    (tmp_path / "seal.pem").write_text(sealing.public_pem(SEALING_KEY.public_key()))
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "broker.password").write_text("s3cret\n")
     (tmp_path / "broker.password").chmod(0o600)
@@ -60,7 +62,8 @@ def test_provision_writes_key_identity_config_and_prints_record(
 ) -> None:
     code, out, err = run(
         site,
-        *("--identity-key", str(site / "authority-identity.key"), "--ca", str(site / "ca.crt")),
+        *("--destination-key", str(site / "venue.key"), "--ca", str(site / "ca.crt")),
+        *("--sealing-key", str(site / "seal.pem")),
         *("--password-file", str(site / "broker.password"), "--direction", "auto"),
         capsys=capsys,
     )
@@ -69,7 +72,10 @@ def test_provision_writes_key_identity_config_and_prints_record(
     record = json.loads(out)
     key = keys.load_private_key(settings.paths.key_file)
     assert stat.S_IMODE(settings.paths.key_file.stat().st_mode) == 0o600
-    assert keys.load_identity_key(settings.paths.identity_key_file) == bytes(range(32))
+    assert sealing.load_destination_key(settings.paths.destination_key_file) == bytes(range(32))
+    assert stat.S_IMODE(settings.paths.destination_key_file.stat().st_mode) == 0o600
+    sealed = sealing.seal(sealing.load_authority_public_key(settings.paths.sealing_key_file), "k", "079")
+    assert sealing.open_sealed(SEALING_KEY, "k", sealed) == "079"
     assert record["fingerprint"] == keys.thumbprint(key.public_key())
     assert record["device"] == settings.device.id == "kiosk-" + record["fingerprint"][:8].lower()
     assert record["destination"] == settings.destination.id == "cho-ben-thanh"
@@ -79,7 +85,7 @@ def test_provision_writes_key_identity_config_and_prints_record(
     assert settings.uplink.tls.ca_file == site / "ca.crt"
     assert settings.uplink.password_file == site / "broker.password"
     assert settings.paths.state_dir == site / "state"
-    assert "identity key was made" not in err
+    assert "new one was made" not in err and "sealing key" not in err
 
 
 def test_record_carries_a_usable_public_key(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,13 +123,15 @@ def _decode_terminal_qr(text: str) -> str:
     return found[0].text
 
 
-def test_without_identity_key_one_is_made_with_a_warning(
+def test_without_keys_a_destination_key_is_made_and_the_sealing_key_is_missed_aloud(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(site, capsys=capsys)
     assert code == 0
-    assert "identity key was made" in err
-    assert len(keys.load_identity_key(site / "state" / "identity.key")) == 32
+    assert "no destination key given, so a new one was made" in err
+    assert "not provisioned with the authority's sealing key" in err
+    assert len(sealing.load_destination_key(site / "state" / "destination.key")) == 32
+    assert not (site / "state" / "authority-seal.pem").exists()
 
 
 def test_existing_key_is_kept_without_force(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,10 +146,10 @@ def test_existing_key_is_kept_without_force(site: Path, capsys: pytest.CaptureFi
     assert (site / "etc" / "kiosk.toml").read_text() == config_before
 
 
-def test_force_replaces_the_key_and_keeps_the_identity_key(
+def test_force_replaces_the_key_and_keeps_the_venue_keys(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    identity = ("--identity-key", str(site / "authority-identity.key"))
+    identity = ("--destination-key", str(site / "venue.key"), "--sealing-key", str(site / "seal.pem"))
     first = json.loads(run(site, *identity, capsys=capsys)[1])
     code, out, err = run(site, "--force", capsys=capsys)
     second = json.loads(out)
@@ -149,8 +157,9 @@ def test_force_replaces_the_key_and_keeps_the_identity_key(
     assert second["fingerprint"] != first["fingerprint"]
     assert second["device"] != first["device"]
     assert "key was replaced" in err
-    assert "identity key was made" not in err
-    assert keys.load_identity_key(site / "state" / "identity.key") == bytes(range(32))
+    assert "new one was made" not in err
+    assert sealing.load_destination_key(site / "state" / "destination.key") == bytes(range(32))
+    assert (site / "state" / "authority-seal.pem").read_text() == (site / "seal.pem").read_text()
 
 
 def test_reprovisioning_keeps_other_sections(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,7 +204,9 @@ BAD_ARGUMENTS = {
     "key without cert": (["--key", "ca.crt"], "--cert and --key go together"),
     "cert and username": (["--cert", "ca.crt", "--key", "ca.crt", "--username", "u"], "not both"),
     "TLS files with plain mqtt": (["--broker", "mqtt://b.example", "--ca", "ca.crt"], "mqtts://"),
-    "short identity key": (["--identity-key", "broker.password"], "32"),
+    "short destination key": (["--destination-key", "broker.password"], "32"),
+    "sealing key not PEM": (["--sealing-key", "broker.password"], "--sealing-key"),
+    "sealing key of another kind": (["--sealing-key", "ca.crt"], "--sealing-key"),
     "bad device id": (["--device-id", "Kiosk One!"], "device.id"),
     "bad destination id": (["--destination", "Chợ Bến Thành"], "destination.id"),
     "config under a file": (["--config", "ca.crt/kiosk.toml"], "not a folder"),
@@ -255,7 +266,7 @@ def test_failure_while_replacing_keeps_the_old_key(site: Path, monkeypatch: pyte
     with pytest.raises(ProvisionError, match="nothing was changed"):
         provision(_request(site, force=True), owner=None)
     assert {p: p.read_bytes() for p in before} == before
-    assert written(site) == {"etc/kiosk.toml", "state/device.key", "state/identity.key"}
+    assert written(site) == {"etc/kiosk.toml", "state/device.key", "state/destination.key"}
 
 
 def test_unreadable_existing_config_exits_2(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,7 +283,7 @@ def test_unreadable_existing_config_exits_2(site: Path, capsys: pytest.CaptureFi
 def test_root_hands_the_keys_to_the_kiosk_user(site: Path) -> None:
     result = provision(_request(site), owner="nobody")
     uid = pwd.getpwnam("nobody").pw_uid
-    for path in (site / "state", result.settings.paths.key_file, result.settings.paths.identity_key_file):
+    for path in (site / "state", result.settings.paths.key_file, result.settings.paths.destination_key_file):
         assert path.stat().st_uid == uid
 
 
@@ -288,7 +299,7 @@ def test_authority_accepts_the_record(site: Path, capsys: pytest.CaptureFixture[
 def test_force_starts_a_new_spool_epoch(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from kiosk.app import open_spool
 
-    same_id = ("--device-id", "kiosk-0001")
+    same_id = ("--device-id", "kiosk-0001", "--sealing-key", str(site / "seal.pem"))
     assert run(site, *same_id, capsys=capsys)[0] == 0
     with open_spool(load_config(site / "etc" / "kiosk.toml")) as spool:
         first = spool.epoch

@@ -124,10 +124,10 @@ def test_provision_then_selftest_passes_over_tls(
     report = json.loads(capsys.readouterr().out)
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0, [c for c in checks.values() if c["status"] == "fail"]
-    trust = ["authority keys", "trust list", "status list", "broker ca"]
+    trust = ["authority keys", "sealing key", "destination key", "trust list", "status list", "broker ca"]
     hardware = ["disk", "decoder", "camera", "signals", "video driver", "screen", "broker"]
     assert {name: c["status"] for name, c in checks.items() if name != "clock"} == dict.fromkeys(
-        ["config", "device key", "identity key", *trust, *hardware], "pass"
+        ["config", "device key", *trust, *hardware], "pass"
     )
     assert checks["camera"]["figures"]["decoded"] >= 1
     assert checks["camera"]["figures"]["fps"] >= 0.7 * 10

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.errors import SpoolError
 from kiosk.events import EventDraft, verify_event
 from kiosk.spool import Spool, SpoolLimits
+from tests.support.central import OPENER, SEALER
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 IDENTITY_KEY = bytes(32)
@@ -43,7 +44,7 @@ def _open(path: Path, key: Ed25519PrivateKey = KEY, **options: object) -> Spool:
         device_id="kiosk-1",
         destination_id="venue-1",
         signing_key=key,
-        identity_key=IDENTITY_KEY,
+        sealer=SEALER,
         **options,  # type: ignore[arg-type]
     )
 
@@ -196,10 +197,33 @@ def test_the_inspection_queries(tmp_path: Path) -> None:
 
 
 def _as_schema_1(path: Path) -> None:
-    """Turn a spool file back into schema 1, which had no reason column (it was the last one added)."""
+    """Turn a spool file back into schema 1, which had no reason column (nor schema 3's presence)."""
+    _as_schema_2(path)
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE events DROP COLUMN reason")
         conn.execute("PRAGMA user_version=1")
+    conn.close()
+
+
+def _as_schema_2(path: Path) -> None:
+    """Turn a spool file back into schema 2, which had no presence column (the last one added)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE events DROP COLUMN presence")
+        conn.execute("PRAGMA user_version=2")
+    conn.close()
+
+
+def test_a_schema_2_spool_gains_presence_tags_for_new_passes_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with _open(path) as spool:
+        spool.record(_draft(card_identity="001093029317"))
+    _as_schema_2(path)
+    with _open(path) as spool:
+        assert spool.recent_passes(0) == []  # a schema-2 pass has no tag: it is not rebuilt
+        spool.record(_draft(card_identity="001093029317"))
+        assert [tag for _, _, tag in spool.recent_passes(0)] == [SEALER.tag("001093029317")]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
 
 
@@ -221,7 +245,7 @@ def test_a_schema_1_spool_gets_its_reasons_from_the_tokens(tmp_path: Path) -> No
         assert spool.record(_draft(verdict="fail", reason="old_venue_qr", direction=None)).seq == 3
         assert spool.refusals("old_venue_qr", 0, 2**62) == 2
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         reasons = conn.execute("SELECT seq, reason FROM events ORDER BY epoch, seq").fetchall()
     conn.close()
     assert reasons == [(1, None), (1, "old_venue_qr"), (2, None), (3, "old_venue_qr")]  # old passes: none
@@ -281,10 +305,13 @@ import sys
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.events import EventDraft
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from kiosk.sealing import Sealer
 from kiosk.spool import Spool
 
+SEALER = Sealer(X25519PrivateKey.generate().public_key(), destination_key=bytes(32))
 spool = Spool.open(Path(sys.argv[1]), device_id="kiosk-1", destination_id="venue-1",
-                   signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))), identity_key=bytes(32))
+                   signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))), sealer=SEALER)
 while True:
     s = spool.record(EventDraft(verdict="pass", reason="ok", ts=1))
     print(s.seq, flush=True)
@@ -325,13 +352,14 @@ def test_from_settings(tmp_path: Path) -> None:
             "paths": {"state_dir": str(tmp_path)},
             "device": {"id": "kiosk-9"},
             "spool": {"disk_budget_mb": 2, "retention_days": 3},
-            "uplink": {"plain_identity": True},
         }
     )
-    with Spool.from_settings(settings, signing_key=KEY, identity_key=IDENTITY_KEY) as spool:
+    with Spool.from_settings(settings, signing_key=KEY, sealer=SEALER) as spool:
         assert spool.path == tmp_path / "spool.sqlite3"
         assert spool.limits == SpoolLimits(3, 2 * 1024 * 1024, 0.8)
-        assert spool.record(_draft()).event().identity == "plain:001093029317"
+        [sealed] = spool.record(_draft()).event().identities
+        assert OPENER.stored(spool.record(_draft()).event()) == (OPENER.hash("001093029317"),)
+        assert sealed.startswith("hpke:")
         assert spool.record(_draft()).event().device == "kiosk-9"
 
 
@@ -341,7 +369,7 @@ def test_only_the_current_device_ids_events_are_drained(tmp_path: Path) -> None:
         old_keys = [old.record(_draft()).key for _ in range(3)]
     other = Ed25519PrivateKey.generate()
     with Spool.open(
-        path, device_id="kiosk-1b", destination_id="venue-1", signing_key=other, identity_key=IDENTITY_KEY
+        path, device_id="kiosk-1b", destination_id="venue-1", signing_key=other, sealer=SEALER
     ) as spool:
         assert spool.unsent(10) == [] and spool.unsent_count() == 0
         assert spool.stranded() == {"kiosk-1": 3}

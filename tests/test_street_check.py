@@ -19,6 +19,7 @@ from kiosk.statuslist import VIETNAM, Entry, Status, build_payload, parse_until,
 from kiosk.street_check import street_finding
 from kiosk.text import Text
 from kiosk.trustlist import TrustList
+from tests.support.central import SEALER
 
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 NOW = datetime(2021, 9, 15, 14, 30, tzinfo=VIETNAM)
@@ -192,7 +193,7 @@ def test_each_street_check_is_a_signed_inspection_event_of_the_handheld(tmp_path
         device_id="handheld-3",
         destination_id="street-q1",
         signing_key=DEVICE_KEY,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as spool:
         event = verify_event(
             spool.record(finding.draft(clock_synced=True, decode_ms=7.5)).token, DEVICE_KEY.public_key()

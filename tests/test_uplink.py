@@ -35,6 +35,7 @@ from kiosk.spool import Spool
 from kiosk.uplink import Uplink
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto
+from tests.support.central import SEALER
 
 mosquitto = broker_support.mosquitto  # fixtures are found by module attribute name
 mosquitto_factory = broker_support.mosquitto_factory
@@ -217,7 +218,7 @@ def uplink_settings(broker: Mosquitto, **changes: object) -> UplinkConfig:
 
 def open_spool(path: Path, device: str = "kiosk-1") -> Spool:
     return Spool.open(
-        path, device_id=device, destination_id="venue-1", signing_key=DEVICE_KEY, identity_key=IDENTITY_KEY
+        path, device_id=device, destination_id="venue-1", signing_key=DEVICE_KEY, sealer=SEALER
     )
 
 
@@ -393,14 +394,17 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.config import UplinkConfig
 from kiosk.events import EventDraft
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kiosk.keys import thumbprint
+from kiosk.sealing import Sealer
 from kiosk.spool import Spool
 from kiosk.uplink import Uplink
 
+SEALER = Sealer(X25519PrivateKey.generate().public_key(), destination_key=bytes(32))
 path, url, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 authority = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))).public_key()
 spool = Spool.open(path, device_id="kiosk-1", destination_id="venue-1",
-                   signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))), identity_key=bytes(32))
+                   signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))), sealer=SEALER)
 uplink = Uplink(UplinkConfig(broker=url, backoff_min_s=0.05, backoff_max_s=0.5, resend_unacked_s=1.0),
                 spool=spool, authority_keys={thumbprint(authority): authority})
 uplink.start()
@@ -642,7 +646,7 @@ def test_the_state_carries_the_daemons_health_or_the_spools(tmp_path: Path) -> N
         device_id="kiosk-1",
         destination_id="venue-1",
         signing_key=DEVICE_KEY,
-        identity_key=IDENTITY_KEY,
+        sealer=SEALER,
         limits=SpoolLimits(disk_budget_bytes=64 * 1024, alarm_fraction=0.1),
     )
     with spool:

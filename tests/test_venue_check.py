@@ -16,6 +16,7 @@ from kiosk.events import Direction, EventDraft, Kind, Verdict
 from kiosk.spool import Spool
 from kiosk.statuslist import VIETNAM
 from kiosk.venue_check import HOURS, DeviceReadings, InspectionFigures, inspection_figures
+from tests.support.central import SEALER
 
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 NOW = datetime(2021, 9, 15, 14, 30, tzinfo=VIETNAM)
@@ -82,7 +83,7 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
         device_id="kiosk-7",
         destination_id="cho-ben-thanh",
         signing_key=DEVICE_KEY,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as opened:
         recorded = [opened.record(_draft(event)) for event in EVENTS]
         opened.mark_sent(s.key for s in recorded[:5])
@@ -133,7 +134,7 @@ def test_the_figures_are_read_the_same_from_the_reopened_spool(spool: Spool) -> 
         device_id="kiosk-7",
         destination_id="cho-ben-thanh",
         signing_key=DEVICE_KEY,
-        identity_key=bytes(32),
+        sealer=SEALER,
     ) as reopened:
         assert _figures(reopened) == before
 

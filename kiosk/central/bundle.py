@@ -1,7 +1,8 @@
 """`kiosk-central bundle`: the provisioning bundle a technician takes to one destination.
 
 It gathers the authority's public keys, the current vaccine-passport trust list and
-status list, the broker's CA and the destination's record into one file signed by
+status list, the broker's CA, the destination's record, the authority's sealing public
+key and the destination's key (central keeps one per venue) into one file signed by
 an authority key (kiosk.bundle), and prints that key's fingerprint: the technician
 checks that `kiosk provision --bundle` prints the same.
 """
@@ -16,10 +17,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from kiosk import keys, trustlist
+from kiosk import keys, sealing, trustlist
 from kiosk.argtypes import positive_int
 from kiosk.bundle import BundleContent, DestinationRecord, keys_pem, make_bundle, now
 from kiosk.errors import ConfigError, DeviceKeyError
+from kiosk.jws import b64url
 from kiosk.statuslist import write_atomically
 
 
@@ -47,6 +49,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--direction", choices=("in", "out", "auto"), default="in", help="default: in")
     parser.add_argument("--mode", choices=("kiosk", "inspector"), default="kiosk", help="default: kiosk")
     parser.add_argument("--capacity", type=positive_int, help="occupancy limit (direction auto)")
+    parser.add_argument(
+        "--sealing-key", type=Path, help="the authority's sealing public key (PEM, `identity-keys --public`)"
+    )
+    parser.add_argument(
+        "--destination-keys", type=Path,
+        help="folder of destination keys (<destination>.key, 0600): this venue's is made when missing",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, help="the bundle file to write")
     parser.set_defaults(func=bundle_command)
 
@@ -65,6 +74,8 @@ def bundle_command(args: argparse.Namespace) -> int:
         broker=args.broker,
         broker_ca=_text(args.broker_ca),
         destination=_destination(args),
+        sealing_key=_text(args.sealing_key),
+        destination_key=_destination_key(args.destination_keys, args.destination),
     )
     write_atomically(args.output, make_bundle(content, key))
     print(f"wrote {args.output} for {args.destination}", file=sys.stderr)
@@ -97,6 +108,15 @@ def _trust_list(args: argparse.Namespace, public: dict[str, Ed25519PublicKey]) -
     signed = trustlist.verify_trust_list(token.encode(), public)
     pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in signed.certificates)
     return {"trust_list": pem, "trust_list_version": signed.version, "trust_list_token": token.strip()}
+
+
+def _destination_key(folder: Path | None, destination: str) -> str | None:
+    """The venue's key from central's folder of them (one per destination), made the first time."""
+    if folder is None:
+        return None
+    path = folder / f"{destination}.key"
+    key = keys.load_identity_key(path) if path.exists() else sealing.generate_destination_key(path)
+    return b64url(key)
 
 
 def _trust_list_pem(path: Path | None) -> str:

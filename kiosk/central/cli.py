@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk import __version__, keys
+from kiosk import __version__, keys, sealing
 from kiosk import statuslist as sl
 from kiosk.central import bundle, lanes, mqtt, render, retention, trace, trustlist, venues
+from kiosk.central.identities import IdentityOpener
 from kiosk.central.ingest import Ingest, IngestOptions, Processor, Topics, now_ms
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.reports import Selection, build_report, load_report_settings
@@ -49,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         f" {DEFAULT_DB})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    registers = (_devices, _destinations, _lanes, _ingest, _expire, _report, _trace, _statuslist,
-                 bundle.register, trustlist.register, web_cli.register)  # fmt: skip
+    registers = (_devices, _destinations, _lanes, _ingest, _identity_keys, _expire, _report, _trace,
+                 _statuslist, bundle.register, trustlist.register, web_cli.register)  # fmt: skip
     for register in registers:
         register(commands)
     return parser
@@ -223,7 +224,43 @@ def _ingest(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch", type=int, default=2000, help="most events per commit (default: 2000)")
     parser.add_argument("--resend-after", type=float, default=10.0, help="seconds before a gap is asked for")
+    parser.add_argument(
+        "--sealing-key", type=Path, help="X25519 private key that opens sealed identities (0600)"
+    )
+    parser.add_argument("--hash-key", type=Path, help="central's own identity hash key (32 bytes, 0600)")
+    parser.add_argument(
+        "--plain-destination", action="append", default=[], metavar="DESTINATION",
+        help="a destination whose rules demand plain identities (repeatable); others' are refused",
+    )  # fmt: skip
     parser.set_defaults(func=ingest_command)
+
+
+def _identity_opener(args: argparse.Namespace) -> IdentityOpener | None:
+    if (args.sealing_key is None) != (args.hash_key is None):
+        raise ConfigError("--sealing-key and --hash-key go together: `kiosk-central identity-keys`")
+    if args.sealing_key is None:
+        log.warning("no --sealing-key: events with card identities are refused (unopenable_identity)")
+        return None
+    return IdentityOpener.from_files(args.sealing_key, args.hash_key, args.plain_destination)
+
+
+def _identity_keys(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "identity-keys", help="make central's identity keys: the sealing key pair and the hash key"
+    )
+    parser.add_argument("--sealing-key", type=Path, required=True, help="private key to write (0600)")
+    parser.add_argument("--hash-key", type=Path, required=True, help="hash key to write (0600)")
+    parser.add_argument("--public", type=Path, required=True, help="public key (PEM) for the kiosks")
+    parser.set_defaults(func=identity_keys_command)
+
+
+def identity_keys_command(args: argparse.Namespace) -> int:
+    """Make the sealing key pair and the hash key; print where the public key goes."""
+    private = sealing.generate_authority_key(args.sealing_key)
+    keys.generate_identity_key(args.hash_key)
+    args.public.write_text(sealing.public_pem(private.public_key()))
+    print(f"wrote {args.public}: give it to every kiosk (paths.sealing_key_file); keep the other two here")
+    return 0
 
 
 def _authority_key(path: Path) -> Ed25519PrivateKey:
@@ -235,6 +272,7 @@ def _authority_key(path: Path) -> Ed25519PrivateKey:
 def ingest_command(args: argparse.Namespace) -> int:
     """Run the ingest until SIGTERM or SIGINT."""
     key = _authority_key(args.key)
+    opener = _identity_opener(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -243,7 +281,7 @@ def ingest_command(args: argparse.Namespace) -> int:
         processor = Processor(
             store=store, registry=Registry(store), authority_key=key,
             topics=Topics(prefix=args.prefix, share_group=args.share_group),
-            options=IngestOptions(resend_after_s=args.resend_after),
+            options=IngestOptions(resend_after_s=args.resend_after), identities=opener,
         )  # fmt: skip
         ingest = Ingest(
             processor=processor, broker=mqtt.settings_from(args, args.client_id), batch_size=args.batch,
@@ -408,10 +446,13 @@ def _trace(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--from", dest="start", type=_moment, required=True, help=f"start (local: {VIETNAM})")
     parser.add_argument("--to", dest="end", type=_moment, required=True, help="end (exclusive)")
+    parser.add_argument("--hash-key", type=Path, help="central's identity hash key (32 bytes, 0600)")
     parser.add_argument(
-        "--identity-key", type=Path, help="the authority's identity HMAC key (32 bytes, 0600)"
+        "--identity-key", type=Path, help="v1 events: the old shared identity HMAC key (32 bytes, 0600)"
     )
-    parser.add_argument("--format", choices=trace.TRACE_FORMATS, help="card format (default: each of them)")
+    parser.add_argument(
+        "--format", choices=trace.TRACE_FORMATS, help="v1 events: the card format hashed (default: each)"
+    )
     parser.add_argument("--dwell-minutes", type=int, default=60, help="stay assumed without an out scan")
     parser.add_argument("--output-format", choices=("table", "json"), default="table")
     parser.set_defaults(func=trace_command)
@@ -425,7 +466,8 @@ def trace_command(args: argparse.Namespace) -> int:
         raise ConfigError("--dwell-minutes must be at least 1")
     key = keys.load_identity_key(args.identity_key) if args.identity_key else None
     formats = (args.format,) if args.format else trace.TRACE_FORMATS
-    who = trace.identities_for(args.identity, identity_key=key, formats=formats)
+    hash_key = keys.load_identity_key(args.hash_key) if args.hash_key else None
+    who = trace.identities_for(args.identity, identity_key=key, formats=formats, hash_key=hash_key)
     start, end = (int(t.timestamp() * 1000) for t in (args.start, args.end))
     with _store(args) as store:
         result = trace.trace(store, who, start, end, dwell_ms=args.dwell_minutes * 60_000)

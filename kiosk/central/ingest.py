@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from kiosk import safejson
 from kiosk.central import acks, mqtt
+from kiosk.central.identities import IdentityOpener, IdentityRefusedError, without_opener
 from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, SettledRow, StateRow, Store
 from kiosk.errors import EventError, SignatureError, UnsafeJSONError, UplinkError
-from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, ScanEvent, sign_ack, verify_event
+from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, AnyEvent, sign_ack, verify_event
 from kiosk.health import STATUSES
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
@@ -119,9 +120,11 @@ class Processor:
         authority_key: Ed25519PrivateKey,
         topics: Topics | None = None,
         options: IngestOptions | None = None,
+        identities: IdentityOpener | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
+        self._identities = identities
         self._registry = registry
         self._key = authority_key
         self.topics = topics or Topics()
@@ -184,11 +187,15 @@ class Processor:
                 f"{device} is registered for {registered.destination}",
                 signed=event.key,
             )
+        try:
+            stored = self._identities.stored(event) if self._identities else without_opener(event)
+        except IdentityRefusedError as e:
+            raise MessageRefusedError(e.reason, str(e)) from e
         if event.key in self._batch:
             self.stats.duplicates += 1
-        self._batch[event.key] = _row(event, payload, self._clock())
+        self._batch[event.key] = _row(event, stored, payload, self._clock())
 
-    def _verify(self, payload: bytes) -> ScanEvent:
+    def _verify(self, payload: bytes) -> AnyEvent:
         signers: list[str] = []
 
         def lookup(kid: str) -> Ed25519PublicKey | None:
@@ -472,10 +479,13 @@ def _state_key(row: StateRow) -> tuple[str, int]:
     return (row.device, row.ts)
 
 
-def _row(event: ScanEvent, token: bytes, received_ms: int) -> EventRow:
-    values: dict[str, Any] = event.model_dump()
-    del values["v"]
-    return EventRow(**values, received_ms=received_ms, token=token.decode("ascii"))
+def _row(event: AnyEvent, identities: tuple[str, ...], token: bytes, received_ms: int) -> EventRow:
+    values: dict[str, Any] = event.model_dump(exclude={"v", "identity", "identities"})
+    # Only central's keyed hashes reach the columns (the token keeps the sealed form, as signed).
+    first, second = (*identities, None, None)[:2]
+    return EventRow(
+        **values, identity=first, identity_alt=second, received_ms=received_ms, token=token.decode("ascii")
+    )
 
 
 def _state_message(payload: bytes) -> dict[str, Any]:

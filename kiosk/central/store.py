@@ -44,7 +44,8 @@ EVENT_COLUMNS = """
     sw TEXT NOT NULL,
     decode_ms DOUBLE PRECISION NOT NULL,
     received_ms BIGINT NOT NULL,
-    token TEXT NOT NULL"""
+    token TEXT NOT NULL,
+    identity_alt TEXT"""
 
 SQLITE_EVENTS = f"""
 CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS},
@@ -164,7 +165,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS state_log_once ON state_log (device, ts, statu
 
 # Columns added after a release: (table, column, definition), applied in order to older databases.
 # A new column needs a default, so the rows already there get a value.
-MIGRATIONS: tuple[tuple[str, str, str], ...] = (("devices", "mode", "TEXT NOT NULL DEFAULT 'kiosk'"),)
+MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    ("devices", "mode", "TEXT NOT NULL DEFAULT 'kiosk'"),
+    # Schema-v2 events carry a card's second identity (a national QR's id number), hashed by central;
+    # older rows keep NULL: v1 events carried one identity.
+    ("events", "identity_alt", "TEXT"),
+)
+# Indexes on migrated columns: made after the columns exist.
+MIGRATED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_identity_alt_ts ON events (identity_alt, ts)"
+    " WHERE identity_alt IS NOT NULL",
+)
 
 
 @dataclass(frozen=True)
@@ -197,11 +208,12 @@ class EventRow:
     verdict: str
     reason: str
     format: str
-    identity: str | None
+    identity: str | None  # central's keyed hash of the card's primary identity (v1: the event's hash)
     sw: str
     decode_ms: float
     received_ms: int
     token: str
+    identity_alt: str | None = None  # the card's second identity (a national QR's id number), hashed
 
 
 @dataclass(frozen=True)
@@ -337,6 +349,8 @@ class Store:
             # A database from before `daily`: its days summed from `hourly` (which outlives the
             # events' retention), in the transaction that creates the table.
             self._execute(DAILY_FROM_HOURLY)
+        for index in MIGRATED_INDEXES:
+            self._execute(index)
 
     def _column_names(self, table: str) -> set[str]:
         if self._partitions is None:
@@ -495,13 +509,16 @@ class Store:
         return [_event_row(row) for row in self._query(sql + " ORDER BY ts, device, seq", params)]
 
     def events_of(self, identities: Iterable[str], start_ms: int, end_ms: int) -> list[EventRow]:
-        """Events of any of these identities with start_ms <= ts < end_ms, oldest first."""
+        """Events with any of these identities (either column), start_ms <= ts < end_ms, oldest first."""
         wanted = list(identities)
         if not wanted:
             return []
         marks = ", ".join("?" for _ in wanted)
-        sql = f"SELECT {_columns(EventRow)} FROM events WHERE identity IN ({marks}) AND ts >= ? AND ts < ?"
-        rows = self._query(sql + " ORDER BY ts", [*wanted, start_ms, end_ms])
+        sql = (
+            f"SELECT {_columns(EventRow)} FROM events"
+            f" WHERE (identity IN ({marks}) OR identity_alt IN ({marks})) AND ts >= ? AND ts < ?"
+        )
+        rows = self._query(sql + " ORDER BY ts", [*wanted, *wanted, start_ms, end_ms])
         return [_event_row(row) for row in rows]
 
     def count_events(self) -> int:

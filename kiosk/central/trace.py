@@ -1,8 +1,10 @@
 """Contact tracing: where a person was, and who was at the same venue at the same time.
 
-A person is found by the identities their card yields in events: the HMAC of
-f"{format}:{card identity}" under the authority's identity key for each card
-format (or one), and the plain "plain:<id>" form some destinations send. Presence
+A person is found by the identities their card yields in the store: central's
+keyed hash of the card identity (schema-v2 events: any identity of the card,
+whatever its format), and, for schema-v1 events still stored, the HMAC of
+f"{format}:{card identity}" under the old shared identity key for each card
+format (or one) and the plain "plain:<id>" form some destinations sent. Presence
 at a venue runs from an "in" scan to the next "out" scan of the same person there;
 without an out scan it lasts a configurable dwell time (and an out scan without an
 in scan is taken to close a dwell that ended then). Only admitted scans (verdict
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from kiosk.central.identities import central_hash
 from kiosk.central.store import EventRow, Store
 from kiosk.events import hash_identity
 
@@ -56,11 +59,18 @@ class Trace:
     contacts: tuple[Contact, ...]
 
 
-def identities_for(card_identity: str, *, identity_key: bytes | None, formats: Sequence[str]) -> list[str]:
-    """Every event identity a card identity may appear as."""
+def identities_for(
+    card_identity: str,
+    *,
+    identity_key: bytes | None,
+    formats: Sequence[str],
+    hash_key: bytes | None = None,
+) -> list[str]:
+    """Every stored identity a card identity may appear as (central's hash; v1's forms)."""
     if card_identity.startswith(("hmac:", "plain:")):
         return [card_identity]
-    found = [f"plain:{card_identity}"]
+    found = [central_hash(hash_key, card_identity)] if hash_key is not None else []
+    found.append(f"plain:{card_identity}")
     if identity_key is not None:
         found += [hash_identity(identity_key, fmt, card_identity) for fmt in formats]
     return found
@@ -112,14 +122,17 @@ def trace(
     lookback_ms: int = 24 * HOUR_MS,
 ) -> Trace:
     """Visits of a person within [start_ms, end_ms) and the people present with them."""
-    visits = presences(store.events_of(identities, start_ms, end_ms), dwell_ms=dwell_ms)
+    found = store.events_of(identities, start_ms, end_ms)
+    visits = presences(found, dwell_ms=dwell_ms)
+    # The person's other identities (the second one of a card found by either) are not contacts.
+    own = set(identities) | {i for e in found for i in (e.identity, e.identity_alt) if i is not None}
     overlaps: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for visit in visits:
         # Others' stays may have started long before the visit (an in scan hours earlier).
         nearby = store.events(visit.start - lookback_ms, visit.end + dwell_ms, destination=visit.destination)
         for other in presences(nearby, dwell_ms=dwell_ms):
             first, last = max(other.start, visit.start), min(other.end, visit.end)
-            if other.identity not in identities and last > first:
+            if other.identity not in own and last > first:
                 overlaps[(other.identity, other.destination)].append((first, last))
     contacts = [_contact(who, where, spans) for (who, where), spans in overlaps.items()]
     contacts.sort(key=lambda c: (-c.minutes, c.identity))

@@ -58,7 +58,12 @@ def _add_broker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--identity-key", type=Path, help="the authority's identity key file (32 bytes)")
+    parser.add_argument(
+        "--destination-key", type=Path, help="the venue's key file (32 bytes; default: the bundle's)"
+    )
+    parser.add_argument(
+        "--sealing-key", type=Path, help="the authority's sealing public key (PEM; default: the bundle's)"
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -99,7 +104,8 @@ def request_from(args: argparse.Namespace) -> ProvisionRequest:
         key_file=_absolute(args.key),
         username=args.username,
         password_file=_absolute(args.password_file),
-        identity_key=_absolute(args.identity_key),
+        destination_key=_absolute(args.destination_key),
+        sealing_key=_absolute(args.sealing_key),
         force=args.force,
         keep_key=args.keep_key,
     )
@@ -146,10 +152,10 @@ def _report(result: ProvisionResult) -> None:
     err = sys.stderr
     if result.replaced_key:
         print("kiosk: the device key was replaced: register the new record with the authority", file=err)
-    if result.identity_key_generated:
+    if result.destination_key_generated:
         print(
-            "kiosk: warning: no --identity-key given, so a new identity key was made: card hashes from "
-            "this kiosk will not match other venues'. Install the authority's key with --identity-key.",
+            "kiosk: warning: no destination key given, so a new one was made: this kiosk will not know "
+            "people seen by the venue's other lanes. Install the venue's key with --destination-key.",
             file=err,
         )
     print(

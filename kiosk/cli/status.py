@@ -16,6 +16,7 @@ from typing import Any
 from kiosk import keys
 from kiosk.cli.common import add_config_argument, settings_from
 from kiosk.config import Settings
+from kiosk.sealing import open_sealer
 from kiosk.spool import Spool
 from kiosk.trustcheck import TRUST_CHECKS
 
@@ -62,9 +63,7 @@ def _spool_figures(settings: Settings) -> dict[str, Any]:
             "last_ack": None,
         }
     key = keys.load_private_key(settings.paths.key_file)
-    with Spool.from_settings(
-        settings, signing_key=key, identity_key=keys.load_identity_key(settings.paths.identity_key_file)
-    ) as spool:
+    with Spool.from_settings(settings, signing_key=key, sealer=open_sealer(settings)) as spool:
         unsent, unacked = spool.backlog()
         acked = spool.last_acked()
         return {

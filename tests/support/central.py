@@ -13,11 +13,25 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from kiosk import keys
+from kiosk import keys, sealing
+from kiosk.central.identities import IdentityOpener
 from kiosk.events import EventDraft, ScanEvent, build_event, sign_event
+from kiosk.sealing import Sealer
 
-IDENTITY_KEY = bytes(range(32))
+IDENTITY_KEY = bytes(range(32))  # schema v1's shared key, for the events of old kiosks
+SEALING_KEY = X25519PrivateKey.from_private_bytes(bytes(range(32, 64)))  # the authority's, at central
+HASH_KEY = bytes(range(64, 96))  # central's own
+SEALER = Sealer(SEALING_KEY.public_key(), destination_key=bytes(range(96, 128)))
+OPENER = IdentityOpener(SEALING_KEY, HASH_KEY)
+
+
+def write_kiosk_keys(state: Path) -> None:
+    """What provisioning gives a kiosk for identities: its venue's key and the authority's sealing key."""
+    state.mkdir(parents=True, exist_ok=True)
+    keys.write_secret(state / "destination.key", SEALER.destination_key, overwrite=True)
+    (state / "authority-seal.pem").write_text(sealing.public_pem(SEALING_KEY.public_key()))
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,7 @@ class TestDevice:
             destination=overrides.get("destination", self.destination),
             epoch=overrides.get("epoch", self.epoch),
             seq=seq,
-            identity_key=IDENTITY_KEY,
+            sealer=SEALER,
         )
 
     def token(self, seq: int, ts: int = 1_780_000_000_000, **draft: Any) -> bytes:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiosk import cardmaker, keys, statuslist
+from kiosk import cardmaker, keys, sealing, statuslist
 from kiosk.bundle import Bundle, BundleContent, DestinationRecord, keys_pem, make_bundle, read_bundle
+from kiosk.jws import b64url
+from tests.support.central import SEALER, SEALING_KEY
 
 
 def test_bundle(folder: Path, *, destination: str = "cho-ben-thanh", broker_ca: Path | None = None) -> Bundle:
@@ -29,6 +31,8 @@ def test_bundle(folder: Path, *, destination: str = "cho-ben-thanh", broker_ca: 
         destination=DestinationRecord(
             id=destination, venue_name="Chợ Bến Thành", district="Quận 1", ward="Bến Thành"
         ),
+        sealing_key=sealing.public_pem(SEALING_KEY.public_key()),
+        destination_key=b64url(SEALER.destination_key),
     )
     return read_bundle(make_bundle(content, key))
 
