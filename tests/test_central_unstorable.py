@@ -10,10 +10,12 @@ one identity on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +29,10 @@ from kiosk import jws
 from kiosk.central.ingest import MessageQueue, Processor, run_loop, unstorable
 from kiosk.central.registry import Registry, parse_registration
 from kiosk.central.store import EventRow, Store, open_store
-from kiosk.events import EVENT_TYP, EventDraft, ScanEvent, build_event, sign_event
+from kiosk.events import EVENT_TYP, ScanEventV1
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
-from tests.support.central import IDENTITY_KEY, TestDevice
+from tests.support.central import OPENER, TestDevice
 
 postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
@@ -39,18 +41,24 @@ store_url = central_support.store_url
 AUTHORITY = Ed25519PrivateKey.generate()
 K1 = TestDevice("kiosk-1", "shop-1")
 POISON = "plain:POISON"
+# The test devices' destination may send plain identities (ingest --plain-destination).
+PLAIN_OPENER = dataclasses.replace(OPENER, plain_destinations=frozenset({K1.destination}))
 
 
-def plain_event(seq: int, card: str) -> ScanEvent:
-    """An event of K1 that carries its card's identity in the clear ("plain:" + card)."""
-    draft = EventDraft(ts=1_780_000_000_000, verdict="pass", reason="ok", format="national",
-                       direction="in", card_identity=card)  # fmt: skip
-    return build_event(draft, device=K1.device, destination=K1.destination, epoch=K1.epoch, seq=seq,
-                       identity_key=IDENTITY_KEY, plain_identity=True)  # fmt: skip
+def plain_event(seq: int, card: str) -> ScanEventV1:
+    """A schema-v1 event of K1 that carries its card's identity in the clear ("plain:" + card).
+
+    v1 is the schema that keeps a plain identity as sent (v2 ones are hashed by central),
+    so the guard below sees exactly the identity the test chose.
+    """
+    return ScanEventV1(id=str(uuid.uuid4()), kind="scan", device=K1.device, destination=K1.destination,
+                       epoch=K1.epoch, seq=seq, ts=1_780_000_000_000, clock_synced=True, direction="in",
+                       verdict="pass", reason="ok", format="national", identity=f"plain:{card}",
+                       sw="0.1.0", decode_ms=1.0)  # fmt: skip
 
 
 def token(seq: int, card: str) -> bytes:
-    return sign_event(plain_event(seq, card), K1.key)
+    return jws.sign(plain_event(seq, card).to_json(), K1.key, kid=K1.device, typ=EVENT_TYP)
 
 
 class GuardedStore:
@@ -89,7 +97,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 def processor_of(store: Any) -> Processor:
     plain = store.store if isinstance(store, GuardedStore) else store
-    return Processor(store=store, registry=Registry(plain), authority_key=AUTHORITY)
+    return Processor(store=store, registry=Registry(plain), authority_key=AUTHORITY, identities=PLAIN_OPENER)
 
 
 def stored_seqs(store: Store) -> list[int]:
