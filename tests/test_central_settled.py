@@ -155,7 +155,7 @@ DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 def test_the_kiosk_prunes_a_refused_event_and_every_later_one(store: Store, tmp_path: Path) -> None:
     with Spool.open(
         tmp_path / "spool.db", device_id="kiosk-1", destination_id="venue-1",
-        signing_key=DEVICE_KEY, identity_key=bytes(32),
+        signing_key=DEVICE_KEY, sealer=central_support.SEALER,
     ) as spool:  # fmt: skip
         kiosk = TestDevice("kiosk-1", "venue-1", key=DEVICE_KEY, epoch=spool.epoch)
         register(store, kiosk)
