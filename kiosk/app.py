@@ -34,6 +34,7 @@ from kiosk.keys import load_private_key, load_public_keys
 from kiosk.notify import Notifier
 from kiosk.policy import Policy
 from kiosk.presence import PresenceBoard, load_peers
+from kiosk.runstatus import RunStatusFile, run_status_path
 from kiosk.screen.states import IdleState
 from kiosk.sealing import load_destination_key, open_sealer, tag
 from kiosk.spool import Spool, SpoolLimits
@@ -114,6 +115,9 @@ def assemble(
             statuslist=statuslist,
             readings=partial(device_readings, settings, state=state, uplink=uplink),
             presence=board if uplink is not None else None,
+            run_status=partial(
+                record_run_status, RunStatusFile(run_status_path(settings.paths.state_dir)), uplink=uplink
+            ),
         )
         try:
             yield Kiosk(parts, stop=stop, state=state, end_on_replay_end=end_on_replay_end)
@@ -340,6 +344,11 @@ def health(*, spool: Spool, state: LoopState, inside: bool = False) -> Health:
         ],
         inside=state.inside if inside else None,
     )
+
+
+def record_run_status(file: RunStatusFile, fault: str | None, *, uplink: Any) -> bool:
+    """Offer the loop's fault and the time of central's last ack to the run-status file."""
+    return file.offer(fault, uplink.stats().last_ack if uplink is not None else None)
 
 
 def device_readings(

@@ -51,6 +51,7 @@ CAMERA_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 STATUS_INTERVAL_S = 5.0
 STATS_INTERVAL_S = 60.0
 IDLE_INTERVAL_S = 2.0
+RUN_STATUS_INTERVAL_S = 1.0  # how often the run status is offered; its file throttles the writes
 BROKER_FAULT_AFTER_S = 120.0
 # A card held up while nothing can be recorded is retried on every frame, but refused aloud
 # (and logged) once per this many seconds: not the repeat window, which may be zero or minutes.
@@ -126,6 +127,7 @@ class Parts:
     statuslist: StatusListStore | None = None
     readings: Callable[[np.ndarray | None], DeviceReadings] | None = None
     presence: PresenceBoard | None = None  # the venue's other lanes (destination.share_presence)
+    run_status: Callable[[str | None], object] | None = None  # told the fault in force (kiosk.runstatus)
 
 
 class Kiosk:
@@ -162,6 +164,7 @@ class Kiosk:
             "watchdog": 0.0,
             "status": 0.0,
             "idle": 0.0,
+            "run_status": 0.0,
             "stats": time.monotonic() + STATS_INTERVAL_S,
         }
 
@@ -460,6 +463,8 @@ class Kiosk:
             self.parts.notifier.status(self.summary())
         if self._is_due("stats", now, STATS_INTERVAL_S):
             log_counters(self.counters, self.state)
+        if self.parts.run_status is not None and self._is_due("run_status", now, RUN_STATUS_INTERVAL_S):
+            self.parts.run_status(self.state.fault)
 
     def _is_due(self, what: str, now: float, interval: float) -> bool:
         if now < self._due[what]:

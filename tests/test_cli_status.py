@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -61,3 +63,43 @@ def test_a_lab_kiosk_shows_its_faults(tmp_path: Path, capsys) -> None:
     assert code == 1
     assert "none yet (the kiosk has not run)" in text and "none from central yet" in text
     assert "fault        authority keys: none" in text and "fault        trust list: none" in text
+
+
+def _run_status(tmp_path: Path, fault: str | None, ack_ms: int | None, age_s: int) -> int:
+    """The run-status file as the daemon writes it, `age_s` seconds ago; now in ms."""
+    settings = load_config(tmp_path / "etc" / "kiosk.toml")
+    now_ms = int(time.time() * 1000)
+    path = settings.paths.state_dir / "run-status.json"
+    path.write_text(json.dumps({"fault": fault, "last_ack_ms": ack_ms, "written_ms": now_ms - age_s * 1000}))
+    return now_ms
+
+
+def test_the_running_loops_fault_and_when_the_last_ack_arrived(
+    authority: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    make(authority, capsys)
+    assert provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))[0] == 0
+    now_ms = _run_status(tmp_path, "camera", int(time.time() * 1000) - 90_000, age_s=3)
+    code, out = status(tmp_path, capsys, "--json")
+    daemon = json.loads(out)["daemon"]
+    assert code == 1 and json.loads(out)["faults"] == ["running loop: camera"]
+    assert (daemon["fault"], daemon["stale"], daemon["age_s"]) == ("camera", False, 3)
+    assert 89 <= daemon["ack_age_s"] <= 91 and daemon["written"] == _local(now_ms - 3000)
+    code, text = status(tmp_path, capsys)
+    assert "daemon       status written 3 s ago; fault in force: camera" in text
+    assert re.search(r"ack arrived  \S+ \(9[01] s ago\)", text), text
+
+
+def test_a_status_file_left_by_a_stopped_daemon_is_a_fault(
+    authority: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    make(authority, capsys)
+    assert provision(tmp_path, capsys, "--bundle", str(authority["bundle"]))[0] == 0
+    code, text = status(tmp_path, capsys)  # never run: not known, not a fault
+    assert code == 0 and "ack arrived  not known" in text and "daemon       " in text
+    _run_status(tmp_path, "camera", None, age_s=3600)
+    code, text = status(tmp_path, capsys)
+    assert code == 1 and "NOT UPDATED: is the daemon running?" in text
+    assert "fault        daemon: its status is 60 min old" in text
+    assert "running loop: camera" not in text  # an old fault is no current one
+    assert "ack arrived  none since the daemon started" in text

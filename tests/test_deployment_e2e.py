@@ -237,6 +237,10 @@ def test_the_deployment_guide_with_processes(
     cleared = wait_for("an empty backlog", lambda: (s := status_of(settings))["unacked"] == 0 and s, logs)
     assert isinstance(cleared, dict) and cleared["last_ack"]["seq"] >= 2
     assert cleared["trust"]["trust list"]["status"] == "pass"
+    # The running daemon's own file says when central's last ack arrived and that no fault is in force.
+    daemon = wait_for("the ack's arrival in the daemon's status",
+                      lambda: (d := status_of(settings)["daemon"])["ack_arrived"] and d, logs)  # fmt: skip
+    assert isinstance(daemon, dict) and (daemon["fault"], daemon["stale"]) == (None, False)
 
     # A status list published later blocks A.
     statuslist_2 = status_list(paths, 2, uvci_a, "F0")
