@@ -160,6 +160,7 @@ class Kiosk:
         self._person_in_view = False
         self._person_at: datetime | None = None
         self._spool_failing = False
+        self._stop_signal: str | None = None  # the signal that asked the loop to stop
         self._due = {
             "watchdog": 0.0,
             "status": 0.0,
@@ -175,6 +176,8 @@ class Kiosk:
         try:
             while not self.stop.is_set():
                 self.turn()
+            if self._stop_signal is not None:
+                log.info("%s: stopping", self._stop_signal)
         except CameraEnded:
             log.info("replay finished")
         finally:
@@ -189,8 +192,11 @@ class Kiosk:
         """SIGTERM/SIGINT stop the loop cleanly; SIGHUP reloads."""
 
         def on_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("%s: stopping", signal.Signals(signum).name)
+            # No I/O here: the signal may arrive while this thread is inside a log
+            # handler's write, and logging from the handler then fails mid-way and
+            # loses the stop. The loop logs it when it ends.
             self.stop.set()
+            self._stop_signal = signal.Signals(signum).name
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -655,3 +657,30 @@ def test_a_poster_read_alone_just_after_a_card_is_recorded_silently(tmp_path: Pa
     events = spooled_events(make_settings(tmp_path))
     assert [(e.verdict, e.reason) for e in events] == [("pass", "ok"), ("fail", "old_venue_qr")]
     assert shown.results == ["pass"] and not shown.red_lit
+
+
+class FailingWrites(logging.Handler):
+    """A log handler whose write fails, as a stream does when a signal re-enters its write."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+
+
+def test_sigterm_stops_the_loop_even_while_logging_fails(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    failing = FailingWrites()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    with assemble(settings, frames=frames_for(NATIONAL)) as kiosk:
+        kiosk.install_signal_handlers()
+        logger = logging.getLogger("kiosk")
+        level = logger.level
+        logger.setLevel(logging.INFO)  # so that a log line in the handler would be written
+        logger.addHandler(failing)
+        try:
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator,misc]
+        finally:
+            logger.removeHandler(failing)
+            logger.setLevel(level)
+            for number, handler in saved.items():
+                signal.signal(number, handler)
+        assert kiosk.stop.is_set(), "the stop request must not depend on a log line"

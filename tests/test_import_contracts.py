@@ -156,17 +156,20 @@ def test_kiosk_run_imports_none_of_the_other_commands_libraries(tmp_path: Path) 
     )
     env = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONPATH": str(ROOT), "PATH": ""}
     argv = [sys.executable, "-c", RUN_WITHOUT, str(config), *NOT_ON_THE_RUN_PATH]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
-    assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline and not any("decision verdict=" in line for line in lines):
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-    process.send_signal(signal.SIGTERM)
-    rest = process.communicate(timeout=30)[1]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env) as process:
+        assert process.stderr is not None
+        try:
+            deadline = time.monotonic() + 60
+            lines = []
+            while time.monotonic() < deadline and not any("decision verdict=" in line for line in lines):
+                line = process.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+            process.send_signal(signal.SIGTERM)
+            rest = process.communicate(timeout=30)[1]
+        finally:
+            process.kill()  # a no-op once it has exited; never left running past the test
     log = "".join(lines) + rest
     assert process.returncode == 0, log
     assert "decision verdict=pass" in log and "Traceback" not in log
