@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Annotated, Literal, Self, TypeGuard
+from typing import TYPE_CHECKING, Annotated, Literal, Self, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -55,7 +55,46 @@ MAX_ACK_BYTES = 256 * 1024
 WireInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 
 
-class ScanEvent(BaseModel):
+class _SignedEvent(BaseModel):
+    """What every schema version of an event shares: the kind/format rules, the signed bytes, the key.
+
+    It declares no fields (each version's own order is the signed JSON's), only what uses them.
+    """
+
+    if TYPE_CHECKING:
+        kind: Kind
+        direction: Direction | None
+        format: CardFormat
+        verdict: Verdict
+        device: str
+        epoch: int
+        seq: int
+
+        @property
+        def identity(self) -> str | None: ...
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        # Only a visitor's scan has a direction; the kinds and formats that exist are one table.
+        if self.kind != "scan" and self.direction is not None:
+            raise ValueError(f"a {self.kind} event has no direction")
+        error = pair_error(self.kind, self.format, self.verdict, self.identity)
+        if error is not None:
+            raise ValueError(error)
+        return self
+
+    def to_json(self) -> bytes:
+        """The exact payload bytes that are signed: compact UTF-8 JSON in schema order."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The de-duplication key (device, epoch, seq)."""
+        return (self.device, self.epoch, self.seq)
+
+
+class ScanEvent(_SignedEvent):
     """One decision of one kiosk, as published (schema v2); frozen and validated when built."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -80,33 +119,13 @@ class ScanEvent(BaseModel):
     sw: str = Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
     decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
 
-    @model_validator(mode="after")
-    def _pairs(self) -> Self:
-        # Only a visitor's scan has a direction; the kinds and formats that exist are one table.
-        if self.kind != "scan" and self.direction is not None:
-            raise ValueError(f"a {self.kind} event has no direction")
-        error = pair_error(self.kind, self.format, self.verdict, self.identity)
-        if error is not None:
-            raise ValueError(error)
-        return self
-
-    def to_json(self) -> bytes:
-        """The exact payload bytes that are signed: compact UTF-8 JSON in schema order."""
-        data = self.model_dump(mode="json")
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        """The de-duplication key (device, epoch, seq)."""
-        return (self.device, self.epoch, self.seq)
-
     @property
     def identity(self) -> str | None:
         """The primary identity as carried (sealed or plain), or None."""
         return self.identities[0] if self.identities else None
 
 
-class ScanEventV1(BaseModel):
+class ScanEventV1(_SignedEvent):
     """A schema-v1 event (one identity, hashed under a key every kiosk held): read during the change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -129,26 +148,6 @@ class ScanEventV1(BaseModel):
     )
     sw: str = Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
     decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
-
-    @model_validator(mode="after")
-    def _pairs(self) -> Self:
-        # Only a visitor's scan has a direction; the kinds and formats that exist are one table.
-        if self.kind != "scan" and self.direction is not None:
-            raise ValueError(f"a {self.kind} event has no direction")
-        error = pair_error(self.kind, self.format, self.verdict, self.identity)
-        if error is not None:
-            raise ValueError(error)
-        return self
-
-    def to_json(self) -> bytes:
-        """The exact payload bytes that are signed: compact UTF-8 JSON in schema order."""
-        data = self.model_dump(mode="json")
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        """The de-duplication key (device, epoch, seq)."""
-        return (self.device, self.epoch, self.seq)
 
 
 class EventDraft(BaseModel):
