@@ -47,9 +47,16 @@ def test_depth_and_size_bounds_are_the_callers() -> None:
         safejson.loads(b"[1, 2]", max_bytes=5)
 
 
+def _nested(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Lists and objects of `inner`: one level deeper of JSON."""
+    # A named function, not a lambda: hypothesis reads the source of `extend`, and finding a lambda's
+    # source can fail (then it warns).
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    _nested,
     max_leaves=20,
 )
 
