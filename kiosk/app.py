@@ -109,6 +109,7 @@ def assemble(
             ),
             idle=partial(idle_state, live, spool=spool, uplink=uplink, policy=policy),
             mode=settings.device.mode,
+            log_name=settings.log.decision_name == "masked",
             authority_keys=load_public_keys(settings.policy.authority_keys)
             if settings.policy.authority_keys
             else {},

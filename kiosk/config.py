@@ -467,6 +467,15 @@ class SpoolConfig(Section):
     )
 
 
+class LogConfig(Section):
+    """What the journal may hold about the people who scan."""
+
+    decision_name: Literal["none", "masked"] = Field(
+        "none",
+        description="The decision log line's name: `none` (no personal datum), or `masked` as the screen shows it (NGUYEN V** A).",
+    )
+
+
 class PathsConfig(Section):
     """Where state lives; relative names are inside `state_dir`."""
 
@@ -525,6 +534,7 @@ class Settings(Section):
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
 
 

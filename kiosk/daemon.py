@@ -123,6 +123,7 @@ class Parts:
     idle: Callable[[], IdleState] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     mode: Literal["kiosk", "inspector"] = "kiosk"
+    log_name: bool = False  # the decision line carries the masked name (log.decision_name = "masked")
     authority_keys: KeySource | None = None
     statuslist: StatusListStore | None = None
     readings: Callable[[np.ndarray | None], DeviceReadings] | None = None
@@ -338,7 +339,7 @@ class Kiosk:
         if not quiet:
             show_decision(self.parts.feedback, decision)
         self._recorded(str(decision.reason))
-        log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms)
+        log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms, name=self.parts.log_name)
 
     def _tell_lanes(self, decision: Decision, *, epoch: int, seq: int) -> None:
         """Share a recorded entry or exit with the venue's other lanes (numbered by its event)."""
@@ -602,10 +603,10 @@ def log_counters(counters: LoopCounters, state: LoopState) -> None:
     )  # fmt: skip
 
 
-def log_decision(decision: Decision, *, seq: int, decode_ms: float) -> None:
-    """One structured line per decision; the masked name is the only personal datum."""
+def log_decision(decision: Decision, *, seq: int, decode_ms: float, name: bool = False) -> None:
+    """One structured line per decision: no personal datum, unless asked for the masked name."""
     decisions_log.info(
-        "decision verdict=%s reason=%s format=%s direction=%s seq=%d decode_ms=%.1f clock_synced=%s name=%r",
+        "decision verdict=%s reason=%s format=%s direction=%s seq=%d decode_ms=%.1f clock_synced=%s%s",
         decision.verdict,
         decision.reason,
         decision.format,
@@ -613,5 +614,5 @@ def log_decision(decision: Decision, *, seq: int, decode_ms: float) -> None:
         seq,
         decode_ms,
         decision.clock_synced,
-        decision.masked_name,
+        f" name={decision.masked_name!r}" if name else "",
     )
