@@ -116,6 +116,20 @@ def thumbprint(key: Ed25519PublicKey) -> str:
     return b64url(hashlib.sha256(canonical).digest())
 
 
+FINGERPRINT_PREFIX = "SHA256:"
+
+
+def shown_fingerprint(key_id: str) -> str:
+    """A thumbprint as people read and type it: `SHA256:` first, so it never starts with `-`."""
+    # A bare base64url thumbprint may start with "-", which argparse takes for an option.
+    return FINGERPRINT_PREFIX + key_id
+
+
+def fingerprint_names(given: str, key_id: str) -> bool:
+    """Whether a typed fingerprint (with or without `SHA256:`, spaces around) names the key `key_id`."""
+    return given.strip().removeprefix(FINGERPRINT_PREFIX) == key_id
+
+
 def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     """Load one or more Ed25519 public keys from a PEM file, keyed by thumbprint."""
     try:

@@ -212,9 +212,10 @@ def _bundle_problems(request: ProvisionRequest) -> list[str]:
     if bundle is None:
         return ["--authority-fingerprint needs --bundle"] if expected else []
     problems = []
-    if expected is not None and expected.strip() != bundle.fingerprint:
+    if expected is not None and not keys.fingerprint_names(expected, bundle.fingerprint):
         problems.append(
-            f"the bundle is signed by authority key {bundle.fingerprint}, not {expected.strip()}: "
+            f"the bundle is signed by authority key {keys.shown_fingerprint(bundle.fingerprint)},"
+            f" not {expected.strip()}: "
             "do not use it; ask the authority for a new bundle"
         )
     if request.destination != bundle.content.destination.id:

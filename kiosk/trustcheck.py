@@ -31,13 +31,14 @@ def _result(name: str, status: Status, detail: str, advice: str = "") -> CheckRe
 
 def check_authority_keys(settings: Settings, probes: object) -> CheckResult:
     """The authority's public keys are configured and load."""
-    from kiosk.keys import load_public_keys
+    from kiosk.keys import load_public_keys, shown_fingerprint
 
     path = settings.policy.authority_keys
     if path is None:
         return _result("authority keys", "fail", "none: central's acks and status lists are refused", FIX)
     found = load_public_keys(path)
-    return _result("authority keys", "pass", f"{path}: {len(found)} key(s), {', '.join(sorted(found))}")
+    shown = ", ".join(map(shown_fingerprint, sorted(found)))
+    return _result("authority keys", "pass", f"{path}: {len(found)} key(s), {shown}")
 
 
 def check_sealing_key(settings: Settings, probes: object) -> CheckResult:

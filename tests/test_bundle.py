@@ -56,7 +56,7 @@ def make(authority: dict[str, Path], capsys: pytest.CaptureFixture[str], *extra:
             *extra]  # fmt: skip
     assert central_main(argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("authority key fingerprint ")
+    assert out.startswith("authority key fingerprint SHA256:")
     return out.split()[-1]
 
 
@@ -86,7 +86,7 @@ def test_a_bundle_provisions_everything_and_both_sides_print_one_fingerprint(
     assert settings.destination.id == "cho-ben-thanh" and settings.destination.venue_name == "Chợ Bến Thành"
     assert settings.uplink.broker == "mqtts://broker.example:8883"
     assert settings.policy.authority_keys is not None and settings.policy.trust_list is not None
-    assert fingerprint in keys.load_public_keys(settings.policy.authority_keys)
+    assert fingerprint.removeprefix("SHA256:") in keys.load_public_keys(settings.policy.authority_keys)
     assert len(TrustList.load(settings.policy.trust_list)) == 1
     assert settings.uplink.tls.ca_file is not None
     assert settings.uplink.tls.ca_file.read_bytes() == authority["ca"].read_bytes()
@@ -140,8 +140,34 @@ def test_the_technician_can_have_the_fingerprint_compared(
     other = keys.thumbprint(Ed25519PrivateKey.generate().public_key())
     code, out, err = provision(tmp_path / "2", capsys, "--bundle", str(authority["bundle"]),
                                f"--authority-fingerprint={other}")  # fmt: skip
-    assert code == 2 and f"not {other}" in err and out == ""
+    assert code == 2 and f"not {other}" in err and f"authority key {fingerprint}," in err and out == ""
     assert not (tmp_path / "2").exists()
+
+
+@pytest.mark.parametrize("form", ["as printed", "with spaces", "bare"])
+def test_the_fingerprint_is_typed_as_printed_or_bare(
+    authority: dict[str, Path], tmp_path: Path, capsys, form: str
+) -> None:
+    fingerprint = make(authority, capsys)
+    typed = {
+        "as printed": ["--authority-fingerprint", fingerprint],  # its own argument: never starts with "-"
+        "with spaces": ["--authority-fingerprint", f" {fingerprint} "],
+        "bare": [f"--authority-fingerprint={fingerprint.removeprefix('SHA256:')}"],
+    }[form]
+    code, _out, err = provision(tmp_path, capsys, "--bundle", str(authority["bundle"]), *typed)
+    assert code == 0, err
+
+
+def test_a_printed_fingerprint_never_reads_as_an_option() -> None:
+    # Thumbprints are base64url: about one in 64 starts with "-"; the printed form never does.
+    starting_with_dash = next(
+        key_id
+        for key_id in (keys.thumbprint(Ed25519PrivateKey.generate().public_key()) for _ in range(5000))
+        if key_id.startswith("-")
+    )
+    assert keys.shown_fingerprint(starting_with_dash).startswith("SHA256:-")
+    assert keys.fingerprint_names(keys.shown_fingerprint(starting_with_dash), starting_with_dash)
+    assert not keys.fingerprint_names("SHA256:" + starting_with_dash[1:], starting_with_dash)
 
 
 def test_without_a_bundle_provisioning_says_what_is_missing(tmp_path: Path, capsys) -> None:

@@ -213,8 +213,7 @@ def test_the_deployment_guide_with_processes(
     write_frames(tmp_path / "frames", [passport(first, uvci_a), passport(second, uvci_b)])
     base_config(paths, tmp_path / "frames")
     record = run([
-        # `=`: a fingerprint may start with "-"
-        *KIOSK, "provision", "--bundle", bundle, f"--authority-fingerprint={fingerprint}",
+        *KIOSK, "provision", "--bundle", bundle, "--authority-fingerprint", fingerprint,
         "--device-id", DEVICE, "--password-file", secret(paths.etc / "broker.password", "pw1"),
         "--config", paths.config, "--state-dir", paths.state,
     ])  # fmt: skip

@@ -79,7 +79,7 @@ def bundle_command(args: argparse.Namespace) -> int:
     )
     write_atomically(args.output, make_bundle(content, key))
     print(f"wrote {args.output} for {args.destination}", file=sys.stderr)
-    print(f"authority key fingerprint {keys.thumbprint(key.public_key())}")
+    print(f"authority key fingerprint {keys.shown_fingerprint(keys.thumbprint(key.public_key()))}")
     return 0
 
 

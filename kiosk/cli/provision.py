@@ -10,6 +10,7 @@ from typing import TextIO
 
 import segno
 
+from kiosk import keys
 from kiosk.bundle import Bundle, read_bundle
 from kiosk.config import DEFAULT_CONFIG_PATH, ENV_CONFIG
 from kiosk.errors import ProvisionError
@@ -36,8 +37,7 @@ def _add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--authority-fingerprint",
-        help="the fingerprint the authority printed: refuse any other signer"
-        " (as --authority-fingerprint=FP: a fingerprint may start with '-')",
+        help="the fingerprint the authority printed (SHA256:...): refuse any other signer",
     )
     parser.add_argument("--destination", help="destination (venue) id (default: the bundle's)")
     parser.add_argument("--venue", help="venue name shown on the screen (default: the bundle's)")
@@ -138,7 +138,7 @@ def _absolute_path(path: Path) -> Path:
 def _report_trust(result: ProvisionResult, err: TextIO) -> None:
     bundle = result.bundle
     if bundle is not None:
-        print(f"kiosk: authority key fingerprint {bundle.fingerprint}", file=err)
+        print(f"kiosk: authority key fingerprint {keys.shown_fingerprint(bundle.fingerprint)}", file=err)
         print("kiosk: check it against the fingerprint the authority printed for this bundle", file=err)
     gaps = missing_trust(result.settings) + (bundle.missing() if bundle else [])
     for gap in dict.fromkeys(gaps):
