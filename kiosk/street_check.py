@@ -15,7 +15,7 @@ from typing import Literal, cast
 
 from kiosk.cards import Card, DccCard, Rejection
 from kiosk.cards.dcc_schema import DiagnosticTest, Recovery, Vaccination
-from kiosk.cards.masking import mask_id
+from kiosk.cards.masking import mask_identity
 from kiosk.config import DEFAULT_BLOCKED
 from kiosk.dates import date_en, date_vi, moment_words
 from kiosk.eventkinds import CARD_FORMATS
@@ -140,7 +140,7 @@ def _refused_finding(item: Rejection, now: datetime) -> StreetFinding:
 def _masked_identity(card: Card) -> str:
     if card.identity is None:
         return ""
-    return mask_id(card.identity, keep=4 if isinstance(card, DccCard) else 3)
+    return mask_identity(card.identity, card.format)
 
 
 def _card_lines(card: Card) -> tuple[Text, ...]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import zxingcpp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from kiosk import cardmaker
@@ -19,7 +24,11 @@ from kiosk.keys import generate_device_key, public_pem
 
 AT = "2021-10-01T10:00:00+07:00"
 QID = "162979388586171100"
+ID_NUMBER = "001093029317"
 NATIONAL = cardmaker.national_payload()
+CCCD_ID = "001093012345"
+CCCD = cardmaker.cccd_payload(id_number=CCCD_ID)
+SHOWN_WARNING = "identities are shown in full"
 
 
 def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
@@ -52,7 +61,7 @@ def _make(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 @pytest.mark.usefixtures("no_config")
 def test_check_prints_one_json_line_per_payload(capsys: pytest.CaptureFixture[str]) -> None:
     national, poster = _check(capsys, NATIONAL, "https://example.com/qr/venue-1")
-    assert national["format"] == "national" and national["identity"] == QID
+    assert national["format"] == "national" and national["identity"] == "*" * 15 + QID[-3:]
     assert (national["verdict"], national["reason"]) == ("pass", "ok")
     assert national["message"].startswith("Mời vào")
     assert national["fields"]["id_number"] == "*********317"
@@ -205,3 +214,136 @@ def test_bad_options_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str])
         main(argv)
     assert caught.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_config")
+def test_check_masks_every_identity_by_default(
+    signer: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, cert = signer
+    uvci = "URN:UVCI:01:VN:ABCDEFGH12345678#Q"
+    dcc = _make(capsys, "dcc", "--key", str(key), "--cert", str(cert), "--date", "2021-09-01", "--uvci", uvci)
+    assert main(["card", "check", "--at", AT, "--trust", str(cert), NATIONAL, CCCD, dcc]) == 0
+    out, err = capsys.readouterr()
+    national, cccd, passport = (json.loads(line) for line in out.splitlines())
+    assert (national["identity"], national["identities"]) == (
+        "***************100",
+        ["***************100", "*********317"],
+    )
+    assert (cccd["identity"], cccd["identities"]) == ("*********345", ["*********345"])
+    masked_uvci = "*" * (len(uvci) - 4) + "78#Q"
+    assert (passport["identity"], passport["identities"]) == (masked_uvci, [masked_uvci])
+    assert [r["fields"]["name"] for r in (national, cccd)] == ["NGUYEN V** A", "Nguyễn V** An"]
+    for datum in (QID, ID_NUMBER, CCCD_ID, uvci, "ABCDEFGH", "NGUYEN VAN A", "Nguyễn Văn An"):
+        assert datum not in out + err
+    assert SHOWN_WARNING not in err
+
+
+@pytest.mark.usefixtures("no_config")
+def test_show_identities_prints_them_in_full_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["card", "check", "--at", AT, "--show-identities", NATIONAL, CCCD]) == 0
+    out, err = capsys.readouterr()
+    national, cccd = (json.loads(line) for line in out.splitlines())
+    assert (national["identity"], national["identities"]) == (QID, [QID, ID_NUMBER])
+    assert (cccd["identity"], cccd["identities"]) == (CCCD_ID, [CCCD_ID])
+    # Only the identities: names and the other fields stay masked.
+    assert national["fields"]["name"] == "NGUYEN V** A" and national["fields"]["qid"] == "*" * 15 + "100"
+    assert "NGUYEN VAN A" not in out and "0123232422" not in out
+    assert f"kiosk: {SHOWN_WARNING} (--show-identities): keep this output private" in err
+
+
+@pytest.mark.usefixtures("no_config")
+def test_a_payload_after_the_double_dash_is_checked_not_taken_for_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = _check(capsys, NATIONAL, "--", "--show-identities")
+    assert [r["identity"] for r in results] == ["*" * 15 + "100", None]
+    assert results[1]["reason"] == "unrecognised"
+
+
+@pytest.mark.usefixtures("no_config")
+@pytest.mark.parametrize(
+    ("flag", "fragment"),
+    [
+        ("--show-identities=yes", "ignored explicit argument 'yes'"),
+        ("--show-identities=", "ignored explicit argument ''"),
+        ("--show", "unrecognized arguments: --show"),
+        ("--show-identity", "unrecognized arguments: --show-identity"),
+        ("--SHOW-IDENTITIES", "unrecognized arguments: --SHOW-IDENTITIES"),
+    ],
+)
+def test_a_flag_not_written_exactly_exits_2_with_a_message(
+    capsys: pytest.CaptureFixture[str], flag: str, fragment: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["card", "check", flag, NATIONAL])
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and fragment in err and "Traceback" not in err
+
+
+def test_the_command_run_as_a_process_masks_and_shows_on_request(tmp_path: Path) -> None:
+    (tmp_path / "kiosk.toml").write_text("")
+    command = [sys.executable, "-m", "kiosk", "card", "check", "--config", str(tmp_path / "kiosk.toml")]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        argv = (*command, "--at", AT, *argv)
+        return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+
+    masked, shown = run(CCCD), run("--show-identities", CCCD)
+    assert (masked.returncode, shown.returncode) == (0, 0)
+    assert json.loads(masked.stdout)["identity"] == "*********345" and CCCD_ID not in masked.stdout
+    assert json.loads(shown.stdout)["identity"] == CCCD_ID and SHOWN_WARNING in shown.stderr
+
+
+# Words a hostile or careless command line is made of: the flag and near misses (look-alike
+# dashes, case, prefixes, values), payloads, the end-of-options marker, options with bad values.
+FLAG_WORDS = [
+    "--show-identities",
+    "--show-identities=1",
+    "--show-identities=\x00",
+    "--show",
+    "-show-identities",
+    "\u2010\u2010show-identities",
+    "\u2013show-identities",
+    "\u2212\u2212show-identities",
+    "\uff0d\uff0dshow-identities",
+    "--show-identities\u200b",
+    "--Show-Identities",
+    "--",
+    "-",
+    "--lang",
+    "en",
+    "fr",
+    "--at",
+    AT,
+    NATIONAL,
+    CCCD,
+    "",
+]
+
+
+@pytest.mark.usefixtures("no_config")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(st.sampled_from(FLAG_WORDS), max_size=7))
+def test_any_flag_combination_gives_results_or_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(NATIONAL.encode() + b"\n")))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["card", "check", *argv])
+        except SystemExit as e:
+            code = e.code
+    if code == 2:
+        assert "error:" in err.getvalue() and out.getvalue() == ""
+        return
+    assert code == 0
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    shown = SHOWN_WARNING in err.getvalue()
+    # Identities come out in full only with the exact flag, and then it is said on stderr.
+    assert shown <= ("--show-identities" in argv)
+    full = any(r["identity"] in (QID, CCCD_ID) for r in results)
+    assert full == (shown and any(r["format"] in ("national", "cccd") for r in results))

@@ -33,7 +33,7 @@ from kiosk.cards.dcc_schema import (
     describe_errors,
     is_plain_text,
 )
-from kiosk.cards.masking import mask_id, mask_name
+from kiosk.cards.masking import mask_identity, mask_name
 from kiosk.reasons import Reason
 from kiosk.trustlist import key_usages
 
@@ -108,7 +108,7 @@ class DccCard(Card):
             "format": self.format,
             "kind": self.kind,
             "name": self.masked_name,
-            "uvci": mask_id(self.identity, keep=4),
+            "uvci": mask_identity(self.identity, "dcc"),
             "birth_year": self.certificate.birth_date[:4],
             "issuer": self.issuer,
             "issued_at": self.issued_at.isoformat(),

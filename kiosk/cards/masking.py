@@ -7,7 +7,8 @@ shows as "NGUYEN V** A". With only two words the family name is cut instead
 bystander never reads a whole name. The `**` does not depend on the length of
 what it hides.
 
-Id numbers: only the last three characters stay, the rest become `*`.
+Id numbers: only the last three characters stay, the rest become `*`; a
+vaccine passport's certificate identifier (UVCI) keeps its last four.
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ def mask_id(value: str, keep: int = 3) -> str:
     if len(value) <= keep:
         return "*" * len(value)
     return "*" * (len(value) - keep) + value[-keep:]
+
+
+def mask_identity(value: str, card_format: str) -> str:
+    """A card identity masked for output: a UVCI (`dcc`) keeps its last four characters, others three."""
+    return mask_id(value, keep=4 if card_format == "dcc" else 3)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from kiosk import cardmaker
 from kiosk.argtypes import aware_time, positive_int
 from kiosk.cards import Card, Rejection, parse_card
+from kiosk.cards.masking import mask_identity
 from kiosk.cli.common import add_config_argument, settings_from
 from kiosk.config import Settings
 from kiosk.errors import ImageError, SignerKeyError, StatusListError
@@ -43,8 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_check(actions: argparse._SubParsersAction) -> None:
+    # No abbreviations: `--show-identities` is asked for by its whole name, never by a prefix.
     check = actions.add_parser(
-        "check", help="decide payloads as this kiosk would; one JSON line each (verdicts are data: exit 0)"
+        "check",
+        help="decide payloads as this kiosk would; one JSON line each (verdicts are data: exit 0)",
+        allow_abbrev=False,
     )
     check.add_argument(
         "payloads", nargs="*", metavar="PAYLOAD", help="QR text (default: one per line on stdin)"
@@ -68,6 +72,11 @@ def _register_check(actions: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--lang", choices=["vi", "en"], help="message language (default: destination.language)"
     )
+    check.add_argument(
+        "--show-identities",
+        action="store_true",
+        help="print the card's identities (QID, id number, UVCI) in full, not masked; names stay masked",
+    )
     add_config_argument(check)
     check.set_defaults(func=check_command)
 
@@ -79,17 +88,30 @@ def check_command(args: argparse.Namespace) -> int:
     listed = _statuslist(args.statuslist, args.keys or settings.policy.authority_keys)
     lang = args.lang or settings.destination.language
     now = args.at.astimezone(UTC) if args.at else datetime.now(UTC)
+    if args.show_identities:
+        print("kiosk: identities are shown in full (--show-identities): keep this output private",
+              file=sys.stderr)  # fmt: skip
     for payload in _payloads(args.payloads):
-        print(json.dumps(check_one(payload, settings, trust=trust, statuslist=listed, now=now, lang=lang),
-                         ensure_ascii=False))  # fmt: skip
+        result = check_one(payload, settings, trust=trust, statuslist=listed, now=now, lang=lang)
+        print(json.dumps(result if args.show_identities else masked(result), ensure_ascii=False))
     return 0
+
+
+def masked(result: dict[str, Any]) -> dict[str, Any]:
+    """A check's result with its identities masked as docs/cards.md says (the fields already are)."""
+    card_format = result["format"]
+    identity = result["identity"]
+    return result | {
+        "identity": mask_identity(identity, card_format) if identity is not None else None,
+        "identities": [mask_identity(i, card_format) for i in result["identities"]],
+    }
 
 
 def check_one(
     payload: bytes, settings: Settings, *, trust: TrustList | None, statuslist: StatusList | None,
     now: datetime, lang: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """The result of one payload as a JSON-ready dict; each payload is decided on its own."""
+    """One payload's result as a JSON-ready dict, identities in full; each payload is decided alone."""
     # A fresh policy per payload: a check is not a visit, so no repeats, toggles or occupancy carry over.
     policy = Policy(settings.policy, settings.destination, statuslist=statuslist)
     item = parse_card(payload, trust=trust, now=now)
@@ -97,6 +119,7 @@ def check_one(
     return {
         "format": decision.format,
         "identity": decision.identity,
+        "identities": list(decision.identities),
         "fields": item.masked_fields() if isinstance(item, Card) else {},
         "verdict": decision.verdict,
         "reason": str(decision.reason),
