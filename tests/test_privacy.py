@@ -81,8 +81,9 @@ def authority(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Authority:
     folder = tmp_path / "authority"
     folder.mkdir()
     keys.generate_device_key(folder / "authority.key")  # `kiosk statuslist keygen`
-    assert central_main(["identity-keys", "--sealing-key", str(folder / "seal.key"),
-                         "--hash-key", str(folder / "hash.key"), "--public", str(folder / "seal.pem")]) == 0  # fmt: skip
+    made = [f"--{name}={folder / file}" for name, file in
+            (("sealing-key", "seal.key"), ("hash-key", "hash.key"), ("public", "seal.pem"))]  # fmt: skip
+    assert central_main(["identity-keys", *made]) == 0
     capsys.readouterr()
     return Authority(folder)
 
@@ -103,8 +104,9 @@ def provisioned(
     config, state = root / "etc" / "kiosk.toml", root / "state"
     config.parent.mkdir(parents=True)
     config.write_text(f'[paths]\nstate_dir = "{state}"\n[policy]\nrepeat_window_s = 10\n')
-    assert kiosk_main(["provision", "--bundle", str(bundle), f"--authority-fingerprint={fingerprint}",
-                       "--device-id", device, "--config", str(config), "--state-dir", str(state)]) == 0  # fmt: skip
+    argv = ["provision", "--bundle", str(bundle), f"--authority-fingerprint={fingerprint}",
+            "--device-id", device, "--config", str(config), "--state-dir", str(state)]  # fmt: skip
+    assert kiosk_main(argv) == 0
     capsys.readouterr()
     return Kiosk(config, state, load_config(config))
 
