@@ -1,20 +1,40 @@
-"""Contact tracing on a constructed scenario with hashed and plain identities."""
+"""Contact tracing on a constructed scenario with hashed and plain identities, and on sealed events.
+
+The sealed events are made by the kiosk's own path (card reader, policy, event draft,
+spool) from a national QR and a CCCD QR, ingested into a SQLite store, and traced with
+`kiosk-central trace` by either of a person's identities.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk import cardmaker, keys
+from kiosk.cards import parse_card
+from kiosk.central.cli import main as central_main
+from kiosk.central.ingest import Processor
+from kiosk.central.registry import Registry, parse_registration
+from kiosk.central.reports import ReportSettings, build_report
 from kiosk.central.store import EventRow, Store, open_store
 from kiosk.central.trace import Presence, as_json, as_table, identities_for, presences, trace
+from kiosk.config import DestinationConfig, PolicyConfig
+from kiosk.daemon import draft_for
 from kiosk.events import hash_identity
+from kiosk.jws import b64url_decode
+from kiosk.policy import Policy
+from kiosk.spool import Spool
 from tests.support import central as central_support
 from tests.support import postgres as postgres_support
+from tests.support.central import HASH_KEY, OPENER, SEALER, TestDevice
 
 postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
@@ -135,3 +155,82 @@ def test_only_visitor_scans_are_visits(store_url: str) -> None:
         s.commit()
         assert trace(s, [X_NATIONAL], at(0), at(23)).contacts == ()
         assert [v.identity for v in trace(s, [inspector], at(0), at(23)).visits] == []
+
+
+# ---------------------------------------------------------------- sealed events from the kiosk's own path
+
+X_QID = "162979388586171100"
+X_NATIONAL_QR = cardmaker.national_payload(id_number=X_CARD, qid=X_QID)
+X_CCCD_QR = cardmaker.cccd_payload(serial="029317")  # 001 093 029317: X's citizen number again
+Y_CCCD_QR = cardmaker.cccd_payload(province="079", birth_date=date(1995, 3, 2), gender="Nữ",
+                                   serial="123456", name="Trần Thị Bình")  # fmt: skip
+Z_QID = "270000000000000001"
+Z_NATIONAL_QR = cardmaker.national_payload(id_number="038095001234", qid=Z_QID, name="LE VAN C")
+W_NATIONAL_QR = cardmaker.national_payload(id_number="038095009999", qid="270000000000000002")
+SHOP_1, SHOP_2 = TestDevice("kiosk-s1", "shop-1"), TestDevice("kiosk-s2", "shop-2")
+
+
+def kiosk_tokens(device: TestDevice, folder: Path, scans: list[tuple[datetime, str]]) -> list[bytes]:
+    """Each payload read by the card reader, decided by the policy and spooled as the kiosk does it."""
+    policy = Policy(PolicyConfig(), DestinationConfig(id=device.destination, direction="in"),
+                    presence_keys=lambda identity: (SEALER.tag(identity),))  # fmt: skip
+    path = folder / f"{device.device}.sqlite3"
+    with Spool.open(path, device_id=device.device, destination_id=device.destination,
+                    signing_key=device.key, sealer=SEALER) as spool:  # fmt: skip
+        for moment, payload in scans:
+            decision = policy.evaluate(parse_card(payload.encode(), trust=None, now=moment), now=moment)
+            assert decision.passed and decision.identities, decision
+            spool.record(draft_for(decision, 1.0))
+            policy.commit(decision)
+        return [spooled.token for spooled in spool.unsent()]
+
+
+def moment(hour: int, minute: int = 0) -> datetime:
+    return datetime.fromtimestamp(at(hour, minute) / 1000, UTC)
+
+
+@pytest.fixture
+def sealed_day(tmp_path: Path) -> str:
+    """shop-1: X (national QR) 10:00, Y (CCCD) 10:10; shop-2: X (CCCD) 14:00, Z 14:20, W 20:00."""
+    db = f"sqlite://{tmp_path / 'central.sqlite3'}"
+    tokens = {
+        SHOP_1: kiosk_tokens(SHOP_1, tmp_path, [(moment(10), X_NATIONAL_QR), (moment(10, 10), Y_CCCD_QR)]),
+        SHOP_2: kiosk_tokens(SHOP_2, tmp_path, [(moment(14), X_CCCD_QR), (moment(14, 20), Z_NATIONAL_QR),
+                                                 (moment(20), W_NATIONAL_QR)]),
+    }  # fmt: skip
+    with open_store(db) as store:
+        registry = Registry(store)
+        processor = Processor(store=store, registry=registry, authority_key=Ed25519PrivateKey.generate(),
+                              identities=OPENER)  # fmt: skip
+        for device, signed in tokens.items():
+            registry.add(parse_registration(json.dumps(device.registration())))
+            for token in signed:
+                assert b"hpke:" in b64url_decode(token.split(b".")[1])  # sealed, schema v2
+                processor.handle(device.topic(), token)
+        processor.flush()
+        assert processor.stats.stored == 5 and not processor.stats.rejected
+    return db
+
+
+@pytest.mark.parametrize("identity", [X_QID, X_CARD])
+def test_trace_on_sealed_events_finds_the_contacts_by_either_identity(
+    sealed_day: str, identity: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "hash.key"
+    keys.write_secret(key_file, HASH_KEY)
+    asked = [f"--identity={identity}", f"--hash-key={key_file}", "--from=2026-11-20", "--to=2026-11-21"]
+    code = central_main(["--db", sealed_day, "trace", *asked, "--output-format=json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    # The national QR's visit and the CCCD's, whichever of X's identities was asked for.
+    visits = [(v["destination"], v["start"]) for v in result["visits"]]
+    assert visits == [("shop-1", at(10)), ("shop-2", at(14))]
+    contacts = [(c["identity"], c["destination"], c["minutes"]) for c in result["contacts"]]
+    assert contacts == [(OPENER.hash("079195123456"), "shop-1", 50), (OPENER.hash(Z_QID), "shop-2", 40)]
+
+
+def test_the_report_counts_the_sealed_visits(sealed_day: str) -> None:
+    with open_store(sealed_day) as store:
+        report = build_report(store, day=date(2026, 11, 20), settings=ReportSettings(), now_ms=at(23))
+    figures = {d.destination: (d.scans, d.people, d.directions["in"]) for d in report.destinations}
+    assert figures == {"shop-1": (2, 2, 2), "shop-2": (3, 3, 3)}

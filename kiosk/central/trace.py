@@ -122,10 +122,8 @@ def trace(
     lookback_ms: int = 24 * HOUR_MS,
 ) -> Trace:
     """Visits of a person within [start_ms, end_ms) and the people present with them."""
-    found = store.events_of(identities, start_ms, end_ms)
+    found, own = _person_events(store, identities, start_ms, end_ms)
     visits = presences(found, dwell_ms=dwell_ms)
-    # The person's other identities (the second one of a card found by either) are not contacts.
-    own = set(identities) | {i for e in found for i in (e.identity, e.identity_alt) if i is not None}
     overlaps: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for visit in visits:
         # Others' stays may have started long before the visit (an in scan hours earlier).
@@ -137,6 +135,26 @@ def trace(
     contacts = [_contact(who, where, spans) for (who, where), spans in overlaps.items()]
     contacts.sort(key=lambda c: (-c.minutes, c.identity))
     return Trace(tuple(identities), tuple(visits), tuple(contacts))
+
+
+def _person_events(
+    store: Store, identities: Sequence[str], start_ms: int, end_ms: int
+) -> tuple[list[EventRow], set[str]]:
+    """The person's events, and every identity they are known by (never counted as their contacts).
+
+    A national QR names the QID and the citizen number, which a CCCD shows alone: the
+    other identities of the cards found are searched too (once), so either one finds both.
+    """
+    asked = set(identities)
+    found = store.events_of(identities, start_ms, end_ms)
+    linked = asked | _identities_in(found)
+    if linked != asked:
+        found = store.events_of(sorted(linked), start_ms, end_ms)
+    return found, linked | _identities_in(found)
+
+
+def _identities_in(events: Iterable[EventRow]) -> set[str]:
+    return {i for e in events for i in (e.identity, e.identity_alt) if i is not None}
 
 
 def _contact(identity: str, destination: str, spans: list[tuple[int, int]]) -> Contact:
