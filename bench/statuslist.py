@@ -8,6 +8,13 @@ JSON array of SHA-256 hex digests loaded into a Python dict of hex strings.
 Each loader runs in a fresh interpreter so that its RSS delta is its own.
 Lookup time is also measured at 10x and 100x fewer entries: a flat line is
 what O(1) looks like.
+
+Then the cost of one guess by whoever holds a kiosk and its list: a candidate
+citizen number tested as the kiosk tests one (the list's salted SHA-256 key,
+then the bucket probe), against a plain SHA-256 of the same candidate in the
+same run, and from it the time to enumerate the CCCD number space on one core
+of this machine, whole and as its first six digits narrow it
+(`--guesses-only` runs this part alone).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from kiosk import jws
 from kiosk import statuslist as sl
+from kiosk.cards.cccd import CENTURY_BY_DIGIT, PROVINCE_CODES
 
 LOOKUPS = 200_000
 CODES = ("F0", "F1", "F2", "quarantine")
@@ -181,15 +189,101 @@ def report(count: int, result: dict[str, dict[str, float]]) -> None:
     assert kiosk["found"] == base["found"] == LOOKUPS // 2, (kiosk["found"], base["found"])
 
 
+# ---------------------------------------------------------------- the cost of a guess
+
+GUESSES = 300_000
+# Birth years of the living, for the narrowest structured space (ages 0 to about 106 in 2026).
+LIVING_YEARS = range(1920, 2027)
+
+
+def cccd_candidates(count: int) -> list[str]:
+    """Well-formed candidate citizen numbers (a real province, century/gender digit and year)."""
+    provinces = sorted(PROVINCE_CODES)
+    return [f"{provinces[i % len(provinces)]}{i % 4}{i % 100:02d}{i:06d}"[:12] for i in range(count)]
+
+
+def time_guesses(test: Callable[[str], object], candidates: list[str]) -> float:
+    """Mean time per candidate in microseconds, best of 3 passes (the machine is shared)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for candidate in candidates:
+            test(candidate)
+        best = min(best, time.perf_counter() - start)
+    return best / len(candidates) * 1e6
+
+
+def cccd_spaces() -> list[tuple[str, int]]:
+    """The citizen-number space, whole and narrowed by what its first six digits can be."""
+    provinces, serials = len(PROVINCE_CODES), 10**6
+    living = 2 * len(LIVING_YEARS)  # a male and a female century/gender digit per year
+    assert {CENTURY_BY_DIGIT[d] for d in range(4)} == {1900, 2000}
+    return [
+        ("any 12 digits", 10**12),
+        (f"{provinces} province codes, any digit 4, any year", provinces * 10 * 100 * serials),
+        (f"{provinces} provinces, born 1900-2099 (digit 4 in 0-3)", provinces * 4 * 100 * serials),
+        (f"{provinces} provinces, born {LIVING_YEARS[0]}-{LIVING_YEARS[-1]}", provinces * living * serials),
+        ("one person's province, gender and birth year known", serials),
+    ]
+
+
+def measure_guesses(key: Ed25519PrivateKey) -> dict[str, float]:
+    """Time a plain SHA-256, the list's salted key and a whole kiosk lookup over the same candidates."""
+    rows = [sl.Entry(identity, sl.Status(CODES[i % 4])) for i, identity in enumerate(identities(100_000))]
+    token = sl.sign_payload(sl.build_payload(rows, version=1, issued=datetime.now(UTC)), key)
+    store = sl.StatusListStore(key.public_key())
+    store.offer(token)
+    current = store.current
+    assert current is not None
+    salt, bits = current.salt, sl.bucket_bits(current.count)
+    candidates = cccd_candidates(GUESSES)
+    return {
+        "plain_us": time_guesses(lambda c: hashlib.sha256(c.encode()).digest(), candidates),
+        "key_us": time_guesses(lambda c: sl.identity_key(salt, c, bits), candidates),
+        "guess_us": time_guesses(store.lookup, candidates),
+    }
+
+
+def report_guesses(times: dict[str, float]) -> None:
+    """Print the cost of one guess and of enumerating the citizen-number space at that cost."""
+    plain = times["plain_us"]
+    print(f"\nOne guess, {GUESSES:,} candidate citizen numbers, best of 3 (one core):")
+    print("| computation | per guess | ratio (to plain SHA-256) | guesses/s |")
+    print("|---|---:|---:|---:|")
+    for name, key in (
+        ("plain SHA-256 of the number (baseline)", "plain_us"),
+        ("the list's key: SHA-256(salt || number), top bits", "key_us"),
+        ("a whole kiosk lookup (key + bucket probe)", "guess_us"),
+    ):
+        print(f"| {name} | {times[key]:.3g} µs | {times[key] / plain:.2f} | {1e6 / times[key]:,.0f} |")
+    guess_s = times["guess_us"] / 1e6
+    print("\nEnumerating the CCCD space at one kiosk lookup per candidate, one core:")
+    print("| candidates | count | time |")
+    print("|---|---:|---:|")
+    for name, count in cccd_spaces():
+        print(f"| {name} | {count:.3g} | {duration(count * guess_s)} |")
+
+
+def duration(seconds: float) -> str:
+    """A duration in the largest unit that keeps it above 1."""
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
 def main() -> None:
-    """Measure at the requested size and at 10x and 100x fewer entries."""
+    """Measure at the requested size and at 10x and 100x fewer entries, then the cost of a guess."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--guesses-only", action="store_true", help="measure only the cost of a guess")
     args = parser.parse_args()
     key = Ed25519PrivateKey.generate()
-    with tempfile.TemporaryDirectory() as folder:
-        for count in (args.entries // 100, args.entries // 10, args.entries):
-            report(count, measure(count, Path(folder), key))
+    if not args.guesses_only:
+        with tempfile.TemporaryDirectory() as folder:
+            for count in (args.entries // 100, args.entries // 10, args.entries):
+                report(count, measure(count, Path(folder), key))
+    report_guesses(measure_guesses(key))
 
 
 if __name__ == "__main__":
