@@ -336,10 +336,19 @@ class Kiosk:
         spooled = self.parts.spool.record(draft_for(decision, scan.decode_ms))
         policy.commit(decision)
         self._tell_lanes(decision, epoch=spooled.epoch, seq=spooled.seq)
-        if not quiet:
-            show_decision(self.parts.feedback, decision)
         self._recorded(str(decision.reason))
+        if not quiet:
+            self._signal_recorded("scan", spooled.seq, lambda: show_decision(self.parts.feedback, decision))
         log_decision(decision, seq=spooled.seq, decode_ms=scan.decode_ms, name=self.parts.log_name)
+
+    def _signal_recorded(self, what: str, seq: int, show: Callable[[], None]) -> None:
+        """Signal a recorded decision; when that fails the record stands, and the log says what failed."""
+        try:
+            show()
+        except Exception as e:  # the event is in the spool: only the signal failed
+            self.counters.errors += 1
+            log.error("the %s is recorded (seq %d), but signalling it failed: %s", what, seq, e,
+                      exc_info=not isinstance(e, KioskError))  # fmt: skip
 
     def _tell_lanes(self, decision: Decision, *, epoch: int, seq: int) -> None:
         """Share a recorded entry or exit with the venue's other lanes (numbered by its event)."""
@@ -416,8 +425,8 @@ class Kiosk:
         draft = finding.draft(clock_synced=scan.clock_synced, decode_ms=scan.decode_ms)
         spooled = self.parts.spool.record(draft)
         self._checked.remember((scan.raw,), draft.reason, scan.at, timedelta(seconds=self._repeat_window()))
-        self.parts.feedback.street(finding)
         self._recorded(str(finding.reason))
+        self._signal_recorded("street check", spooled.seq, lambda: self.parts.feedback.street(finding))
         log.info("street check: verdict=%s reason=%s seq=%d", finding.verdict, finding.reason, spooled.seq)
 
     def _repeated(self, scan: Scan) -> bool:
@@ -429,16 +438,44 @@ class Kiosk:
         return True
 
     def _no_qr_presses(self) -> None:
-        """Inspector mode: each press of the no-QR button (or key) records a person without a QR."""
+        """Each press of the no-QR button (or key) records a person without a QR (street or venue)."""
         for _ in range(self.parts.feedback.take_no_qr_presses()):
-            if self.parts.mode != "inspector":
-                continue
             now = self.parts.now()
-            draft = EventDraft(kind="no_qr", verdict="fail", reason="no_qr", ts=int(now.timestamp() * 1000),
-                               clock_synced=self.parts.clock.synced())  # fmt: skip
-            self.parts.spool.record(draft)
-            self.parts.feedback.no_qr_recorded()
-            self._recorded("no_qr")
+            try:
+                if self.parts.mode == "inspector":
+                    self._street_no_qr(now)
+                else:
+                    self._venue_no_qr(now)
+            except Exception as e:  # a press that cannot be recorded is told to staff; the loop goes on
+                self._press_not_recorded(e)
+
+    def _street_no_qr(self, now: datetime) -> None:
+        """Inspector mode: a `no_qr` event (a street figure)."""
+        draft = EventDraft(kind="no_qr", verdict="fail", reason="no_qr", ts=int(now.timestamp() * 1000),
+                           clock_synced=self.parts.clock.synced())  # fmt: skip
+        spooled = self.parts.spool.record(draft)
+        self._recorded("no_qr")
+        self._signal_recorded("person without a QR", spooled.seq, self.parts.feedback.no_qr_recorded)
+
+    def _venue_no_qr(self, now: datetime) -> None:
+        """At a venue's lane: an anonymous entry (or exit), counted inside and told to the other lanes."""
+        decision = self.parts.policy.no_qr(now=now, clock_synced=self.parts.clock.synced())
+        spooled = self.parts.spool.record(draft_for(decision, 0.0))
+        self.parts.policy.commit(decision)
+        self._tell_lanes(decision, epoch=spooled.epoch, seq=spooled.seq)
+        self._recorded(str(decision.reason))
+        self._signal_recorded("person without a QR", spooled.seq, self.parts.feedback.no_qr_recorded)
+        log_decision(decision, seq=spooled.seq, decode_ms=0.0, name=self.parts.log_name)
+
+    def _press_not_recorded(self, error: Exception) -> None:
+        """A no-QR press could not be recorded: staff are told at once (each press is a person)."""
+        if isinstance(error, SpoolError):
+            self._spool_failing = True
+            self._set_fault("spool")
+        self.counters.errors += 1
+        log.error("a person without a QR could not be recorded: %s", error,
+                  exc_info=not isinstance(error, KioskError))  # fmt: skip
+        self.parts.feedback.failed(Reason.INTERNAL_ERROR)
 
     def _repeat_window(self) -> float:
         return float(self.parts.policy.rules.repeat_window_s)
@@ -590,6 +627,10 @@ def draft_for(decision: Decision, decode_ms: float) -> EventDraft:
         ts=int(decision.at.timestamp() * 1000),
         clock_synced=decision.clock_synced,
         decode_ms=round(decode_ms, 3),
+        # A person without a card is known only by an anonymous key (kiosk.presence).
+        presence_key=decision.effects.presence_keys[0]
+        if decision.identity is None and decision.effects.presence_keys
+        else None,
     )
 
 

@@ -4,6 +4,11 @@ docs/events.md shows this table; `kiosk.events.ScanEvent` applies it when an
 event is built (the kiosk) and when one is parsed (central and any verifier), so
 both sides refuse the same combinations. An inspector card the kiosk refused is
 a failed `scan` with no identity; one it accepted is a passed `inspection`.
+
+A person without a QR is a `no_qr` event on the street (an inspector's handheld)
+and a `scan` with reason `no_qr` at a venue (staff record them at a lane, and they
+count with the venue's visitors): a fail of format `unknown`, no identity, and the
+way they went (`in`, or `out` at an exit lane).
 """
 
 from __future__ import annotations
@@ -49,6 +54,22 @@ def pair_error(kind: str, card_format: str, verdict: str, identity: str | None) 
         return f"{what} has no identity"
     if row.identity == "required" and identity is None:
         return f"{what} carries an identity"
+    return None
+
+
+NO_QR = "no_qr"  # the reason code of a person recorded without a QR
+
+
+def no_qr_error(kind: str, reason: str, card_format: str, verdict: str, direction: str | None,
+                identity: str | None) -> str | None:  # fmt: skip
+    """Why a venue's no-QR record (a `scan` with reason no_qr) is not one, or None (also for other events)."""
+    if kind != "scan" or reason != NO_QR:
+        return None
+    if card_format != "unknown" or verdict != "fail" or identity is not None or direction is None:
+        return (
+            "a scan with reason no_qr (a person recorded without a QR at a venue) is a fail of format"
+            " unknown with a direction and no identity"
+        )
     return None
 
 

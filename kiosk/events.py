@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kiosk import __version__, jws, keys, safejson
 from kiosk.errors import EventError, SignatureError, UnsafeJSONError
-from kiosk.eventkinds import pair_error
+from kiosk.eventkinds import no_qr_error, pair_error
 from kiosk.sealing import Sealer
 from kiosk.topics import ID_PATTERN
 
@@ -66,6 +66,7 @@ class _SignedEvent(BaseModel):
         direction: Direction | None
         format: CardFormat
         verdict: Verdict
+        reason: str
         device: str
         epoch: int
         seq: int
@@ -78,7 +79,9 @@ class _SignedEvent(BaseModel):
         # Only a visitor's scan has a direction; the kinds and formats that exist are one table.
         if self.kind != "scan" and self.direction is not None:
             raise ValueError(f"a {self.kind} event has no direction")
-        error = pair_error(self.kind, self.format, self.verdict, self.identity)
+        error = pair_error(self.kind, self.format, self.verdict, self.identity) or no_qr_error(
+            self.kind, self.reason, self.format, self.verdict, self.direction, self.identity
+        )
         if error is not None:
             raise ValueError(error)
         return self
@@ -172,6 +175,9 @@ class EventDraft(BaseModel):
     ts: int = Field(ge=0, le=MAX_INT, description="UTC ms since 1970.")
     clock_synced: bool = True
     decode_ms: float = Field(0.0, ge=0, le=3_600_000)
+    # A person without a card: their anonymous presence key, kept by the spool (to rebuild who is
+    # inside after a restart) and never part of the event.
+    presence_key: str | None = Field(None, pattern=r"^anon:[0-9a-f]{32}$", repr=False)
 
     def all_identities(self) -> tuple[str, ...]:
         """The card's identities, primary first, each once."""

@@ -34,7 +34,7 @@ from kiosk.cards import Card, DccCard, DiagnosticTest, Rejection, Vaccination
 from kiosk.cards.dcc import CLOCK_SKEW
 from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DEFAULT_BLOCKED, DestinationConfig, PolicyConfig
-from kiosk.presence import PresenceTable, Sighting
+from kiosk.presence import PresenceTable, Sighting, anonymous_key
 from kiosk.reasons import Reason, message
 from kiosk.repeats import RecentScans
 from kiosk.statuslist import VIETNAM, Status
@@ -176,6 +176,25 @@ class Policy:
             return replace(earlier, repeat=True, at=now, clock_synced=clock_synced, effects=Effects(keys))
         decision = self._fresh(item, now, clock_synced)
         return replace(decision, effects=replace(decision.effects, repeat_keys=keys))
+
+    def no_qr(self, *, now: datetime, clock_synced: bool = True) -> Decision:
+        """A person without a QR whom staff record (button or key): an anonymous entry (exit at an exit lane).
+
+        Always a fail (no card was checked) with a direction: staff let the person in, so they
+        count inside (and against the capacity) under a key of their own; at an `out` lane
+        the anonymous person who entered first leaves (presence.py). Nothing repeats it.
+        """
+        if self.destination.direction == "out":
+            first = self._present.first_anonymous(since=now - self._timeout)
+            direction: Direction = "out"
+            keys = (first,) if first is not None else ()
+        else:
+            direction, keys = "in", (anonymous_key(),)
+        return Decision(
+            verdict="fail", reason=Reason.NO_QR, direction=direction, identity=None, masked_name="",
+            format="unknown", at=now, clock_synced=clock_synced,
+            effects=Effects(move=direction if keys else None, presence_keys=keys),
+        )  # fmt: skip
 
     def commit(self, decision: Decision) -> None:
         """Apply a recorded decision (or a repeat): remember it for the window, count people in or out."""

@@ -19,6 +19,12 @@ The merge rule (`PresenceTable.apply`), the same on every kiosk, so all
 converge whatever order the messages arrive in: per presence key, the move with
 the latest event time wins; at equal times an exit wins; a move older than the
 presence timeout changes nothing (an entry that old no longer counts anyway).
+
+A person recorded by staff without a QR is an anonymous person inside, under a
+random key of their own (`anonymous_key`). No card can match them on the way
+out: a no-QR exit takes out the anonymous person who entered first (the lane
+that records the exit picks them and names their key in its move, so the rule
+above still converges); one nobody records leaving counts until the timeout.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +56,12 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_OUTBOX = 10_000  # moves waiting for the broker; past this the next snapshot carries them
 _KEY = re.compile(r"^[\x21-\x7e]{1,160}$")  # a presence key: printable ASCII, no spaces
 _ID = re.compile(ID_PATTERN)
+ANONYMOUS = "anon:"  # the prefix of a person's key who was recorded without a QR
+
+
+def anonymous_key() -> str:
+    """A fresh presence key for a person without a QR: random, so it names nobody."""
+    return ANONYMOUS + secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,17 @@ class PresenceTable:
     def count(self, *, since: datetime) -> int:
         """People inside who entered after `since` (the earlier ones have timed out)."""
         return sum(1 for p in self._people() if p.entered is not None and p.entered > since)
+
+    def first_anonymous(self, *, since: datetime) -> str | None:
+        """The key of the anonymous person inside who entered first after `since` (key order at a tie)."""
+        inside = [
+            (p.entered, key)
+            for p in self._people()
+            if p.entered is not None and p.entered > since
+            for key in p.keys
+            if key.startswith(ANONYMOUS)
+        ]
+        return min(inside)[1] if inside else None
 
     def apply(self, sighting: Sighting, *, horizon: datetime) -> bool:
         """Merge one move (local or a peer's); whether it changed anything."""

@@ -50,6 +50,9 @@ from kiosk.errors import SignatureError, SpoolError
 from kiosk.events import AnyEvent, EventDraft, ScanEvent, build_event, parse_event, sign_event
 from kiosk.sealing import Sealer
 
+# The way a person went, of the events that count as an entry or exit: passes, and people staff
+# recorded without a QR (they are let through); a refused card's direction is only what was asked.
+MOVE = "CASE WHEN verdict = 'pass' OR reason = 'no_qr' THEN direction END"
 SCHEMA_VERSION = 3  # 2: the reason column; 3: the presence tag column
 UNSENT, SENT, ACKED = 0, 1, 2
 CHUNK_ROWS = 500  # rows per write transaction in bulk changes: the longest a record() waits
@@ -302,7 +305,7 @@ class Spool:
         # The event's sealed identities cannot be compared, even by this kiosk; who is inside
         # is rebuilt after a restart from this destination-keyed tag of the primary identity.
         identities = draft.all_identities()
-        return self._sealer.tag(identities[0]) if identities else None
+        return self._sealer.tag(identities[0]) if identities else draft.presence_key
 
     def _build(self, draft: EventDraft, seq: int) -> ScanEvent:
         return build_event(
@@ -318,42 +321,44 @@ class Spool:
         """(ts, direction, presence tag) of this destination's passes since `since_ms`, oldest first.
 
         For rebuilding who is inside after a restart; the tags are the destination key's
-        (kiosk.sealing.tag), as the policy's presence table knows people.
+        (kiosk.sealing.tag), as the policy's presence table knows people. People recorded
+        without a QR count too, under their anonymous keys.
         """
         rows = self._conn().execute(
             "SELECT ts, direction, presence FROM events WHERE destination = ? AND kind = 'scan'"
-            " AND verdict = 'pass' AND direction IN ('in', 'out') AND ts >= ? AND presence IS NOT NULL"
+            " AND (verdict = 'pass' OR reason = 'no_qr') AND direction IN ('in', 'out') AND ts >= ?"
+            " AND presence IS NOT NULL"
             " ORDER BY ts, epoch, seq",
             (self.destination_id, since_ms),
         )
         return [(int(ts), str(direction), str(presence)) for ts, direction, presence in rows]
 
     def counts_today(self, now: float | None = None) -> dict[str, int]:
-        """Today's (local time) entries, exits, passes and fails, from the spool."""
+        """Today's (local time) entries, exits (MOVE), passes and fails, from the spool."""
         now = self._clock() if now is None else now
         midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
         rows = self._conn().execute(
-            "SELECT direction, verdict, count(*) FROM events WHERE ts >= ? AND kind = 'scan'"
-            " GROUP BY direction, verdict",
+            f"SELECT {MOVE}, verdict, count(*) FROM events WHERE ts >= ? AND kind = 'scan'"
+            " GROUP BY 1, 2",
             (int(midnight.timestamp() * 1000),),
         )
         counts = {"in": 0, "out": 0, "pass": 0, "fail": 0}
         for direction, verdict, n in rows:
             counts[verdict] += n
-            if verdict == "pass" and direction in ("in", "out"):
+            if direction in ("in", "out"):
                 counts[direction] += n
         return counts
 
     # -- the inspection screen ---------------------------------------------------------
 
     def counts_by_minute(self, start_ms: int, end_ms: int) -> list[MinuteCount]:
-        """Events with `start_ms <= ts < end_ms` counted by UTC minute, kind, verdict and direction.
+        """Events with `start_ms <= ts < end_ms` counted by UTC minute, kind, verdict and move (MOVE).
 
         Minutes, so that the caller can put each group in its local hour: every time
         zone's hours start on a whole minute.
         """
         rows = self._read(
-            "SELECT ts / 60000, kind, verdict, direction, count(*) FROM events"
+            f"SELECT ts / 60000, kind, verdict, {MOVE}, count(*) FROM events"
             " WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3, 4",
             (start_ms, end_ms),
         )

@@ -158,7 +158,7 @@ def _count_week(groups: list[Group], days: list[date]) -> tuple[DayCounts, ...]:
             continue
         hours[slot] += n
         tallies[slot // HOURS][verdict] += n
-        if verdict == "pass" and direction in ("in", "out"):
+        if direction in ("in", "out"):  # a move: a pass, or a person recorded without a QR
             tallies[slot // HOURS][direction] += n
     return tuple(_day(d, hours[i * HOURS : (i + 1) * HOURS], tallies[i]) for i, d in enumerate(days))
 

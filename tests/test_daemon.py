@@ -684,3 +684,29 @@ def test_sigterm_stops_the_loop_even_while_logging_fails(tmp_path: Path) -> None
             for number, handler in saved.items():
                 signal.signal(number, handler)
         assert kiosk.stop.is_set(), "the stop request must not depend on a log line"
+
+
+class BrokenSignals(ResultsFeedback):
+    """The real facade whose pass and street-check signals fail (a display or GPIO fault)."""
+
+    def passed(self, name: str, direction: Any = "in", *, at: datetime | None = None) -> None:
+        raise OSError("GPIO busy")
+
+    def street(self, finding: Any) -> None:
+        raise OSError("GPIO busy")
+
+
+@pytest.mark.parametrize(("mode", "what"), [("kiosk", "scan"), ("inspector", "street check")])
+def test_a_signal_failing_after_the_record_says_the_decision_is_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str, what: str
+) -> None:
+    settings = make_settings(tmp_path, device={"mode": mode})
+    feedback = open_feedback(settings.feedback, kind=BrokenSignals)
+    feedback.shown = []
+    with assemble(settings, frames=frames_for(NATIONAL), feedback=feedback) as kiosk:
+        kiosk.handle_symbol(_symbol(NATIONAL), 1.0)
+    assert [(e.verdict, e.format) for e in spooled_events(settings)] == [("pass", "national")]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"the {what} is recorded (seq 1), but signalling it failed: GPIO busy"]
+    assert feedback.shown == [], "nobody is told it was not recorded"
+    assert (kiosk.counters.decisions, kiosk.counters.errors) == (1, 1)

@@ -10,7 +10,8 @@ sums `hourly` instead, with the same answers, more slowly.
 
 Times are UTC ms; `offset_ms` is the local zone's offset on the day asked about (a
 whole number of hours: the aggregates have hourly grain). Visitor scans are `scan`
-events of any card but an inspector's (kiosk.central.reports.is_visitor_scan).
+events of any card but an inspector's (kiosk.central.reports.is_visitor_scan), and a
+venue's people recorded without a QR (scans with reason no_qr, kiosk.eventkinds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kiosk.central.store import DAY_OFFSET_MS, Store
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 OLD_POSTER = "old_venue_qr"
+NO_QR = "no_qr"
 VISITOR = "kind = 'scan' AND format <> 'inspector'"
 AREA_LEVELS = ("district", "ward")
 
@@ -38,6 +40,7 @@ class VenueFigures:
     verdicts: dict[str, dict[str, int]] = field(default_factory=lambda: {"pass": {}, "fail": {}})
     hourly: list[int] = field(default_factory=lambda: [0] * 24)  # visitor scans per local hour
     old_poster: int = 0
+    no_qr: int = 0  # people recorded without a QR at the venue (visitor scans with reason no_qr)
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ def venue_figures(
 class _Tally:
     scans: int = 0
     old_poster: int = 0
+    no_qr: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
     directions: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0, "none": 0})
     verdicts: dict[str, dict[str, int]] = field(default_factory=lambda: {"pass": {}, "fail": {}})
@@ -187,6 +191,7 @@ class _Tally:
             return  # not a visitor scan: only `kinds` counts it
         self.scans += n
         self.old_poster += n if reason == OLD_POSTER else 0
+        self.no_qr += n if reason == NO_QR else 0
         self.directions["in"] += n_in
         self.directions["out"] += n_out
         self.directions["none"] += n - n_in - n_out
@@ -199,7 +204,7 @@ class _Tally:
             destination=destination, scans=self.scans, kinds=dict(sorted(self.kinds.items())),
             directions=self.directions,
             verdicts={v: dict(sorted(r.items())) for v, r in self.verdicts.items()},
-            hourly=self.hourly, old_poster=self.old_poster,
+            hourly=self.hourly, old_poster=self.old_poster, no_qr=self.no_qr,
         )  # fmt: skip
 
 

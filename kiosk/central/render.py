@@ -30,7 +30,7 @@ WORDS: dict[str, dict[str, str]] = {
         "areas": "Visitor scans by {level}", "district": "district", "ward": "ward",
         "area": "  {area}: {venues} venues, {scans} scans, {fails} refused", "none": "(none)",
         "open": "open", "group": "group",
-        "scans": "  scans {scans} (in {din}, out {dout}), people {people}, old posters {old}",
+        "scans": "  scans {scans} (in {din}, out {dout}), people {people}, old posters {old}, no QR {no_qr}",
         "pass": "pass", "fail": "fail", "hourly": "hourly", "no flags": "no flags",
         "no visit": "no inspection visit", "refused cards": "refused inspector cards",
         "device": "  device {device} [{status}, {state}]: {events} events, uptime {uptime}, offline {offline}"
@@ -52,7 +52,8 @@ WORDS: dict[str, dict[str, str]] = {
         "areas": "Lượt quét của khách theo {level}", "district": "quận/huyện", "ward": "phường/xã",
         "area": "  {area}: {venues} địa điểm, {scans} lượt quét, {fails} bị từ chối", "none": "(không có)",
         "open": "mở cửa", "group": "nhóm",
-        "scans": "  lượt quét {scans} (vào {din}, ra {dout}), số người {people}, mã điểm cũ {old}",
+        "scans": "  lượt quét {scans} (vào {din}, ra {dout}), số người {people}, mã điểm cũ {old},"
+        " không có mã QR {no_qr}",
         "pass": "đạt", "fail": "không đạt", "hourly": "theo giờ", "no flags": "không có cảnh báo",
         "no visit": "không có lượt kiểm tra", "refused cards": "thẻ kiểm tra bị từ chối",
         "device": "  thiết bị {device} [{status}, {state}]: {events} sự kiện, hoạt động {uptime},"
@@ -106,9 +107,8 @@ def _clock(ms: int | None, zone: ZoneInfo) -> str:
 
 def _rows(d: DestinationReport, zone: ZoneInfo) -> Iterator[tuple[str, str, object]]:
     """(section, key, value) of every figure of a destination."""
-    yield from (
-        ("summary", key, getattr(d, key)) for key in ("scans", "people", "old_poster", "usual", "peers")
-    )
+    summary = ("scans", "people", "old_poster", "no_qr", "usual", "peers")
+    yield from (("summary", key, getattr(d, key)) for key in summary)
     yield from (("direction", key, n) for key, n in d.directions.items())
     yield from (("kind", key, n) for key, n in d.kinds.items())
     for verdict, reasons in d.verdicts.items():
@@ -245,7 +245,7 @@ def _summary_lines(d: DestinationReport, lang: str) -> list[str]:
 
     return [
         _w(lang, "scans", scans=d.scans, din=d.directions["in"], dout=d.directions["out"], people=d.people,
-           old=d.old_poster),
+           old=d.old_poster, no_qr=d.no_qr),
         f"  {_w(lang, 'pass')} {sum(d.verdicts['pass'].values())}: {reasons('pass')}",
         f"  {_w(lang, 'fail')} {sum(d.verdicts['fail'].values())}: {reasons('fail')}",
     ]  # fmt: skip

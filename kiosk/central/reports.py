@@ -8,7 +8,10 @@ one a name, a peer group and its own opening hours; a listed destination without
 an active device is flagged "no device installed".
 
 A venue's figures count visitor scans only (`is_visitor_scan`): inspections,
-people without a QR and refused inspector cards are reported on their own. A
+street records of people without a QR and refused inspector cards are reported
+on their own. A person staff recorded without a QR at a venue's lane is one of
+its visitor scans (a fail with reason no_qr and a direction), counted in its
+scans, entries or exits and refusals, and shown on its own as `no_qr`. A
 device registered with mode "inspector" is a handheld (`handhelds`), used or not,
 and so is one with street checks or no-QR records and no visitor scans in the
 report's history window (devices registered before the mode was kept); a destination whose every device is a
@@ -245,6 +248,7 @@ class DestinationReport:
     flags: list[Flag]
     visits: list[Visit] = field(default_factory=list)
     refused_inspector_cards: dict[str, int] = field(default_factory=dict)  # reason -> count
+    no_qr: int = 0  # people staff recorded without a QR (in its scans, as fails of reason no_qr)
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,8 @@ def build_report(
 
 
 def is_visitor_scan(event: EventRow) -> bool:
-    """A visitor's card scan: not an inspection, not a person without a QR, not an inspector's card."""
+    """A visitor's scan (or a person staff recorded without a QR at the venue); not an inspection,
+    not a street record of a person without a QR, not an inspector's card."""
     return event.kind == "scan" and event.format != INSPECTOR
 
 
@@ -510,6 +515,7 @@ def _figures(counts: aggregates.VenueFigures, scans: Sequence[EventRow]) -> dict
     return {
         "scans": counts.scans, "kinds": counts.kinds, "directions": counts.directions,
         "verdicts": counts.verdicts, "hourly": counts.hourly, "old_poster": counts.old_poster,
+        "no_qr": counts.no_qr,
         "people": len({e.identity for e in scans if e.identity is not None}),
     }  # fmt: skip
 
