@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from starlette.testclient import TestClient
 
 from kiosk.central.reports import ReportSettings, day_range
-from kiosk.central.store import DeviceRow, Store, open_store
+from kiosk.central.store import DAY_OFFSET_MS, DeviceRow, Store, daily_from_hourly, open_store
 from kiosk.central.web import sample
 from kiosk.central.web.accounts import LIGHT, Accounts
 from kiosk.central.web.app import create_app
@@ -104,14 +104,18 @@ def generated(store: Store, *, now_ms: int, venues: int, days: int, scans: int) 
         f"INSERT INTO device_days (day, device, kind, format) SELECT d, 'k-' || {ids}, 'scan', 'national'"
         f" FROM generate_series(1, {venues}) v, {days_of} WHERE mod(v - 1, 11) <> 5"
     )
+    store.write(daily_from_hourly())  # the local days, as an ingest keeps them
     one = infos[1]
     for back in range(days):
         day = today - timedelta(days=back)
         rows = list(sample._day_events(rng, f"k-{one.id}", one.id, 1, day, settings, now_ms, scans))
         store.ensure_partitions((r.ts for r in rows), now_ms)
+        start, end = day_range(day, settings.zone)
         store.write("DELETE FROM hourly WHERE destination = ? AND hour >= ? AND hour < ?",
-                    (one.id, *(t // 3_600_000 for t in day_range(day, settings.zone))))  # fmt: skip
-        store.insert_events(rows)  # its hours recounted from its events
+                    (one.id, start // 3_600_000, end // 3_600_000))  # fmt: skip
+        local_day = (start + DAY_OFFSET_MS) // 86_400_000
+        store.write("DELETE FROM daily WHERE destination = ? AND day = ?", (one.id, local_day))
+        store.insert_events(rows)  # its hours and day recounted from its events
     store.ensure_partitions([now_ms], now_ms)
     sample._street(store, settings, today, now_ms)
     store.commit()

@@ -32,7 +32,8 @@ DAILY_RECOUNT = (
     " SUM(CASE WHEN {v} AND direction = 'out' THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN {v} AND verdict = 'fail' THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN {v} AND reason = 'old_venue_qr' THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN kind = 'inspection' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 'no_qr' THEN 1 ELSE 0 END)"
+    " SUM(CASE WHEN kind = 'inspection' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 'no_qr' THEN 1 ELSE 0 END),"
+    " MAX(CASE WHEN {v} THEN ts END), MAX(CASE WHEN kind = 'inspection' AND format = 'inspector' THEN ts END)"
     " FROM events GROUP BY d, destination ORDER BY d, destination"
 ).format(v="kind = 'scan' AND format <> 'inspector'")
 DAILY_KEPT = f"SELECT {DAILY_COLUMNS} FROM daily ORDER BY day, destination"

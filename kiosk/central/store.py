@@ -10,6 +10,7 @@ and acknowledges them to devices only after it.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -95,6 +96,8 @@ CREATE TABLE IF NOT EXISTS daily (
     old_poster BIGINT NOT NULL,
     inspections BIGINT NOT NULL,
     no_qr BIGINT NOT NULL,
+    last_scan BIGINT,
+    last_inspection BIGINT,
     PRIMARY KEY (day, destination)
 );
 CREATE TABLE IF NOT EXISTS device_days (
@@ -104,6 +107,9 @@ CREATE TABLE IF NOT EXISTS device_days (
     format TEXT NOT NULL,
     PRIMARY KEY (day, device, kind, format)
 );
+-- The dashboard's check for handhelds: street records of a week, then each device's visitor scans.
+CREATE INDEX IF NOT EXISTS device_days_kind_day ON device_days (kind, day);
+CREATE INDEX IF NOT EXISTS device_days_device_day ON device_days (device, day);
 CREATE TABLE IF NOT EXISTS venues (
     destination TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -152,7 +158,13 @@ CREATE TABLE IF NOT EXISTS device_state (
     status TEXT NOT NULL,
     ts BIGINT NOT NULL,
     received_ms BIGINT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    unsent BIGINT,
+    spool_depth BIGINT,
+    fps DOUBLE PRECISION,
+    clock_synced SMALLINT,
+    alarms TEXT NOT NULL DEFAULT '[]',
+    version TEXT
 );
 CREATE TABLE IF NOT EXISTS state_log (
     device TEXT NOT NULL,
@@ -170,12 +182,27 @@ MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     # Schema-v2 events carry a card's second identity (a national QR's id number), hashed by central;
     # older rows keep NULL: v1 events carried one identity.
     ("events", "identity_alt", "TEXT"),
+    # The dashboard's figures, kept up to date as events and states arrive rather than worked out per
+    # page: a venue's latest visitor scan and inspector visit of each local day (UTC ms), and a device's
+    # health read from its latest state message (columns, so that the fleet is sorted and paged in SQL).
+    ("daily", "last_scan", "BIGINT"),
+    ("daily", "last_inspection", "BIGINT"),
+    ("device_state", "unsent", "BIGINT"),
+    ("device_state", "spool_depth", "BIGINT"),
+    ("device_state", "fps", "DOUBLE PRECISION"),
+    ("device_state", "clock_synced", "SMALLINT"),
+    ("device_state", "alarms", "TEXT NOT NULL DEFAULT '[]'"),
+    ("device_state", "version", "TEXT"),
 )
 # Indexes on migrated columns: made after the columns exist.
 MIGRATED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_identity_alt_ts ON events (identity_alt, ts)"
     " WHERE identity_alt IS NOT NULL",
+    # The venues inspected in a month: only the days that had an inspector's visit.
+    "CREATE INDEX IF NOT EXISTS daily_inspected ON daily (day, destination, last_inspection)"
+    " WHERE last_inspection IS NOT NULL",
 )
+BIGINT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -267,6 +294,74 @@ class StateRow:
         return dict(json.loads(self.detail))
 
 
+@dataclass(frozen=True)
+class Health:
+    """The health figures of a state message, as `device_state` keeps them beside the message.
+
+    A figure of the wrong type is None (the message is not trusted to be well formed); a count
+    beyond what BIGINT holds is kept at its maximum, and an fps that is not finite is None.
+    """
+
+    unsent: int | None = None
+    spool_depth: int | None = None
+    fps: float | None = None
+    clock_synced: bool | None = None
+    alarms: tuple[str, ...] = ()
+    version: str | None = None  # None: the state does not say; the registry's software stands
+
+    @classmethod
+    def of(cls, detail: str) -> Health:
+        """The figures of a state message's JSON text (all None when it is not a JSON object)."""
+        try:
+            found = json.loads(detail)
+        except ValueError:
+            return cls()
+        if not isinstance(found, dict):
+            return cls()
+        alarms = found.get("alarms", [])
+        return cls(
+            unsent=_count(found.get("unsent")), spool_depth=_count(found.get("spool_depth")),
+            fps=_finite(found.get("fps")), clock_synced=_flag(found.get("clock_synced")),
+            alarms=tuple(str(a) for a in alarms) if isinstance(alarms, list) else (),
+            version=str(found["version"]) if "version" in found else None,
+        )  # fmt: skip
+
+    def columns(self) -> tuple[Any, ...]:
+        """The values of device_state's health columns, in HEALTH_COLUMNS order."""
+        synced = None if self.clock_synced is None else int(self.clock_synced)
+        return (self.unsent, self.spool_depth, self.fps, synced, json.dumps(list(self.alarms)), self.version)
+
+    @classmethod
+    def from_columns(cls, values: Sequence[Any]) -> Health:
+        """Back from device_state's health columns."""
+        unsent, depth, fps, synced, alarms, version = values
+        return cls(
+            unsent=_count(unsent), spool_depth=_count(depth), fps=None if fps is None else float(fps),
+            clock_synced=None if synced is None else bool(synced),
+            alarms=tuple(json.loads(alarms or "[]")), version=version,
+        )  # fmt: skip
+
+
+HEALTH_COLUMNS = "unsent, spool_depth, fps, clock_synced, alarms, version"
+
+
+def _count(value: Any) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return max(-BIGINT_MAX - 1, min(value, BIGINT_MAX))
+
+
+def _finite(value: Any) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    number = float(value) if abs(value) < 1e308 else float("inf")  # an int too big for a float
+    return number if math.isfinite(number) else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 _NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -342,15 +437,28 @@ class Store:
 
     def _migrate(self, had_daily: bool) -> None:
         """Bring a database made by an older version up to this schema; each step runs once."""
+        added = set()
         for table, column, definition in MIGRATIONS:
             if column not in self._column_names(table):
                 self._execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                added.add((table, column))
         if not had_daily and self._has_table("daily"):
             # A database from before `daily`: its days summed from `hourly` (which outlives the
             # events' retention), in the transaction that creates the table.
             self._execute(DAILY_FROM_HOURLY)
+        elif ("daily", "last_scan") in added:
+            self._execute(DAILY_LATEST_FROM_HOURLY)  # to the hour: what `hourly` knows
+        if ("device_state", "unsent") in added:
+            self._refresh_health()
         for index in MIGRATED_INDEXES:
             self._execute(index)
+
+    def _refresh_health(self) -> None:
+        """Fill device_state's health columns from each device's stored state message."""
+        sets = ", ".join(f"{c} = ?" for c in HEALTH_COLUMNS.split(", "))
+        for device, detail in self._query("SELECT device, detail FROM device_state"):
+            self._execute(f"UPDATE device_state SET {sets} WHERE device = ?",
+                          (*Health.of(detail).columns(), device))  # fmt: skip
 
     def _column_names(self, table: str) -> set[str]:
         if self._partitions is None:
@@ -601,8 +709,7 @@ class Store:
         before = self._query("SELECT status, ts FROM device_state WHERE device = ?", (row.device,))
         if before and int(before[0][1]) > row.ts:
             return  # an older message delivered late must not overwrite a newer state
-        sql = _upsert("device_state", StateRow, "device") + " WHERE excluded.ts >= device_state.ts"
-        self._execute(sql, _values(row))
+        self._execute(STATE_UPSERT, (*_values(row), *Health.of(row.detail).columns()))
         if not before or before[0][0] != row.status:
             self.log_state(row.device, row.ts, row.status)
 
@@ -643,17 +750,28 @@ HOURLY_UPSERT = (
     " ON CONFLICT (hour, destination, kind, format, verdict, reason) DO UPDATE SET"
     " n = hourly.n + excluded.n, n_in = hourly.n_in + excluded.n_in, n_out = hourly.n_out + excluded.n_out"
 )
-DAILY_COLUMNS = "day, destination, n, scans, scans_in, scans_out, scans_fail, old_poster, inspections, no_qr"
-_DAILY_SUMS = ", ".join(f"{c} = daily.{c} + excluded.{c}" for c in DAILY_COLUMNS.split(", ")[2:])
+DAILY_COLUMNS = (
+    "day, destination, n, scans, scans_in, scans_out, scans_fail, old_poster, inspections, no_qr,"
+    " last_scan, last_inspection"
+)
+_DAILY_COUNTS = DAILY_COLUMNS.split(", ")[2:-2]
+_DAILY_SUMS = ", ".join(
+    [f"{c} = daily.{c} + excluded.{c}" for c in _DAILY_COUNTS]
+    # The later of the two times (either may be NULL: no such event yet); portable, unlike GREATEST.
+    + [f"{c} = CASE WHEN daily.{c} IS NULL OR excluded.{c} > daily.{c} THEN excluded.{c} ELSE daily.{c} END"
+       for c in ("last_scan", "last_inspection")]
+)  # fmt: skip
 DAILY_UPSERT = (
-    f"INSERT INTO daily ({DAILY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO daily ({DAILY_COLUMNS}) VALUES ({', '.join('?' for _ in DAILY_COLUMNS.split(', '))})"
     f" ON CONFLICT (day, destination) DO UPDATE SET {_DAILY_SUMS}"
 )
 _VISITOR = "kind = 'scan' AND format <> 'inspector'"
+_INSPECTOR_VISIT = "kind = 'inspection' AND format = 'inspector'"
 
 
-def _daily_sums(count: str, inward: str, outward: str) -> str:
-    """SQL summing rows of events (count = 1) or of `hourly` (count = n) into the columns of `daily`."""
+def _daily_sums(count: str, inward: str, outward: str, when: str) -> str:
+    """SQL summing rows of events (count = 1, when = ts) or of `hourly` (count = n, when = the hour's
+    start) into the columns of `daily`."""
     return (
         f"SUM({count}), SUM(CASE WHEN {_VISITOR} THEN {count} ELSE 0 END),"
         f" SUM(CASE WHEN {_VISITOR} THEN {inward} ELSE 0 END),"
@@ -661,20 +779,44 @@ def _daily_sums(count: str, inward: str, outward: str) -> str:
         f" SUM(CASE WHEN {_VISITOR} AND verdict = 'fail' THEN {count} ELSE 0 END),"
         f" SUM(CASE WHEN {_VISITOR} AND reason = 'old_venue_qr' THEN {count} ELSE 0 END),"
         f" SUM(CASE WHEN kind = 'inspection' THEN {count} ELSE 0 END),"
-        f" SUM(CASE WHEN kind = 'no_qr' THEN {count} ELSE 0 END)"
+        f" SUM(CASE WHEN kind = 'no_qr' THEN {count} ELSE 0 END),"
+        f" MAX(CASE WHEN {_VISITOR} THEN {when} END), MAX(CASE WHEN {_INSPECTOR_VISIT} THEN {when} END)"
     )
 
 
 def daily_from_hourly(where: str = "") -> str:
-    """SQL adding to `daily` the days summed from `hourly` (optionally only its rows matching `where`)."""
+    """SQL adding to `daily` the days summed from `hourly` (optionally only its rows matching `where`).
+
+    `hourly` knows times to the hour: a day's last scan and inspection are the starts of their hours.
+    """
+    sums = _daily_sums("n", "n_in", "n_out", f"hour * {HOUR_MS}")
     return (
         f"INSERT INTO daily ({DAILY_COLUMNS}) SELECT (hour * {HOUR_MS} + {DAY_OFFSET_MS}) / {DAY_MS} AS d,"
-        f" destination, {_daily_sums('n', 'n_in', 'n_out')} FROM hourly {where} GROUP BY d, destination"
-        " ON CONFLICT DO NOTHING"
+        f" destination, {sums} FROM hourly {where} GROUP BY d, destination ON CONFLICT DO NOTHING"
     )
 
 
 DAILY_FROM_HOURLY = daily_from_hourly()
+_DAY_HOURS = (
+    f"h.destination = daily.destination AND h.hour >= (daily.day * {DAY_MS} - {DAY_OFFSET_MS}) / {HOUR_MS}"
+    f" AND h.hour < ((daily.day + 1) * {DAY_MS} - {DAY_OFFSET_MS}) / {HOUR_MS}"
+)
+# Older databases' days gain their last scan and inspection from `hourly`, to the hour.
+DAILY_LATEST_FROM_HOURLY = (
+    f"UPDATE daily SET last_scan = (SELECT MAX(h.hour) * {HOUR_MS} FROM hourly h WHERE {_DAY_HOURS}"
+    f" AND h.{_VISITOR.replace(' AND ', ' AND h.')}),"
+    f" last_inspection = (SELECT MAX(h.hour) * {HOUR_MS} FROM hourly h WHERE {_DAY_HOURS}"
+    f" AND h.{_INSPECTOR_VISIT.replace(' AND ', ' AND h.')})"
+)
+_STATE_COLUMNS = f"{_columns(StateRow)}, {HEALTH_COLUMNS}"
+# A state and its health figures; only a newer (or the same) ts wins: several ingests write each state.
+STATE_UPSERT = (
+    f"INSERT INTO device_state ({_STATE_COLUMNS})"
+    f" VALUES ({', '.join('?' for _ in _STATE_COLUMNS.split(', '))})"
+    f" ON CONFLICT (device) DO UPDATE SET"
+    f" {', '.join(f'{c} = excluded.{c}' for c in _STATE_COLUMNS.split(', ')[1:])}"
+    " WHERE excluded.ts >= device_state.ts"
+)
 DEVICE_DAYS_INSERT = (
     "INSERT INTO device_days (day, device, kind, format) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
@@ -700,7 +842,8 @@ WITH new AS (
     INSERT INTO daily ({DAILY_COLUMNS})
     SELECT (ts + {DAY_OFFSET_MS}) / {DAY_MS}, destination, {
     _daily_sums(
-        "1", "CASE WHEN direction = 'in' THEN 1 ELSE 0 END", "CASE WHEN direction = 'out' THEN 1 ELSE 0 END"
+        "1", "CASE WHEN direction = 'in' THEN 1 ELSE 0 END", "CASE WHEN direction = 'out' THEN 1 ELSE 0 END",
+        "ts",
     )
 }
     FROM new GROUP BY 1, 2 ORDER BY 1, 2
@@ -730,9 +873,9 @@ def _hourly(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
 
 def _daily(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
     """Upsert parameters of the daily aggregates of these (new) events, in key order."""
-    counts: dict[tuple[int, str], list[int]] = {}
+    counts: dict[tuple[int, str], list[Any]] = {}
     for e in rows:
-        n = counts.setdefault(((e.ts + DAY_OFFSET_MS) // DAY_MS, e.destination), [0] * 8)
+        n = counts.setdefault(((e.ts + DAY_OFFSET_MS) // DAY_MS, e.destination), [0] * 8 + [None, None])
         visitor = e.kind == "scan" and e.format != "inspector"
         n[0] += 1
         if visitor:
@@ -741,8 +884,11 @@ def _daily(rows: Iterable[EventRow]) -> list[tuple[Any, ...]]:
             n[3] += e.direction == "out"
             n[4] += e.verdict == "fail"
             n[5] += e.reason == "old_venue_qr"
+            n[8] = e.ts if n[8] is None else max(n[8], e.ts)
         n[6] += e.kind == "inspection"
         n[7] += e.kind == "no_qr"
+        if e.kind == "inspection" and e.format == "inspector":
+            n[9] = e.ts if n[9] is None else max(n[9], e.ts)
     return [(*key, *n) for key, n in sorted(counts.items())]
 
 

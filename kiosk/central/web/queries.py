@@ -13,12 +13,11 @@ any card but an inspector's); days and hours are local (the settings' time zone)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from kiosk.central import aggregates
 from kiosk.central.registry import ACTIVE, HANDHELD
 from kiosk.central.reports import (
     INSPECTOR,
@@ -29,7 +28,7 @@ from kiosk.central.reports import (
     day_range,
     handhelds,
 )
-from kiosk.central.store import DeviceRow, StateRow, Store
+from kiosk.central.store import DAY_OFFSET_MS, HEALTH_COLUMNS, Health, Store
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -39,11 +38,25 @@ INSPECTION_DAYS = 30  # "never inspected" looks this far back
 BACKLOG = 100  # unsent events above which a device is backlogged
 FLAGS = ("silent", "no_device", "device_offline", "old_posters")
 VISITOR = "kind = 'scan' AND format <> 'inspector'"
+# DeviceHealth.problems as SQL over devices d and device_state s: offline, backlogged, faulty.
+PROBLEMS = (
+    f"(CASE WHEN d.status = '{ACTIVE}' AND COALESCE(s.status, '') <> 'online' THEN 1 ELSE 0 END"
+    f" + CASE WHEN COALESCE(s.unsent, 0) > {BACKLOG} OR COALESCE(s.spool_depth, 0) > {BACKLOG}"
+    " THEN 1 ELSE 0 END"
+    " + CASE WHEN COALESCE(s.alarms, '[]') <> '[]' OR s.clock_synced = 0 THEN 1 ELSE 0 END)"
+)
+# Devices with street records (checks, no-QR) and no visitor scans on the UTC days [?, ?), twice:
+# handhelds registered before the registry kept the mode (kiosk.central.reports.handhelds).
+STREET_ONLY = (
+    "SELECT DISTINCT s.device FROM device_days s WHERE s.day >= ? AND s.day < ?"
+    f" AND (s.kind = 'no_qr' OR (s.kind = 'inspection' AND s.format <> '{INSPECTOR}'))"
+    " AND NOT EXISTS (SELECT 1 FROM device_days v WHERE v.device = s.device AND v.day >= ? AND v.day < ?"
+    f" AND v.kind = 'scan' AND v.format <> '{INSPECTOR}')"
+)
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Visitor scans in a period: all, in, out, pass, fail."""
+class Counts(NamedTuple):
+    """Visitor scans in a period: all, in, out, pass, fail (a tuple: a province's are summed per page)."""
 
     scans: int = 0
     entries: int = 0
@@ -51,8 +64,14 @@ class Counts:
     passed: int = 0
     failed: int = 0
 
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(a + b for a, b in zip(self.__dict__.values(), other.__dict__.values(), strict=True)))
+    def __add__(self, other: tuple[Any, ...]) -> Counts:
+        """Added field by field (not a longer tuple)."""
+        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
+
+    @staticmethod
+    def total(many: Iterable[Counts]) -> Counts:
+        """The sum of many, in one pass per field."""
+        return Counts(*(sum(column) for column in zip(*many, strict=True)))  # none: all zero
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,10 @@ class Street:
     total: StreetCounts
 
 
+# Per destination: today's counts, 7 days' counts, old posters in 7 days, the end of its last scan's hour.
+_Figures = tuple[Counts, Counts, int, int | None]
+
+
 @dataclass
 class _Clock:
     now_ms: int
@@ -163,59 +186,86 @@ class Dashboard:
 
     def venues(self) -> list[Venue]:
         """Every venue (not a street team), by district, ward and name."""
-        devices = self.store.devices()
-        kiosks, teams = self._kiosks(devices)
-        known = ({d.destination for d in kiosks} | {d.id for d in self.settings.destinations}) - teams
+        kiosks = self._kiosk_counts()
+        teams = {dest for dest, (registered, _, _) in kiosks.items() if not registered}
+        known = ({d for d, (n, _, _) in kiosks.items() if n} | set(self.settings.by_id)) - teams
         counts = self._scan_counts()
-        states = {s.device: s.status for s in self.store.states()}
-        active: dict[str, list[str]] = {}  # per destination: one pass, not one per venue
-        for d in kiosks:
-            if d.status == ACTIVE:
-                active.setdefault(d.destination, []).append(d.device)
-        venues = [self._venue(dest, counts.get(dest), active.get(dest, []), states) for dest in known]
+        silent = _SilentCheck(self)
+        venues = [self._venue(dest, counts.get(dest), kiosks.get(dest, (0, 0, 0))[1:], silent)
+                  for dest in known]  # fmt: skip
         return sorted(venues, key=lambda v: (v.district, v.ward, v.name or v.destination, v.destination))
 
-    def _kiosks(self, devices: Sequence[Any]) -> tuple[list[Any], set[str]]:
-        """The devices that are kiosks (not handhelds), and the destinations that are street teams."""
-        hand = handhelds(aggregates.device_kinds(self.store, self.clock.week_start, self.clock.end), devices)
-        kiosks = [d for d in devices if d.device not in hand]
-        return kiosks, {d.destination for d in devices} - {d.destination for d in kiosks}
+    def _kiosk_counts(self) -> dict[str, tuple[int, int, int]]:
+        """Per destination with devices: its kiosks, those active, and those active but not online.
 
-    def _venue(self, dest: str, row: tuple[Counts, Counts, int, int | None] | None, active: list[str],
-               states: dict[str, str]) -> Venue:  # fmt: skip
-        """A venue's line from its counts, its active kiosks and the devices' last states."""
+        A kiosk is a device that is not a handheld (`reports.handhelds`): neither registered as
+        one nor sending street records and no visitor scans in the last 7 days.
+        """
+        days = (self.clock.week_start // DAY_MS, -(-self.clock.end // DAY_MS))  # UTC days, as device_days
+        kiosk = f"d.mode <> '{HANDHELD}' AND d.device NOT IN (SELECT device FROM street)"
+        active = f"{kiosk} AND d.status = '{ACTIVE}'"
+        sql = (
+            f"WITH street AS ({STREET_ONLY}) SELECT d.destination, SUM(CASE WHEN {kiosk} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN {active} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN {active} AND COALESCE(s.status, '') <> 'online' THEN 1 ELSE 0 END)"
+            " FROM devices d LEFT JOIN device_state s ON s.device = d.device GROUP BY d.destination"
+        )
+        rows = self.store.query(sql, days * 2)
+        return {str(dest): (int(n), int(on), int(off)) for dest, n, on, off in rows}
+
+    def _venue(self, dest: str, row: _Figures | None,
+               kiosks: tuple[int, int], silent: _SilentCheck) -> Venue:  # fmt: skip
+        """A venue's line from its counts and its active kiosks (how many, how many not online)."""
         info = self.settings.info(dest)
         today, week, posters, last = row or (Counts(), Counts(), 0, None)
+        active, offline = kiosks
         flags = []
-        if active and self._silent(info.opening_hours or self.settings.opening_hours, last):
+        if active and silent(info.opening_hours or self.settings.opening_hours, last):
             flags.append("silent")
         if not active:
             flags.append("no_device")
-        if any(states.get(d) != "online" for d in active):
+        if offline:
             flags.append("device_offline")
         if posters:
             flags.append("old_posters")
-        return Venue(dest, info.name, info.district, info.ward, today, week, posters, last, len(active),
+        return Venue(dest, info.name, info.district, info.ward, today, week, posters, last, active,
                      tuple(flags))  # fmt: skip
 
-    def _silent(self, hours: str, last_scan_ms: int | None) -> bool:
-        """No visitor scan for `silent_minutes` of today's opening hours, up to now."""
-        opens, closes = (time.fromisoformat(part.strip()) for part in hours.split("-"))
-        zone = self.settings.zone
-        start = int(datetime.combine(self.clock.today, opens, tzinfo=zone).timestamp() * 1000)
-        end = min(int(datetime.combine(self.clock.today, closes, tzinfo=zone).timestamp() * 1000),
-                  self.clock.now_ms)  # fmt: skip
-        since = max(start, last_scan_ms or 0)
-        return end - since > self.settings.silent_minutes * MINUTE_MS
-
-    def _scan_counts(
-        self, destination: str | None = None
-    ) -> dict[str, tuple[Counts, Counts, int, int | None]]:
+    def _scan_counts(self, destination: str | None = None) -> dict[str, _Figures]:
         """Per destination: today's counts, 7 days' counts, old posters in 7 days, last scan.
 
-        Read from the hourly aggregates, so the last scan is known to the hour: it is taken
-        as the end of its hour (or now), and a venue is called silent only when it surely is.
+        Read from `daily` (one row per venue and day) when the local days are its days, else
+        summed from `hourly`. The last scan is taken as the end of its hour (or now), as
+        `hourly` knows it, so that a venue is called silent only when it surely is.
         """
+        days = _daily_days(self.clock.week_start, self.clock.end)
+        if days is None:
+            return self._scan_counts_hourly(destination)
+        today = _daily_days(self.clock.today_start, self.clock.end)
+        assert today is not None  # a whole local day of UTC+7, as the week is
+        # Integer sums: PostgreSQL sums BIGINT as NUMERIC, several times slower (a day's count fits).
+        columns = ("scans", "scans_in", "scans_out", "scans_fail", "old_poster")
+        parts = [f"CAST({c} AS INTEGER)" for c in columns]
+        on_day = [f"SUM(CASE WHEN day = {today[0]} THEN {p} ELSE 0 END)" for p in parts[:4]]
+        one = " AND destination = ?" if destination is not None else ""
+        sql = (
+            f"SELECT destination, {', '.join(on_day + [f'SUM({p})' for p in parts])}, MAX(last_scan)"
+            f" FROM daily WHERE day >= ? AND day < ? AND scans > 0{one} GROUP BY destination"
+        )
+        params = [*days, *([destination] if destination is not None else [])]
+        found = {}
+        for dest, scans, n_in, n_out, fail, week, w_in, w_out, w_fail, posters, last in self.store.query(
+            sql, params
+        ):
+            # Integers on both backends (SUM of INTEGER is BIGINT): no conversions, 10,000 rows a page.
+            ends = None if last is None else min((last // HOUR_MS + 1) * HOUR_MS, self.clock.now_ms)
+            today_counts = Counts(scans, n_in, n_out, scans - fail, fail)
+            week_counts = Counts(week, w_in, w_out, week - w_fail, w_fail)
+            found[dest] = (today_counts, week_counts, posters, ends)
+        return found
+
+    def _scan_counts_hourly(self, destination: str | None) -> dict[str, _Figures]:
+        """`_scan_counts` from the hourly aggregates (local days that are not those of `daily`)."""
         parts = ["n", "n_in", "n_out", "CASE WHEN verdict = 'pass' THEN n ELSE 0 END",
                  "CASE WHEN verdict = 'fail' THEN n ELSE 0 END"]  # fmt: skip
         today = [f"SUM(CASE WHEN hour >= ? THEN {p} ELSE 0 END)" for p in parts]
@@ -258,7 +308,9 @@ class Dashboard:
         states = dict(
             self.store.query(f"SELECT device, status FROM device_state WHERE device IN ({marks})", mine)
         )
-        return self._venue(destination, self._scan_counts(destination).get(destination), mine, states)
+        offline = sum(states.get(d) != "online" for d in mine)
+        counts = self._scan_counts(destination).get(destination)
+        return self._venue(destination, counts, (len(mine), offline), _SilentCheck(self))
 
     def hourly(self, destination: str) -> list[int]:
         """Today's visitor scans per local hour (24 values)."""
@@ -301,24 +353,32 @@ class Dashboard:
 
     # Devices.
 
-    def devices(self, destination: str | None = None) -> list[DeviceHealth]:
-        """The fleet (or one venue's devices): offline, backlogged or faulty first, then by id."""
-        if destination is None:
-            devices, found = self.store.devices(), self.store.states()
-        else:  # one venue's: its rows only
-            devices = [
-                DeviceRow(*r)
-                for r in self.store.query(
-                    f"SELECT {_names(DeviceRow)} FROM devices WHERE destination = ?", (destination,)
-                )
-            ]
-            marks = ", ".join("?" for _ in devices) or "NULL"
-            found = [StateRow(*r) for r in self.store.query(
-                f"SELECT {_names(StateRow)} FROM device_state WHERE device IN ({marks})",
-                [d.device for d in devices])]  # fmt: skip
-        states = {s.device: s for s in found}
-        rows = [_health(d, states.get(d.device)) for d in devices]
-        return sorted(rows, key=lambda h: (not h.problems, -len(h.problems), h.device))
+    def devices(self, destination: str) -> list[DeviceHealth]:
+        """One venue's devices: offline, backlogged or faulty first, then by id."""
+        return self._health_rows(" WHERE d.destination = ?", [destination])
+
+    def device_page(self, number: int, size: int) -> Page:
+        """One page of the fleet: offline, backlogged or faulty first, then by id (sorted in SQL)."""
+        shape = page_shape(int(self.store.query("SELECT COUNT(*) FROM devices")[0][0]), number, size)
+        return replace(shape, rows=self._health_rows("", [], limit=(size, shape.first)))
+
+    def _health_rows(self, where: str, params: list[Any], *, limit: tuple[int, int] | None = None
+                     ) -> list[DeviceHealth]:  # fmt: skip
+        """Devices with their last state's health, most problems first (DeviceHealth.problems in SQL)."""
+        sql = (
+            "SELECT d.device, d.destination, d.status, d.software, s.status, s.received_ms,"
+            f" {', '.join(f's.{c}' for c in HEALTH_COLUMNS.split(', '))}"
+            f" FROM devices d LEFT JOIN device_state s ON s.device = d.device{where}"
+            f" ORDER BY {PROBLEMS} DESC, d.device{self._binary}"
+        )
+        if limit is not None:
+            sql, params = sql + " LIMIT ? OFFSET ?", [*params, *limit]
+        return [_health(row) for row in self.store.query(sql, params)]
+
+    @property
+    def _binary(self) -> str:
+        """Text ordered by code point, as Python orders it (PostgreSQL's default follows the locale)."""
+        return ' COLLATE "C"' if self.store.name == "postgresql" else ""
 
     # Inspections.
 
@@ -343,11 +403,20 @@ class Dashboard:
         return Inspection(ts, device, inspector, int(scans or 0), int(posters or 0))
 
     def last_inspections(self) -> dict[str, int]:
-        """Per venue inspected in the last 30 days, the hour (UTC ms) of its last inspector visit.
+        """Per venue inspected in the last 30 days, when (UTC ms) its last inspector visit was.
 
-        From the hourly aggregates: `inspected_at` gives the exact time for the few shown.
+        From `daily` (the time itself, or the start of its hour for days counted from `hourly`
+        before `daily` kept it) or, in a zone other than UTC+7, from `hourly`: the start of its hour.
+        `inspected_at` gives the time to the millisecond for the few shown.
         """
         since = self.clock.today_start - INSPECTION_DAYS * DAY_MS
+        days = _daily_days(since, self.clock.end)
+        if days is not None:
+            sql = (
+                "SELECT destination, MAX(last_inspection) FROM daily WHERE day >= ? AND day < ?"
+                " AND last_inspection IS NOT NULL GROUP BY destination"
+            )
+            return {str(d): int(ms) for d, ms in self.store.query(sql, days)}
         sql = (
             "SELECT destination, MAX(hour) FROM hourly WHERE kind = 'inspection' AND hour >= ? AND hour < ?"
             f" AND format = '{INSPECTOR}' GROUP BY destination"
@@ -374,10 +443,13 @@ class Dashboard:
     def visit_page(self, number: int, size: int) -> Page:
         """One page of `to_visit`, its last inspections to the millisecond."""
         found = page(self.to_visit(), number, size)
-        rows = [c if c.last_inspected_ms is None else
-                replace(c, last_inspected_ms=self.inspected_at(c.venue.destination, c.last_inspected_ms))
+        rows = [c if c.last_inspected_ms is None else replace(c, last_inspected_ms=self._inspected(c))
                 for c in found.rows]  # fmt: skip
         return replace(found, rows=rows)
+
+    def _inspected(self, candidate: Candidate) -> int:
+        last = candidate.last_inspected_ms or 0
+        return self.inspected_at(candidate.venue.destination, last // HOUR_MS * HOUR_MS)
 
     # Street inspections.
 
@@ -396,38 +468,49 @@ class Dashboard:
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
 
 
-def _names(row: type) -> str:
-    """A row class's columns, for a SELECT."""
-    return ", ".join(f.name for f in fields(row))
+class _SilentCheck:
+    """Whether a venue had no visitor scan for `silent_minutes` of today's opening hours, up to now.
+
+    Today's window of each distinct opening hours is worked out once (a province has a few).
+    """
+
+    def __init__(self, board: Dashboard) -> None:
+        self.clock, self.zone = board.clock, board.settings.zone
+        self.limit = board.settings.silent_minutes * MINUTE_MS
+        self.windows: dict[str, tuple[int, int]] = {}
+
+    def __call__(self, hours: str, last_scan_ms: int | None) -> bool:
+        """Silent with these opening hours and this last scan (None: none in 7 days)."""
+        start, end = self.windows.get(hours) or self.windows.setdefault(hours, self._window(hours))
+        return end - max(start, last_scan_ms or 0) > self.limit
+
+    def _window(self, hours: str) -> tuple[int, int]:
+        opens, closes = (time.fromisoformat(part.strip()) for part in hours.split("-"))
+        start = int(datetime.combine(self.clock.today, opens, tzinfo=self.zone).timestamp() * 1000)
+        end = int(datetime.combine(self.clock.today, closes, tzinfo=self.zone).timestamp() * 1000)
+        return start, min(end, self.clock.now_ms)
 
 
-def _health(device: Any, state: Any) -> DeviceHealth:
-    health: dict[str, Any] = {}
-    if state is not None:
-        try:
-            health = state.health
-        except (ValueError, TypeError):
-            health = {}
+def _daily_days(start_ms: int, end_ms: int) -> tuple[int, int] | None:
+    """The days of `daily` [first, last) that make up a window, None when its ends are not their
+    midnights (a zone other than UTC+7)."""
+    if (start_ms + DAY_OFFSET_MS) % DAY_MS or (end_ms + DAY_OFFSET_MS) % DAY_MS:
+        return None
+    return (start_ms + DAY_OFFSET_MS) // DAY_MS, (end_ms + DAY_OFFSET_MS) // DAY_MS
+
+
+def _health(row: Sequence[Any]) -> DeviceHealth:
+    """A device's line from its registration, its last state and that state's health columns."""
+    device, destination, status, software, state, seen, *columns = row
+    health = Health.from_columns(columns) if state is not None else Health()
     return DeviceHealth(
-        device=device.device, destination=device.destination, status=device.status,
-        state=state.status if state else "unknown", last_seen_ms=state.received_ms if state else None,
-        unsent=_int(health.get("unsent")), spool_depth=_int(health.get("spool_depth")),
-        fps=_float(health.get("fps")), clock_synced=_bool(health.get("clock_synced")),
-        alarms=tuple(str(a) for a in health.get("alarms", []) if isinstance(health.get("alarms"), list)),
-        software=str(health.get("version", device.software)),
+        device=str(device), destination=str(destination), status=str(status),
+        state=str(state) if state is not None else "unknown",
+        last_seen_ms=None if seen is None else int(seen),
+        unsent=health.unsent, spool_depth=health.spool_depth, fps=health.fps,
+        clock_synced=health.clock_synced, alarms=health.alarms,
+        software=health.version if health.version is not None else str(software),
     )  # fmt: skip
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
 
 
 def _candidate(venue: Venue, last_inspected: int | None) -> Candidate:
@@ -477,8 +560,8 @@ def areas(venues: Sequence[Venue], level: str) -> list[Area]:
 
 def _area(name: str, venues: Sequence[Venue]) -> Area:
     flagged = Counter(f for v in venues for f in v.flags)
-    today = sum((v.today for v in venues), Counts())
-    week = sum((v.week for v in venues), Counts())
+    today = Counts.total([v.today for v in venues])
+    week = Counts.total([v.week for v in venues])
     return Area(name, len(venues), today, week, {f: flagged.get(f, 0) for f in FLAGS})
 
 
@@ -516,8 +599,13 @@ class Page:
         return (self.number - 1) * self.size
 
 
+def page_shape(total: int, number: int, size: int) -> Page:
+    """Page `number` (clamped to the pages there are) of a list of `total` rows, without its rows."""
+    pages = max(1, -(-total // size))
+    return Page([], min(max(1, number), pages), pages, total, size)
+
+
 def page(rows: Sequence[Any], number: int, size: int) -> Page:
     """Rows of page `number` (clamped to the pages there are)."""
-    pages = max(1, -(-len(rows) // size))
-    number = min(max(1, number), pages)
-    return Page(list(rows[(number - 1) * size : number * size]), number, pages, len(rows), size)
+    shape = page_shape(len(rows), number, size)
+    return replace(shape, rows=list(rows[shape.first : shape.first + size]))

@@ -112,7 +112,8 @@ def places(ctx: Context) -> Response:
                          flag=flag if flag in FLAGS else "", text=q.get("q", "")[:80])  # fmt: skip
     venues = ctx.dashboard.venues()
     level = "ward" if chosen.district else "district"
-    in_place = [v for v in venues if VenueFilter(district=chosen.district, ward=chosen.ward)(v)]
+    place = VenueFilter(district=chosen.district, ward=chosen.ward)
+    in_place = [v for v in venues if place(v)]
     return render(
         ctx, "places.html", chosen=chosen, level=level,
         areas=[] if chosen.ward else areas(in_place, level),
@@ -140,8 +141,8 @@ def venue(ctx: Context) -> Response:
 
 def devices(ctx: Context) -> Response:
     """The fleet: offline, backlogged or faulty first."""
-    rows = ctx.dashboard.devices()
-    return render(ctx, "devices.html", devices=page(rows, _number(ctx, "page"), ctx.settings.page_size))
+    found = ctx.dashboard.device_page(_number(ctx, "page"), ctx.settings.page_size)
+    return render(ctx, "devices.html", devices=found)
 
 
 def to_visit(ctx: Context) -> Response:
