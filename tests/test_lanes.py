@@ -1,5 +1,6 @@
-"""A venue with an entry lane and an exit lane: two `kiosk run` processes share who is inside
-through a real mosquitto (with the per-destination ACL), across a broker outage."""
+"""A venue with several lanes: `kiosk run` processes share who is inside through a real mosquitto
+(with the per-destination ACL): an entry and an exit lane across a broker outage, and an entry, an
+exit and an auto lane counting everyone against one capacity."""
 
 from __future__ import annotations
 
@@ -89,7 +90,9 @@ def wait_until(what: str, check: Callable[[], bool], timeout_s: float, logs: Cal
 class Lane:
     """One `kiosk run` process whose camera sees `view.png`, which the test swaps."""
 
-    def __init__(self, tmp_path: Path, device: str, destination: str, direction: str) -> None:
+    def __init__(
+        self, tmp_path: Path, device: str, destination: str, direction: str, capacity: int | None = None
+    ) -> None:
         self.device, self.destination = device, destination
         self.root = tmp_path / device
         self.state = self.root / "state"
@@ -100,6 +103,7 @@ class Lane:
         self.view.parent.mkdir(parents=True)
         self.show(None)
         self.direction = direction
+        self.capacity = f"capacity = {capacity}" if capacity is not None else ""
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.root / "kiosk.log"
 
@@ -126,6 +130,7 @@ id = "{self.device}"
 id = "{self.destination}"
 direction = "{self.direction}"
 share_presence = true
+{self.capacity}
 [camera]
 source = "{self.view}"
 fps = 10
@@ -163,8 +168,13 @@ state_dir = "{self.state}"
 
 
 @contextmanager
-def venue(tmp_path: Path, factory: BrokerFactory) -> Iterator[tuple[Mosquitto, dict[str, Lane], Observer]]:
-    lanes = {device: Lane(tmp_path, device, VENUE, direction) for device, direction in LANES.items()}
+def venue(
+    tmp_path: Path, factory: BrokerFactory, directions: dict[str, str] = LANES, capacity: int | None = None
+) -> Iterator[tuple[Mosquitto, dict[str, Lane], Observer]]:
+    """The venue's lanes (device -> direction) running against a broker with the venue's ACL."""
+    lanes = {
+        device: Lane(tmp_path, device, VENUE, direction, capacity) for device, direction in directions.items()
+    }
     far = Lane(tmp_path, *ELSEWHERE, "in")
     rows = [lane.row() for lane in (*lanes.values(), far)]
     users = {row.device: "pw" for row in rows} | {"central": "pw"}
@@ -182,11 +192,28 @@ def venue(tmp_path: Path, factory: BrokerFactory) -> Iterator[tuple[Mosquitto, d
 
 
 def hold_up(lane: Lane, payload: str, decisions: int, logs: Callable[[], str]) -> None:
-    """Hold a card up to a lane until it has decided once more, then take it away."""
+    """Hold a card up to a lane until it has decided once more, then take it away.
+
+    No test shows one person twice running to one lane: that would be a repeat within the window.
+    """
     lane.show(payload)
     wait_until(f"a decision at {lane.device}", lambda: lane.decisions() > decisions, 20, logs)
     lane.show(None)
-    time.sleep(1.2)  # past the repeat window
+
+
+def all_logs(lanes: dict[str, Lane]) -> Callable[[], str]:
+    """The tail of every lane's log, for a failure's message."""
+    return lambda: "\n".join(f"--- {lane.device}\n{lane.log.read_text()[-3000:]}" for lane in lanes.values())
+
+
+def wait_inside(observer: Observer, lanes: dict[str, Lane], count: int, logs: Callable[[], str]) -> None:
+    """Until every lane's state says `count` people are inside."""
+    wait_until(
+        f"every lane counting {count} inside",
+        lambda: all(observer.inside(device) == count for device in lanes),
+        20,
+        logs,
+    )
 
 
 @pytest.mark.broker
@@ -196,9 +223,7 @@ def test_entry_and_exit_lanes_share_who_is_inside_across_a_broker_outage(
 ) -> None:
     with venue(tmp_path, mosquitto_factory) as (broker, lanes, observer):
         entry, exit_ = lanes["lane-in"], lanes["lane-out"]
-
-        def logs() -> str:
-            return "\n".join(f"--- {lane.device}\n{lane.log.read_text()[-3000:]}" for lane in lanes.values())
+        logs = all_logs(lanes)
 
         wait_until(
             "both lanes online",
@@ -222,6 +247,44 @@ def test_entry_and_exit_lanes_share_who_is_inside_across_a_broker_outage(
             ("out", "ok"), ("out", "exit_unseen")
         ]  # fmt: skip
         assert entry.decisions() == 2 and observer.events("lane-in")[0]["reason"] == "ok"
+        assert all(lane.stop() == 0 for lane in lanes.values()), logs()
+        assert "Traceback" not in logs()
+
+
+THREE_LANES = {"lane-in": "in", "lane-out": "out", "lane-auto": "auto"}
+
+
+def decided(observer: Observer, device: str) -> list[tuple[str | None, str, str]]:
+    """(direction, verdict, reason) of a lane's events, in order."""
+    return [(e["direction"], e["verdict"], e["reason"]) for e in observer.events(device)]
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_an_entry_an_exit_and_an_auto_lane_count_everyone_against_one_capacity(
+    tmp_path: Path, mosquitto_factory: BrokerFactory
+) -> None:
+    with venue(tmp_path, mosquitto_factory, THREE_LANES, capacity=2) as (_broker, lanes, observer):
+        entry, exit_, auto = lanes["lane-in"], lanes["lane-out"], lanes["lane-auto"]
+        logs = all_logs(lanes)
+        wait_inside(observer, lanes, 0, logs)
+        hold_up(entry, PEOPLE[0], 0, logs)
+        hold_up(auto, PEOPLE[1], 0, logs)  # not inside anywhere: the auto lane counts them in
+        wait_inside(observer, lanes, 2, logs)
+        hold_up(entry, PEOPLE[2], 1, logs)  # full: whichever lane the two used
+        hold_up(auto, PEOPLE[0], 1, logs)  # entered at the entry lane: the auto lane lets them out
+        wait_inside(observer, lanes, 1, logs)
+        hold_up(exit_, PEOPLE[1], 0, logs)  # entered at the auto lane: a known exit
+        wait_inside(observer, lanes, 0, logs)
+        counts = {"lane-in": 2, "lane-auto": 2, "lane-out": 1}
+
+        def every_event() -> bool:
+            return all(len(observer.events(device)) == n for device, n in counts.items())
+
+        wait_until("every event", every_event, 15, logs)
+        assert decided(observer, "lane-in") == [("in", "pass", "ok"), ("in", "fail", "capacity_full")]
+        assert decided(observer, "lane-auto") == [("in", "pass", "ok"), ("out", "pass", "ok")]
+        assert decided(observer, "lane-out") == [("out", "pass", "ok")]
         assert all(lane.stop() == 0 for lane in lanes.values()), logs()
         assert "Traceback" not in logs()
 

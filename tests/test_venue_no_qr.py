@@ -7,14 +7,12 @@ import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gpiozero import Device
 from pydantic import ValidationError
 
 from kiosk import cardmaker, keys, scenes
@@ -33,6 +31,7 @@ from kiosk.presence import ANONYMOUS, Sighting
 from kiosk.reasons import Reason
 from kiosk.screen.states import NoQrState
 from kiosk.venue_check import inspection_figures
+from tests import test_daemon as daemon_tests
 from tests.support import central as central_support
 from tests.test_central_reports import at
 from tests.test_daemon import make_settings, spooled_events
@@ -43,12 +42,7 @@ NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 EMPTY = [scenes.empty_frame(scenes.Scene(seed=i)) for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def _release_pins() -> Iterator[None]:
-    yield
-    if Device.pin_factory is not None:
-        Device.pin_factory.close()
-    Device.pin_factory = None
+_release_pins = daemon_tests._release_pins  # gpiozero's MockFactory closed after each test
 
 
 def lane(state: Path, direction: str, **destination: Any) -> Settings:
