@@ -193,6 +193,7 @@ def test_an_older_database_gains_the_columns_from_what_it_kept(store_url: str) -
         before = Dashboard(store, SETTINGS, now_ms=NOW_MS)
         lines, fleet = before.venues(), before.device_page(1, 100).rows
         store.write("DROP INDEX daily_inspected")
+        store.write("DROP INDEX daily_week")
         dropped = (("daily", "last_scan"), ("daily", "last_inspection"), ("device_state", "unsent"),
                    ("device_state", "fps"), ("device_state", "alarms"))  # fmt: skip
         for table, column in dropped:

@@ -186,14 +186,17 @@ class Dashboard:
 
     def venues(self) -> list[Venue]:
         """Every venue (not a street team), by district, ward and name."""
+        return sorted(self._venues(), key=_place_order)
+
+    def _venues(self) -> list[Venue]:
+        """Every venue (not a street team), in no order."""
         kiosks = self._kiosk_counts()
         teams = {dest for dest, (registered, _, _) in kiosks.items() if not registered}
         known = ({d for d, (n, _, _) in kiosks.items() if n} | set(self.settings.by_id)) - teams
         counts = self._scan_counts()
         silent = _SilentCheck(self)
-        venues = [self._venue(dest, counts.get(dest), kiosks.get(dest, (0, 0, 0))[1:], silent)
-                  for dest in known]  # fmt: skip
-        return sorted(venues, key=lambda v: (v.district, v.ward, v.name or v.destination, v.destination))
+        no_kiosk = (0, 0, 0)
+        return [self._venue(dest, counts.get(dest), kiosks.get(dest, no_kiosk)[1:], silent) for dest in known]
 
     def _kiosk_counts(self) -> dict[str, tuple[int, int, int]]:
         """Per destination with devices: its kiosks, those active, and those active but not online.
@@ -436,15 +439,20 @@ class Dashboard:
     def to_visit(self) -> list[Candidate]:
         """Venues ranked for a visit: silent, old posters seen, never inspected; the evidence for each."""
         last = self.last_inspections()
-        found = [_candidate(v, last.get(v.destination)) for v in self.venues()]
-        ranked = [c for c in found if c.score > 0]
-        return sorted(ranked, key=lambda c: (-c.score, c.venue.today.scans, c.venue.destination))
+        return [_candidate(v, last.get(v.destination)) for v in self._ranked(last)]
+
+    def _ranked(self, last: dict[str, int]) -> list[Venue]:
+        """The venues worth a visit, best first (only scored: a province's evidence is made per page)."""
+        scored = [(-s, v.today.scans, v.destination, v) for v in self._venues() if (s := _score(v, last))]
+        return [v for *_, v in sorted(scored, key=lambda r: r[:3])]
 
     def visit_page(self, number: int, size: int) -> Page:
         """One page of `to_visit`, its last inspections to the millisecond."""
-        found = page(self.to_visit(), number, size)
+        last = self.last_inspections()
+        found = page(self._ranked(last), number, size)
+        rows = [_candidate(v, last.get(v.destination)) for v in found.rows]
         rows = [c if c.last_inspected_ms is None else replace(c, last_inspected_ms=self._inspected(c))
-                for c in found.rows]  # fmt: skip
+                for c in rows]  # fmt: skip
         return replace(found, rows=rows)
 
     def _inspected(self, candidate: Candidate) -> int:
@@ -466,6 +474,10 @@ class Dashboard:
             per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
         teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
+
+
+def _place_order(v: Venue) -> tuple[str, str, str, str]:
+    return v.district, v.ward, v.name or v.destination, v.destination
 
 
 class _SilentCheck:
@@ -511,6 +523,13 @@ def _health(row: Sequence[Any]) -> DeviceHealth:
         clock_synced=health.clock_synced, alarms=health.alarms,
         software=health.version if health.version is not None else str(software),
     )  # fmt: skip
+
+
+def _score(venue: Venue, last: dict[str, int]) -> int:
+    """`_candidate`'s score alone."""
+    flags = venue.flags
+    return (3 * ("silent" in flags) + (2 + (venue.old_posters >= 10) if venue.old_posters else 0)
+            + ("device_offline" in flags) + (venue.destination not in last))  # fmt: skip
 
 
 def _candidate(venue: Venue, last_inspected: int | None) -> Candidate:
