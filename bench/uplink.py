@@ -1,6 +1,10 @@
 """Benchmark: spool + sign + publish + PUBACK against a local mosquitto, with same-run baselines.
 
-Prints three tables:
+Prints four tables:
+0. sealing: one identity sealed to the authority (HPKE, `kiosk.sealing.seal`) against the keyed hash
+   schema v1 made instead (HMAC-SHA256) and against the event's Ed25519 signature, in the same run;
+   and per event, building a two-identity event (a national QR's QID and id number) sealed against
+   the same build with plain identities;
 1. spool commit latency (`Spool.record`: seq + build + sign + one fsynced commit) against a bare
    SQLite insert of the same token bytes with the same pragmas (WAL, synchronous=FULL);
 2. sustained events/s through record() + the uplink until every event is PUBACKed, against a bare
@@ -21,6 +25,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -28,8 +34,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kiosk import jws, sealing
 from kiosk.config import UplinkConfig
-from kiosk.events import EventDraft
+from kiosk.events import EventDraft, build_event, hash_identity
 from kiosk.spool import Spool
 from kiosk.uplink import Uplink
 from tests.support.broker import Mosquitto
@@ -41,9 +48,7 @@ IDENTITY_KEY = bytes(32)
 
 def open_spool(path: Path) -> Spool:
     """A spool for one bench device."""
-    return Spool.open(
-        path, device_id="bench-1", destination_id="venue-1", signing_key=KEY, sealer=SEALER
-    )
+    return Spool.open(path, device_id="bench-1", destination_id="venue-1", signing_key=KEY, sealer=SEALER)
 
 
 def draft(n: int) -> EventDraft:
@@ -57,6 +62,70 @@ def draft(n: int) -> EventDraft:
         ts=int(time.time() * 1000),
         decode_ms=11.2,
     )
+
+
+def per_call_us(call: Callable[[int], object], n: int) -> list[float]:
+    """Each call's time in microseconds, n calls."""
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1e6)
+    return times
+
+
+def bench_sealing(n: int) -> dict[str, list[float]]:
+    """Per identity: HPKE seal, the v1 HMAC, an Ed25519 signature; per event: build sealed vs plain."""
+    public, device = SEALER.authority, "bench-1"
+    plain = replace(SEALER, plain=True)
+    qid = [f"16297938858617{i:04d}" for i in range(n)]
+    token_payload = b'{"v":2,"kind":"scan"}' * 20  # about an event's size
+
+    def event(sealer: sealing.Sealer) -> Callable[[int], object]:
+        draft_of = [national_draft(i) for i in range(n)]
+        return lambda i: build_event(
+            draft_of[i], device=device, destination="venue-1", epoch=1, seq=i + 1, sealer=sealer
+        )
+
+    return {
+        "seal": per_call_us(lambda i: sealing.seal(public, device, qid[i]), n),
+        "hmac": per_call_us(lambda i: hash_identity(IDENTITY_KEY, "national", qid[i]), n),
+        "sign": per_call_us(lambda i: jws.sign(token_payload, KEY, kid=device), n),
+        "event_sealed": per_call_us(event(SEALER), n),
+        "event_plain": per_call_us(event(plain), n),
+    }
+
+
+def national_draft(n: int) -> EventDraft:
+    """A national QR's decision: two identities (QID and id number), both sealed in its event."""
+    return EventDraft(
+        verdict="pass",
+        reason="ok",
+        format="national",
+        direction="in",
+        card_identities=(f"16297938858617{n:04d}", f"0010930{n:05d}"),
+        ts=int(time.time() * 1000),
+        decode_ms=11.2,
+    )
+
+
+def report_sealing(n: int) -> None:
+    """Print the sealing table: p50/p99 in µs and the ratio of p50 to its baseline."""
+    t = bench_sealing(n)
+    rows = (
+        ("seal one identity (HPKE X25519, AES-128-GCM)", "seal", "hmac"),
+        ("  baseline: v1's HMAC-SHA256 of it", "hmac", "hmac"),
+        ("  baseline: Ed25519-sign an event (JWS)", "sign", "hmac"),
+        ("build an event, 2 identities sealed", "event_sealed", "event_plain"),
+        ("  baseline: the same event, identities plain", "event_plain", "event_plain"),
+    )
+    print(f"sealing, {n} calls each (µs)                    p50       p99   ratio p50")
+    for name, key, base in rows:
+        p50, p99 = percentile(t[key], 50), percentile(t[key], 99)
+        print(f"  {name:<45} {p50:8.1f}  {p99:8.1f}  {p50 / percentile(t[base], 50):6.1f}x")
+    added = percentile(t["event_sealed"], 50) - percentile(t["event_plain"], 50)
+    print(f"  sealing's share of an event (sealed - plain, p50) {added:8.1f}")
+    print(f"  sign / seal p50: {percentile(t['sign'], 50) / percentile(t['seal'], 50):.2f}\n")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -151,7 +220,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5000, help="events for commit and sustained rate")
     parser.add_argument("--backlog", type=int, default=100_000, help="events in the drained backlog")
     parser.add_argument("--inflight", type=int, default=32, help="in-flight window (uplink.inflight)")
+    parser.add_argument("--sealing-only", action="store_true", help="print only the sealing table")
     args = parser.parse_args()
+    report_sealing(args.events)
+    if args.sealing_only:
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="kiosk-bench-", dir=Path.cwd()))
     try:
         with Mosquitto(folder / "broker") as broker:
