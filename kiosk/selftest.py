@@ -29,7 +29,7 @@ from kiosk.config import Settings, load_config
 from kiosk.errors import CameraEnded, ConfigError, KioskError, UplinkError
 from kiosk.imaging import MIN_SHARPNESS, clipped_fraction, mean_level, sharpness
 from kiosk.topics import DeviceTopics
-from kiosk.trustcheck import TRUST_CHECKS
+from kiosk.trustcheck import TRUST_CHECKS, check_peers
 
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 # A payload the decoder check draws and must read back; any text would do.
@@ -509,6 +509,7 @@ def _await(outcome: _Outcome, timeout_s: float, what: str, settings: Settings) -
 CHECKS: tuple[Check, ...] = (
     check_device_key,
     *TRUST_CHECKS,
+    check_peers,
     check_disk,
     check_clock,
     check_decoder,

@@ -1,4 +1,5 @@
-"""Self-test checks of the trust material: authority keys, sealing and destination keys, lists, broker CA.
+"""Self-test checks of the trust material: authority keys, sealing and destination keys, lists, broker CA;
+and the peers file of a venue's lanes (`check_peers`: the other lanes' keys, written from the registry).
 
 Each fails while its part is missing, unreadable or expired, and names the command
 that fixes it: the authority's provisioning bundle applied with `kiosk provision`.
@@ -131,6 +132,53 @@ def check_broker_ca(settings: Settings, probes: object) -> CheckResult:
     except (OSError, ValueError) as e:
         return _result("broker ca", "fail", f"{path}: cannot be read as PEM certificates ({e})", FIX)
     return _validity("broker ca", path.name, min(c.not_valid_after_utc for c in certificates))
+
+
+def peers_fix(settings: Settings) -> str:
+    """How the peers file is made: on the authority's side, from the registry, then copied to the kiosk."""
+    return (
+        f"register every lane (`kiosk-central devices add`), then `kiosk-central peers"
+        f" {settings.destination.id} > peers.json` and install it as {settings.paths.peers_file}"
+    )
+
+
+def check_peers(settings: Settings, probes: object) -> CheckResult:
+    """A lane of several: its peers file loads and names this device with its key; the venue's key is here."""
+    from kiosk.keys import load_private_key, public_pem
+    from kiosk.presence import load_peers
+
+    if not settings.destination.share_presence:
+        return _result("peers", "skip", "destination.share_presence is false: the venue's only lane")
+    path, device = settings.paths.peers_file, settings.device.id
+    if not path.is_file():
+        return _result("peers", "fail", f"{path}: none: the other lanes' entries and exits are refused",
+                       peers_fix(settings))  # fmt: skip
+    try:
+        peers = load_peers(path, settings.destination.id)
+    except KioskError as e:
+        return _result("peers", "fail", str(e), peers_fix(settings))
+    if device not in peers:
+        return _result("peers", "fail", f"{path}: does not name this device {device}", peers_fix(settings))
+    own = public_pem(load_private_key(settings.paths.key_file).public_key())
+    if public_pem(peers[device]) != own:
+        detail = f"{path}: names {device} with another public key (made before this device's key?)"
+        return _result("peers", "fail", detail, peers_fix(settings))
+    if not settings.paths.destination_key_file.is_file():
+        detail = f"{settings.paths.destination_key_file}: none: the lanes cannot name the people they share"
+        return _result("peers", "fail", detail, FIX + " (the same bundle on every lane)")
+    return _peers_found(settings, sorted(peers))
+
+
+def _peers_found(settings: Settings, lanes: list[str]) -> CheckResult:
+    where = f"{settings.paths.peers_file}: {len(lanes)} lane(s) of {settings.destination.id}"
+    detail = f"{where}: {', '.join(lanes)}"
+    if len(lanes) == 1:
+        later = peers_fix(settings) + " once the others are registered"
+        return _result("peers", "warn", detail + ", no other", later)
+    if not settings.uplink.enabled:
+        return _result("peers", "warn", detail + "; uplink.enabled is false: nothing is shared",
+                       "enable the uplink: the lanes share through the broker")  # fmt: skip
+    return _result("peers", "pass", detail)
 
 
 def _validity(name: str, what: str, ends: datetime) -> CheckResult:

@@ -128,7 +128,7 @@ def test_provision_then_selftest_passes_over_tls(
     hardware = ["disk", "decoder", "camera", "signals", "video driver", "screen", "broker"]
     assert {name: c["status"] for name, c in checks.items() if name != "clock"} == dict.fromkeys(
         ["config", "device key", *trust, *hardware], "pass"
-    )
+    ) | {"peers": "skip"}  # the venue's only lane
     assert checks["camera"]["figures"]["decoded"] >= 1
     assert checks["camera"]["figures"]["fps"] >= 0.7 * 10
     assert "TLS" in checks["broker"]["detail"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import cardmaker, keys
 from kiosk.config import Settings, load_config
@@ -16,10 +19,12 @@ from kiosk.trustcheck import (
     check_authority_keys,
     check_broker_ca,
     check_destination_key,
+    check_peers,
     check_status_list,
     check_trust_list,
 )
 from tests.test_bundle import NOW, authority, make, provision
+from tests.test_daemon import make_settings
 
 __all__ = ["authority"]  # the fixture, found by name
 
@@ -119,3 +124,91 @@ def test_authority_keys_pass_names_the_fingerprint(
     fingerprint = make(authority, capsys)
     settings = provisioned(tmp_path, capsys, "--bundle", str(authority["bundle"]))
     assert fingerprint in run_check(check_authority_keys, settings, Probes()).detail
+
+
+# --- the peers file of a venue's lanes ----------------------------------------------------------
+
+VENUE = "cho-ben-thanh"
+
+
+def lane_settings(tmp_path: Path, **destination: object) -> Settings:
+    """lane-in of VENUE, provisioned (device key, venue key), sharing presence, uplink on."""
+    return make_settings(
+        tmp_path / "state", device={"id": "lane-in"}, uplink={"enabled": True},
+        destination={"id": VENUE, "share_presence": True, **destination},
+    )  # fmt: skip
+
+
+def record(device: str, key: object, destination: str = VENUE) -> dict[str, str]:
+    """One registration record of the peers file."""
+    return {"device": device, "destination": destination, "public_key": keys.public_pem(key)}  # type: ignore[arg-type]
+
+
+def write_peers(settings: Settings, *others: dict[str, str], own: bool = True) -> None:
+    mine = keys.load_private_key(settings.paths.key_file).public_key()
+    records = [record("lane-in", mine)] if own else []
+    settings.paths.peers_file.write_text(json.dumps([*records, *others]))
+
+
+OTHER = Ed25519PrivateKey.generate().public_key()
+PEERS_FAULTS: dict[str, tuple[Callable[[Settings], None], str]] = {
+    "missing": (lambda s: None, "none: the other lanes' entries and exits are refused"),
+    "not json": (lambda s: s.paths.peers_file.write_text("lane-in, lane-out"), "cannot read the peer keys"),
+    "another venue": (lambda s: write_peers(s, record("lane-far", OTHER, "cho-lon")), "at 'cho-lon'"),
+    "bad device id": (lambda s: write_peers(s, record("Lane Out!", OTHER)), "'Lane Out!'"),
+    "not a key": (lambda s: write_peers(s, {**record("lane-out", OTHER), "public_key": "x"}), "not a PEM"),
+    "not this device": (lambda s: write_peers(s, record("lane-out", OTHER), own=False),
+                        "does not name this device lane-in"),
+    "an old key": (lambda s: write_peers(s, record("lane-in", OTHER), own=False), "another public key"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", PEERS_FAULTS)
+def test_a_bad_peers_file_fails_naming_how_to_write_it(tmp_path: Path, fault: str) -> None:
+    settings = lane_settings(tmp_path)
+    spoil, said = PEERS_FAULTS[fault]
+    spoil(settings)
+    result = run_check(check_peers, settings, Probes())
+    assert (result.status, result.name) == ("fail", "peers"), result
+    assert said in result.detail
+    assert "kiosk-central peers cho-ben-thanh > peers.json" in result.advice
+    assert str(settings.paths.peers_file) in result.advice
+
+
+def test_a_lane_without_the_venues_key_fails(tmp_path: Path) -> None:
+    settings = lane_settings(tmp_path)
+    write_peers(settings, record("lane-out", OTHER))
+    settings.paths.destination_key_file.unlink()
+    result = run_check(check_peers, settings, Probes())
+    assert result.status == "fail" and "cannot name the people" in result.detail
+    assert result.advice.startswith(FIX)
+
+
+def test_the_lanes_of_the_venue_pass(tmp_path: Path) -> None:
+    settings = lane_settings(tmp_path)
+    write_peers(settings, record("lane-out", OTHER))
+    result = run_check(check_peers, settings, Probes())
+    assert (result.status, result.detail) == (
+        "pass",
+        f"{settings.paths.peers_file}: 2 lane(s) of {VENUE}: lane-in, lane-out",
+    )
+    assert check_peers in CHECKS
+
+
+def test_a_lane_alone_or_without_the_uplink_is_warned(tmp_path: Path) -> None:
+    settings = lane_settings(tmp_path)
+    write_peers(settings)
+    alone = run_check(check_peers, settings, Probes())
+    assert alone.status == "warn" and "no other" in alone.detail
+    write_peers(settings, record("lane-out", OTHER))
+    offline = run_check(
+        check_peers,
+        settings.model_copy(update={"uplink": settings.uplink.model_copy(update={"enabled": False})}),
+        Probes(),
+    )
+    assert offline.status == "warn" and "nothing is shared" in offline.detail
+
+
+def test_the_only_lane_of_a_venue_skips_the_check(tmp_path: Path) -> None:
+    settings = lane_settings(tmp_path, share_presence=False)
+    assert run_check(check_peers, settings, Probes()).status == "skip"
