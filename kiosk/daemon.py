@@ -36,7 +36,7 @@ from kiosk.notify import Notifier, watchdog_interval_s
 from kiosk.policy import Decision, Policy, listed_status
 from kiosk.presence import PresenceBoard, Sighting
 from kiosk.reasons import Reason
-from kiosk.repeats import RecentScans
+from kiosk.repeats import PayloadKeys, RecentScans
 from kiosk.screen.states import IdleState
 from kiosk.spool import Spool
 from kiosk.statuslist import KeySource, StatusListStore
@@ -157,6 +157,7 @@ class Kiosk:
         # Inspector cards and street checks, by payload (entrance scans repeat in the policy).
         self._checked: RecentScans[str] = RecentScans()
         self._not_recorded_told: RecentScans[bool] = RecentScans()  # payloads refused lately, unrecorded
+        self._payload_key = PayloadKeys()  # both tables know a payload by its keyed hash, not its text
         # A person's card in this frame, and when one was last handled: a poster then passes silently.
         self._person_in_view = False
         self._person_at: datetime | None = None
@@ -308,9 +309,10 @@ class Kiosk:
         if isinstance(error, SpoolError):
             self._spool_failing = True  # until a record succeeds again
             self._set_fault("spool")
-        if self._not_recorded_told.find(payload, now):
+        key = self._payload_key(payload)
+        if self._not_recorded_told.find(key, now):
             return  # the same card, still held up: told already; the next frame tries the record again
-        self._not_recorded_told.remember((payload,), True, now, timedelta(seconds=NOT_RECORDED_NOTICE_S))
+        self._not_recorded_told.remember((key,), True, now, timedelta(seconds=NOT_RECORDED_NOTICE_S))
         self.counters.errors += 1
         log.error(
             "a scan could not be recorded, the person was refused: %s",
@@ -387,7 +389,7 @@ class Kiosk:
         )
         reason = str(result.reason) if isinstance(result, Rejection) else "inspector_card_ok"
         window = INSPECTION_SCREEN_S if isinstance(result, InspectorCard) else self._repeat_window()
-        self._checked.remember((scan.raw,), reason, scan.at, timedelta(seconds=window))
+        self._checked.remember((self._payload_key(scan.raw),), reason, scan.at, timedelta(seconds=window))
         self._recorded(reason)
         log.info("inspector card: %s seq=%d", reason, spooled.seq)
         if isinstance(result, Rejection):
@@ -424,16 +426,18 @@ class Kiosk:
         )
         draft = finding.draft(clock_synced=scan.clock_synced, decode_ms=scan.decode_ms)
         spooled = self.parts.spool.record(draft)
-        self._checked.remember((scan.raw,), draft.reason, scan.at, timedelta(seconds=self._repeat_window()))
+        window = timedelta(seconds=self._repeat_window())
+        self._checked.remember((self._payload_key(scan.raw),), draft.reason, scan.at, window)
         self._recorded(str(finding.reason))
         self._signal_recorded("street check", spooled.seq, lambda: self.parts.feedback.street(finding))
         log.info("street check: verdict=%s reason=%s seq=%d", finding.verdict, finding.reason, spooled.seq)
 
     def _repeated(self, scan: Scan) -> bool:
         """Whether this payload was checked within its window (counted as a repeat; nothing is redone)."""
-        if self._checked.find(scan.raw, scan.at) is None:
+        key = self._payload_key(scan.raw)
+        if self._checked.find(key, scan.at) is None:
             return False
-        self._checked.touch(scan.raw, scan.at)
+        self._checked.touch(key, scan.at)
         self.counters.repeats += 1
         return True
 

@@ -20,7 +20,12 @@ was: the person is refused, and their next try is decided afresh. `decide()`
 does both at once, for callers that record nothing (the CLI, examples).
 
 `evaluate()` runs on the main loop for every decoded symbol, so it does a few
-dictionary operations and at most one status-list lookup per card identity.
+dictionary operations, one tag (HMAC) and at most one status-list lookup per card identity.
+
+The repeat table knows a card by its presence keys (the daemon's are the
+destination key's tags, kiosk.sealing.tag) and a payload by a keyed hash
+(repeats.PayloadKeys), and keeps each decision without the card's identities:
+no plain identity stays in memory once its scan is decided and recorded.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from kiosk.cards.dcc_schema import Recovery
 from kiosk.config import DEFAULT_BLOCKED, DestinationConfig, PolicyConfig
 from kiosk.presence import PresenceTable, Sighting, anonymous_key
 from kiosk.reasons import Reason, message
-from kiosk.repeats import RecentScans
+from kiosk.repeats import PayloadKeys, RecentScans
 from kiosk.statuslist import VIETNAM, Status
 from kiosk.text import Lang
 
@@ -122,7 +127,9 @@ class Policy:
         # so that who is inside can be rebuilt from the spool after a restart (restore_presence).
         self._presence_keys = presence_keys or (lambda identity: (identity,))
         self.reconfigure(rules, destination)
-        self._recent: RecentScans[Decision] = RecentScans()
+        # Each decision under its repeat keys, with the key of the card's primary identity.
+        self._recent: RecentScans[tuple[Decision, Hashable]] = RecentScans()
+        self._payload_key = PayloadKeys()
         self._present = PresenceTable()
 
     def reconfigure(self, rules: PolicyConfig, destination: DestinationConfig) -> None:
@@ -170,11 +177,16 @@ class Policy:
         payload: bytes | None = None,
     ) -> Decision:
         """Decide one decoded symbol without changing any state; `payload` tells unnamed codes apart."""
-        keys = _repeat_keys(item, payload)
+        tags = self._keys(item.identities) if isinstance(item, Card) else ()
+        keys = self._repeat_keys(item, tags, payload)
         earlier = self._earlier(item, keys, now)
         if earlier is not None:
-            return replace(earlier, repeat=True, at=now, clock_synced=clock_synced, effects=Effects(keys))
-        decision = self._fresh(item, now, clock_synced)
+            card = item if isinstance(item, Card) else None  # the earlier decision kept no identity
+            return replace(
+                earlier, repeat=True, at=now, clock_synced=clock_synced, effects=Effects(keys),
+                identity=card.identity if card else None, identities=card.identities if card else (),
+            )  # fmt: skip
+        decision = self._fresh(item, tags, now, clock_synced)
         return replace(decision, effects=replace(decision.effects, repeat_keys=keys))
 
     def no_qr(self, *, now: datetime, clock_synced: bool = True) -> Decision:
@@ -200,7 +212,9 @@ class Policy:
         """Apply a recorded decision (or a repeat): remember it for the window, count people in or out."""
         now, effects = decision.at, decision.effects
         self.expire(now)
-        self._recent.remember(effects.repeat_keys, decision, now, self._window)
+        keys = effects.repeat_keys
+        kept = replace(decision, identity=None, identities=())
+        self._recent.remember(keys, (kept, keys[0] if keys else None), now, self._window)
         if effects.move is not None and effects.presence_keys:
             self._present.apply(
                 Sighting(now, effects.move, effects.presence_keys), horizon=now - self._timeout
@@ -209,22 +223,35 @@ class Policy:
     def _earlier(self, item: Card | Rejection, keys: tuple[Hashable, ...], now: datetime) -> Decision | None:
         """The decision this scan repeats, if any."""
         for key in keys:
-            earlier = self._recent.find(key, now)
-            if earlier is None:
+            seen = self._recent.find(key, now)
+            if seen is None:
                 continue
+            earlier, card = seen
             # Another card of the same person just after a pass is the same visit (not an exit);
             # after a refusal it is a new try with a card that may be accepted.
-            if not isinstance(item, Card) or earlier.identity == item.identity or earlier.passed:
+            if not isinstance(item, Card) or card == keys[0] or earlier.passed:
                 return earlier
         return None
 
-    def _fresh(self, item: Card | Rejection, now: datetime, clock_synced: bool) -> Decision:
+    def _repeat_keys(
+        self, item: Card | Rejection, tags: tuple[str, ...], payload: bytes | None
+    ) -> tuple[Hashable, ...]:
+        """The keys a scan repeats under: the card's presence keys, else its payload's keyed hash."""
+        if tags:
+            return tuple(("identity", tag) for tag in tags)
+        if payload is not None:
+            return (("payload", self._payload_key(payload)),)
+        return (("item", item),)
+
+    def _fresh(
+        self, item: Card | Rejection, keys: tuple[str, ...], now: datetime, clock_synced: bool
+    ) -> Decision:
         if isinstance(item, Rejection):
             return Decision(
                 verdict="fail", reason=item.reason, direction=None, identity=None,
                 masked_name="", format=item.format, at=now, clock_synced=clock_synced,
             )  # fmt: skip
-        direction = self._direction(item.identities, now)
+        direction = self._direction(keys, now)
         status = self._status(item, now)
         base = Decision(
             verdict="pass", reason=Reason.OK, direction=direction, identity=item.identity,
@@ -232,7 +259,6 @@ class Policy:
             clock_synced=clock_synced, status=status.code if status else None,
             details={"name": item.masked_name},
         )  # fmt: skip
-        keys = self._keys(item.identities)
         if direction == "out":
             return replace(
                 base, reason=self._exit_reason(keys, now), effects=Effects(move="out", presence_keys=keys)
@@ -316,10 +342,10 @@ class Policy:
         status = listed_status(self.statuslist, card, now, blocked=self._blocked)
         return status if status is not None and status.applies(now) else None
 
-    def _direction(self, identities: Iterable[str], now: datetime) -> Direction:
+    def _direction(self, keys: tuple[str, ...], now: datetime) -> Direction:
         if self.destination.direction != "auto":
             return self.destination.direction
-        return "out" if self._present.inside(self._keys(identities), since=now - self._timeout) else "in"
+        return "out" if self._present.inside(keys, since=now - self._timeout) else "in"
 
     def _entry_effects(self, decision: Decision, keys: tuple[str, ...]) -> Effects:
         # A card without identity cannot be matched on exit; every lane counts the others in.
@@ -354,14 +380,6 @@ def listed_status(
     in_force = [status for status in listed if status.applies(now)]
     ranked = [*(s for s in in_force if s.code in blocked), *in_force, *listed]
     return ranked[0] if ranked else None
-
-
-def _repeat_keys(item: Card | Rejection, payload: bytes | None) -> tuple[Hashable, ...]:
-    if isinstance(item, Card) and item.identities:
-        return tuple(("identity", identity) for identity in item.identities)
-    if payload is not None:
-        return (("payload", payload),)
-    return (("item", item),)
 
 
 def _local_day(now: datetime) -> date:

@@ -6,10 +6,17 @@ clock that jumped back makes an entry count as unseen rather than a repeat for
 long, and stale entries are forgotten. Looking up never changes the table:
 the caller remembers a scan only once it has been recorded, so a scan whose
 record failed is decided afresh when shown again.
+
+No table keeps what a card says: card identities are known by the destination's
+tags (kiosk.sealing.tag), and whole payloads by `PayloadKeys`, a keyed hash under
+a key that lives only in this process's memory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from datetime import datetime, timedelta
@@ -57,3 +64,15 @@ class RecentScans(Generic[T]):
             if seen + window > now:
                 return
             self._seen.popitem(last=False)
+
+
+class PayloadKeys:
+    """Payloads as the repeat tables know them: HMAC-SHA256 under a key of this process, never the bytes."""
+
+    def __init__(self) -> None:
+        # Never written anywhere: a payload seen lately can be recognised, not read back or guessed offline.
+        self._key = secrets.token_bytes(32)
+
+    def __call__(self, payload: bytes) -> bytes:
+        """The key of `payload` in a repeat table."""
+        return hmac.new(self._key, payload, hashlib.sha256).digest()

@@ -181,6 +181,10 @@ def test_a_check_whose_record_failed_is_done_again(
         spool.record = full  # type: ignore[method-assign]
         for _ in range(3):  # refused (not recorded), then recorded, then a repeat of that
             kiosk.handle_symbol(symbol, 1.0)
+        tables, now = (kiosk._checked, kiosk._not_recorded_told), kiosk.parts.now()
+        # Both tables know the card by a keyed hash of its payload, never by its text.
+        assert [len(table) for table in tables] == [1, 1]
+        assert all(table.find(symbol.raw, now) is None for table in tables)
     assert [(e.kind, e.verdict) for e in spooled_events(settings)] == [("inspection", "pass")]
     assert (kiosk.counters.errors, kiosk.counters.decisions, kiosk.counters.repeats) == (1, 1, 1)
 

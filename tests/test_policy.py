@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk import cardmaker
+from kiosk import cardmaker, sealing
 from kiosk import statuslist as sl
 from kiosk.cards import Card, Rejection, parse_card
 from kiosk.config import DestinationConfig, PolicyConfig
@@ -371,6 +372,69 @@ def test_rejections_repeat_by_payload() -> None:
     assert not venue.decide(other, now=NOW, payload=b"goodbye").repeat
     assert venue.decide(other, now=NOW).repeat is False
     assert venue.decide(other, now=NOW).repeat is True  # without the bytes, the same rejection
+
+
+DESTINATION_KEY = bytes(range(32))
+
+
+def tagged(**rules: Any) -> Policy:
+    """A policy keyed as the daemon's is: presence and repeats by the destination key's tags."""
+    return Policy(PolicyConfig(**rules), DestinationConfig(**AUTO),
+                  presence_keys=lambda identity: (sealing.tag(DESTINATION_KEY, identity),))  # fmt: skip
+
+
+def reachable_text(root: object) -> list[str | bytes]:
+    """Every str and bytes reachable from `root` through attributes, slots and containers."""
+    found: list[str | bytes] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type) or callable(obj):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str | bytes):
+            found.append(obj)
+        elif isinstance(obj, dict):
+            stack += [*obj.keys(), *obj.values()]
+        elif isinstance(obj, list | tuple | set | frozenset | deque):
+            stack += list(obj)
+        else:
+            stack += list(getattr(obj, "__dict__", {}).values())
+            stack += [getattr(obj, n) for n in getattr(type(obj), "__slots__", ()) if hasattr(obj, n)]
+    return found
+
+
+def test_the_repeat_table_keeps_no_identity_or_payload_once_the_scan_is_decided() -> None:
+    venue = tagged(repeat_window_s=60)
+    decision = venue.evaluate(national(), now=NOW)
+    assert QID in reachable_text(decision)  # the search finds an identity where one is
+    venue.commit(decision)
+    junk = cardmaker.national_payload(birth_date="1987-13-45").encode()  # refused, but names someone
+    venue.commit(venue.evaluate(_rejection(junk), now=NOW, payload=junk))
+    later = NOW + timedelta(seconds=30)
+    assert venue.evaluate(national(), now=later).repeat
+    assert venue.evaluate(_rejection(junk), now=later, payload=junk).repeat
+    del decision
+    kept = reachable_text(venue)
+    assert sealing.tag(DESTINATION_KEY, QID) in kept  # the search reaches the table's keys
+    texts = [t for t in kept if isinstance(t, str)]
+    for secret in (QID, "001093029317", "NGUYEN VAN A"):
+        assert not any(secret in text for text in texts), secret
+    assert not any(junk in b for b in kept if isinstance(b, bytes))
+
+
+def test_with_tags_another_card_of_the_person_let_in_is_a_repeat_and_one_refused_is_not() -> None:
+    venue = tagged()
+    venue.decide(citizen_cccd(), now=NOW)
+    second = venue.decide(national(), now=NOW + timedelta(seconds=3))
+    assert (second.repeat, second.direction, second.identity, venue.occupancy) == (True, "in", QID, 1)
+    assert not venue.decide(cccd(), now=NOW + timedelta(seconds=4)).repeat  # someone else
+    strict = tagged(accepted_formats=["national"])
+    assert strict.decide(citizen_cccd(), now=NOW).reason is Reason.FORMAT_NOT_ACCEPTED
+    again = strict.decide(national(), now=NOW + timedelta(seconds=3))
+    assert (again.repeat, again.passed, again.direction) == (False, True, "in")
+    assert strict.decide(citizen_cccd(), now=NOW + timedelta(seconds=6)).repeat
 
 
 def test_a_clock_that_jumps_back_decides_afresh() -> None:
