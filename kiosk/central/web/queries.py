@@ -1,10 +1,11 @@
 """Everything the dashboard reads, in one place, so that its source can change under the pages.
 
-
-The figures come from the per-destination, per-hour aggregates the ingest keeps
-(`hourly`, `device_days`; kiosk.central.aggregates), grouped in SQL: no page reads the
-`events` table beyond one venue's few rows (its inspections), so a page costs the same
-however long the history grows. Local days are whole hours away from UTC (Vietnam).
+The figures come from what the ingest keeps (kiosk.central.store): the per-destination
+aggregates `daily` (local days of UTC+7, with each day's last scan and inspector visit),
+`hourly` (for one venue's hours, and for every venue in a zone whose days are not those
+of `daily`) and `device_days`, and each device's health columns in `device_state`. No page
+reads the `events` table beyond one venue's few rows (its inspections), so a page costs
+the same however long the history grows. Local days are whole hours away from UTC (Vietnam).
 
 Figures are visitor scans (`kiosk.central.reports.is_visitor_scan`: `scan` events of
 any card but an inspector's); days and hours are local (the settings' time zone).
