@@ -8,11 +8,13 @@ code; text is filled in only when those bytes are valid UTF-8.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from kiosk import restore
 from kiosk.config import DecoderConfig
 from kiosk.errors import DecoderError
 
@@ -77,10 +79,12 @@ class ZxingDecoder:
     """zxing-cpp, restricted to QR (and Micro QR if configured), with kiosk's own extra passes.
 
     Each frame: zxing-cpp at full resolution (and, when every code is asked for, a second
-    full-resolution pass with a fixed threshold); when that locates nothing, a half-resolution
-    pass with a fixed threshold (kiosk's stand-in for zxing-cpp's own downscaled pass: it
-    costs less and reads motion-smeared codes); when a code was located but not read, a
-    retry on that region only, upscaled and sharpened (docs/performance.md, "Decoding").
+    full-resolution pass with a fixed threshold); when that locates nothing, a cheap look for
+    a code-like patch, and only if there is one: a half-resolution pass with a fixed threshold
+    (kiosk's stand-in for zxing-cpp's own downscaled pass: it costs less and reads
+    motion-smeared codes) and, if that reads nothing either, the patch deblurred and read
+    again; when a code was located but not read, a retry on that region only, sharpened
+    (docs/performance.md, "Decoding"). Image work is numpy only: the Pi has no OpenCV.
     """
 
     name = "zxingcpp"
@@ -100,16 +104,17 @@ class ZxingDecoder:
         # zxing-cpp's own try_invert (tried only when the normal pass finds nothing)
         # costs less on an empty frame than our own second pass on an inverted
         # copy: see the "Decoding" section of docs/performance.md.
+        # What every full-resolution zxing-cpp call is given. zxing-cpp's own downscaled pass is
+        # never used: `try_downscale` turns on kiosk's half-resolution pass instead.
         self.options: dict[str, Any] = {
             "formats": tuple(formats),
             "try_rotate": config.try_rotate,
-            "try_downscale": config.try_downscale,
+            "try_downscale": False,
             "try_invert": config.inverted == "auto",
             "binarizer": zxingcpp.Binarizer.LocalAverage,
             "return_errors": True,
         }
-        # kiosk's passes: zxing-cpp's downscaled pass is replaced by the half-resolution one.
-        self._full = {**self.options, "try_downscale": False}
+        self._full = self.options
         self._fixed = {**self._full, "binarizer": zxingcpp.Binarizer.FixedThreshold}
         self._half = self._fixed
 
@@ -119,20 +124,35 @@ class ZxingDecoder:
         if self._invert_first:
             pixels = np.invert(pixels)
         every = every or self._all_codes
-        found = [_Found.of(b) for b in self._read(pixels, self._full, every=every)]
-        if every:
-            found += self._read_fixed(pixels)
-        if not found and self._half_pass:
-            found += self._read_half(pixels, every=every)
+        found, region = self._locate(pixels, every=every)
         symbols = tuple(f.symbol for f in found if f.valid)
         unread = [f for f in found if not f.valid]
         if unread and (every or not symbols):
             symbols += self._retry(pixels, unread, every=every)
-        if unread and not symbols and not every:
+        if not symbols and region is not None:
+            # The full-resolution pass located nothing, yet something looks like a code.
+            symbols = self._restore(pixels, region)
+        elif unread and not symbols and not every:
             # Nothing rescued: a readable code may be elsewhere in the frame.
             others = self._read(pixels, self._full, every=True)
             symbols = tuple(_Found.of(b).symbol for b in others if b.valid)
-        return DecodeResult(symbols=_distinct(symbols), located=bool(found))
+        return DecodeResult(symbols=_distinct(symbols), located=bool(found or symbols))
+
+    def _locate(self, pixels: np.ndarray, *, every: bool) -> tuple[list[_Found], tuple[slice, slice] | None]:
+        """Every code zxing-cpp locates (read or not), and, when it locates none, a code-like region.
+
+        Past the full-resolution pass, the passes run only where something looks like a code,
+        so an empty frame pays for that cheap look alone (docs/performance.md, "Decoding").
+        """
+        found = [_Found.of(b) for b in self._read(pixels, self._full, every=every)]
+        if every:
+            found += self._read_fixed(pixels)
+        if found:
+            return found, None
+        region = restore.code_like_region(pixels)
+        if region is not None and self._half_pass:
+            found = self._read_half(pixels, every=every)
+        return found, region
 
     def _read(self, pixels: np.ndarray, options: dict[str, Any], *, every: bool) -> list[Any]:
         if every:
@@ -158,28 +178,53 @@ class ZxingDecoder:
         return [_Found.of(b, scale=2.0) for b in self._read(half, self._half, every=every)]
 
     def _retry(self, pixels: np.ndarray, unread: list[_Found], *, every: bool) -> tuple[Symbol, ...]:
-        """Read located but unread codes again from their region alone, upscaled and sharpened."""
+        """Read located but unread codes again from their region alone, sharpened."""
         rescued: list[Symbol] = []
         for found in unread[:_MAX_RETRIES]:
             crop, origin = _region(pixels, found.corners)
             if crop is None:
                 continue
-            read = self._zx.read_barcode(_upscale_and_sharpen(crop), **self._full)
+            read = self._zx.read_barcode(restore.sharpen(crop), **self._full)
             if read is not None and read.valid:
-                rescued.append(_Found.of(read, scale=1 / _UPSCALE, offset=origin).symbol)
+                rescued.append(_Found.of(read, offset=origin).symbol)
                 if not every:
                     break
         return tuple(rescued)
 
+    def _restore(self, pixels: np.ndarray, region: tuple[slice, slice]) -> tuple[Symbol, ...]:
+        """Nothing read: deblur the code-like region (undo a smear, else a defocus) and read it.
 
-# How many located-but-unread codes one frame retries, and how: a frame rarely holds more than two
-# codes, and a 3×3 unsharp mask with a 2× cubic upscale read the most blurred codes per millisecond
-# among the variants measured (Gaussian masks before or after upscaling, box masks, linear upscaling).
+        A code blurred past what zxing-cpp locates (a smear longer than two modules, defocus
+        of about half a module) still looks like dense texture, which `_locate` found.
+        """
+        rows, columns = region
+        for image, scale in _restorations(pixels[rows, columns]):
+            read = self._zx.read_barcode(image, **self._full)
+            if read is not None and read.valid:
+                return (_Found.of(read, scale=scale, offset=(columns.start, rows.start)).symbol,)
+        return ()
+
+
+def _restorations(crop: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+    """The crop deblurred, likeliest first, each with its scale back to frame pixels (made lazily)."""
+    axis = restore.smear_axis(crop)
+    if axis is not None:
+        yield restore.undo_motion(crop, axis), 1.0
+        return
+    # A slight defocus is undone best at the crop's own size, a stronger one with the result
+    # doubled too (modules of 2-3 px): measured on the benchmark's defocused codes.
+    yield restore.undo_defocus(crop, _DEFOCUS_SIGMAS[0]), 1.0
+    yield restore.undo_defocus(crop, _DEFOCUS_SIGMAS[1], doubled=True), 1 / _UPSCALE
+
+
+# How many located-but-unread codes one frame retries: a frame rarely holds more than two codes.
 _MAX_RETRIES = 2
+# The restoration of a strong defocus doubles the region's size.
 _UPSCALE = 2
-_SHARPEN_AMOUNT = 2.0
+# Gaussian widths (pixels) the restoration undoes when nothing was located: a slight and a strong defocus.
+_DEFOCUS_SIGMAS = (1.2, 1.6)
 # The region around a located code: its bounding box grown by this fraction of its size on each side.
-_MARGIN = 0.25
+_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,18 +262,6 @@ def _region(pixels: np.ndarray, corners: tuple[Point, ...]) -> tuple[np.ndarray 
     if x1 - x0 < 16 or y1 - y0 < 16:
         return None, (0, 0)
     return pixels[y0:y1, x0:x1], (x0, y0)
-
-
-def _upscale_and_sharpen(crop: np.ndarray) -> np.ndarray:
-    """An unsharp mask (3×3), then twice the size (cubic): blurred module edges come back apart.
-
-    Sharpening before upscaling reads as many codes as after it, at a quarter of the time.
-    """
-    import cv2
-
-    soft = cv2.blur(crop, (3, 3))
-    sharp = cv2.addWeighted(crop, 1 + _SHARPEN_AMOUNT, soft, -_SHARPEN_AMOUNT, 0)
-    return cv2.resize(sharp, None, fx=_UPSCALE, fy=_UPSCALE, interpolation=cv2.INTER_CUBIC)
 
 
 def _distinct(symbols: tuple[Symbol, ...]) -> tuple[Symbol, ...]:

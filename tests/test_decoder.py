@@ -157,11 +157,50 @@ def test_every_reads_each_code_in_view_the_first_read_first() -> None:
 
 
 def raw_zxing(frame: np.ndarray) -> list[bytes]:
-    """What zxing-cpp itself reads, with kiosk's formats and effort (the benchmark's baseline)."""
+    """What zxing-cpp itself reads, with kiosk's formats and effort (the benchmark's baseline).
+
+    With zxing-cpp's own downscaled pass, as bench/decode.py calls it: kiosk never asks for it.
+    """
     import zxingcpp
 
-    options = {k: v for k, v in decoder("zxingcpp").options.items() if k != "return_errors"}
+    options = {**decoder("zxingcpp").options, "try_downscale": True}
+    del options["return_errors"]
     return [bytes(b.bytes) for b in zxingcpp.read_barcodes(frame, **options)]
+
+
+class RecordingZxing:
+    """zxingcpp itself, recording the size of every image it is asked to read."""
+
+    def __init__(self) -> None:
+        import zxingcpp
+
+        self._zxingcpp = zxingcpp
+        self.sizes: list[tuple[int, ...]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._zxingcpp, name)
+
+    def read_barcode(self, image: np.ndarray, **options: object) -> object:
+        self.sizes.append(image.shape)
+        return self._zxingcpp.read_barcode(image, **options)
+
+    def read_barcodes(self, image: np.ndarray, **options: object) -> object:
+        self.sizes.append(image.shape)
+        return self._zxingcpp.read_barcodes(image, **options)
+
+
+def recorded(**options: object):  # type: ignore[no-untyped-def]
+    """A zxing-cpp decoder whose calls into zxing-cpp are recorded, and the record."""
+    zxing = decoder("zxingcpp", **options)
+    recording = RecordingZxing()
+    zxing._zx = recording
+    return zxing, recording.sizes
+
+
+def test_options_say_what_zxing_is_given() -> None:
+    # zxing-cpp's own downscaled pass is never asked for; try_downscale means kiosk's half pass.
+    for downscale in (True, False):
+        assert decoder("zxingcpp", try_downscale=downscale).options["try_downscale"] is False
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -187,7 +226,70 @@ def test_a_located_defocused_code_is_read_again_from_its_region() -> None:
 
 def test_without_downscale_there_is_no_half_resolution_pass() -> None:
     frame = render(NATIONAL, Scene(module_px=3, motion_px=5))
-    assert decoder("zxingcpp", try_downscale=False).decode(frame).symbols == ()
+    with_half, sizes = recorded()
+    assert [s.text for s in with_half.decode(frame).symbols] == [NATIONAL]
+    assert sizes[:2] == [(480, 640), (240, 320)], "the half-resolution pass reads it"
+    without, sizes = recorded(try_downscale=False)
+    assert [s.text for s in without.decode(frame).symbols] == [NATIONAL], "the smear is undone instead"
+    assert (240, 320) not in sizes
+
+
+@pytest.mark.parametrize("noise", [3.0, 14.0])
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
+def test_an_empty_frame_costs_one_zxing_pass(noise: float, size: tuple[int, int]) -> None:
+    width, height = size
+    zxing, sizes = recorded()
+    for seed in range(4):
+        frame = empty_frame(Scene(width=width, height=height, seed=seed, noise_sigma=noise))
+        assert zxing.decode(frame) == DecodeResult()
+    assert sizes == [(height, width)] * 4, "no half-resolution pass, no restoration"
+
+
+# As bench/decode.py renders its 640×480 conditions (3 px modules, 0.75 of that for a passport):
+# blurred so far that zxing-cpp locates nothing, at any resolution or with any binarizer.
+SMEARED_7PX = Scene(module_px=3.0, motion_px=7)
+DEFOCUSED_PASSPORT = Scene(module_px=2.25, blur_sigma=1.3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_code_smeared_past_locating_is_read_once_the_smear_is_undone(seed: int) -> None:
+    scene = SMEARED_7PX.with_(rotation_deg=3.0 * seed, seed=seed, center=(0.45 + 0.05 * seed, 0.5))
+    frame = render(NATIONAL, scene)
+    assert raw_zxing(frame) == []
+    result = decoder("zxingcpp").decode(frame)
+    assert [s.raw for s in result.symbols] == [NATIONAL.encode()] and result.located
+    # The corners are those of the code in the frame (the crop's offset added back).
+    x, y = scene.center[0] * 640, scene.center[1] * 480
+    assert all(abs(cx - x) < 90 and abs(cy - y) < 90 for cx, cy in result.symbols[0].corners)
+
+
+def test_a_vertical_smear_is_undone_too() -> None:
+    frame = np.ascontiguousarray(render(NATIONAL, SMEARED_7PX).T)
+    assert raw_zxing(frame) == []
+    assert [s.text for s in decoder("zxingcpp").decode(frame).symbols] == [NATIONAL]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_defocused_passport_is_read_once_the_blur_is_undone(seed: int) -> None:
+    scene = DEFOCUSED_PASSPORT.with_(rotation_deg=-3.0 * seed, seed=seed)
+    frame = render(HC1, scene)
+    assert raw_zxing(frame) == []
+    (symbol,) = decoder("zxingcpp").decode(frame).symbols
+    assert symbol.raw == HC1.encode()
+    assert all(180 < x < 460 and 100 < y < 380 for x, y in symbol.corners)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_restoring_what_only_looks_like_a_code_reads_nothing(seed: int) -> None:
+    # Random grey noise opens the gate everywhere: the restoration runs, and must read nothing.
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+    zxing, sizes = recorded()
+    assert zxing.decode(noise) == DecodeResult()
+    assert len(sizes) > 2, "the half pass and the restoration ran"
+    blurred = render(NATIONAL, SMEARED_7PX.with_(seed=seed))
+    blurred[:, 320:] = noise[:, 320:]  # half a smeared code: restored, never read
+    assert zxing.decode(blurred).symbols == ()
 
 
 def smeared_poster_and_passport() -> np.ndarray:
