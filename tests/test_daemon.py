@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from kiosk import cardmaker, keys, scenes, sealing
@@ -32,6 +31,7 @@ from kiosk.events import verify_event
 from kiosk.feedback import Feedback, Signals
 from kiosk.reasons import Reason
 from kiosk.screen.states import FaultState, PassState
+from tests.support import pins
 from tests.support.central import SEALING_KEY, write_kiosk_keys
 
 NATIONAL = cardmaker.national_payload()
@@ -40,12 +40,7 @@ POSTER = "https://checkin.example.vn/venue/12345"
 GARBAGE = "hello there"
 
 
-@pytest.fixture(autouse=True)
-def _release_pins() -> Iterator[None]:
-    yield
-    if Device.pin_factory is not None:
-        Device.pin_factory.close()
-    Device.pin_factory = None
+_release_pins = pins.release_pins  # an autouse fixture, found by this name
 
 
 def make_settings(state: Path, **sections: dict[str, Any]) -> Settings:

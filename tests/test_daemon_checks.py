@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gpiozero import Device
 
 from kiosk import cardmaker, keys, scenes
 from kiosk.app import assemble
@@ -23,6 +21,7 @@ from kiosk.screen.states import HintState, InspectionState, NoQrState, StreetSta
 from kiosk.screen.texts import INSPECTION_UNAVAILABLE
 from kiosk.statuslist import Entry, Status, build_payload, sign_payload
 from kiosk.venue_check import DeviceReadings
+from tests.support import pins
 from tests.test_daemon import make_settings, spooled_events
 
 RELAY = 23
@@ -30,12 +29,7 @@ NO_QR_BUTTON = 5
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture(autouse=True)
-def _release_pins() -> Iterator[None]:
-    yield
-    if Device.pin_factory is not None:
-        Device.pin_factory.close()
-    Device.pin_factory = None
+_release_pins = pins.release_pins  # an autouse fixture, found by this name
 
 
 @pytest.fixture

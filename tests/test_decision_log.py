@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpiozero import Device
 
 from kiosk.config import parse_config
 from kiosk.errors import ConfigError
+from tests.support import pins
 from tests.test_daemon import CCCD, NATIONAL, POSTER, frames_for, make_settings, run_loop
 
 # Everything personal on the two cards: names, identities, birth dates, the phone, the address.
@@ -29,12 +28,7 @@ PERSONAL = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _release_pins() -> Iterator[None]:
-    yield
-    if Device.pin_factory is not None:
-        Device.pin_factory.close()
-    Device.pin_factory = None
+_release_pins = pins.release_pins  # an autouse fixture, found by this name
 
 
 def _run_and_log(tmp_path: Path, caplog: pytest.LogCaptureFixture, **log: str) -> list[str]:

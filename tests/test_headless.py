@@ -12,14 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 import pygame
 import pytest
-from gpiozero import Device
 
 from kiosk import keys
 from kiosk.app import assemble, health, open_feedback
@@ -27,6 +25,7 @@ from kiosk.config import FeedbackConfig
 from kiosk.screen.display import Screen
 from kiosk.screen.keeper import DISPLAY_BACKOFF_S, KeptScreen
 from kiosk.screen.states import FailState, PassState
+from tests.support import pins
 from tests.support.central import write_kiosk_keys
 from tests.support.fake_display import FlakyDisplay
 from tests.test_daemon import NATIONAL, frames_for, make_settings, spooled_events
@@ -42,12 +41,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def _release_pins() -> Iterator[None]:
-    yield
-    if Device.pin_factory is not None:
-        Device.pin_factory.close()
-    Device.pin_factory = None
+_release_pins = pins.release_pins  # an autouse fixture, found by this name
 
 
 def kept(clock: Clock) -> KeptScreen:
