@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from kiosk.errors import UplinkError
+from kiosk.ports import HOST, free_port, port_accepts
 
-HOST = "127.0.0.1"
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_accepts(port: int, host: str = HOST) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+STARTS = 3  # a port taken after it was picked costs one more start, not a failed demo
 
 
 def find_mosquitto() -> str | None:
@@ -53,17 +37,30 @@ class LocalBroker:
         """Start mosquitto and wait until it accepts connections; UplinkError if it cannot."""
         if self.program is None:
             raise UplinkError("mosquitto is not installed (apt-get install mosquitto)")
+        for _ in range(STARTS):
+            if self._spawn_and_wait(self.program, timeout_s):
+                return self
+            if "Address already in use" not in self.log_path.read_text(errors="replace"):
+                break
+            self.port = free_port()  # another program took the port between our pick and mosquitto's bind
+        raise UplinkError(f"mosquitto did not start; see {self.log_path}")
+
+    @property
+    def log_path(self) -> Path:
+        """Where mosquitto logs."""
+        return self.workdir / "mosquitto.log"
+
+    def _spawn_and_wait(self, program: str, timeout_s: float) -> bool:
         conf = self._write_conf()
-        log = (self.workdir / "mosquitto.log").open("wb")
-        self._process = subprocess.Popen([self.program, "-c", str(conf)], stdout=log, stderr=log)
-        log.close()
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen([program, "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         while not port_accepts(self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise UplinkError(f"mosquitto did not start; see {self.workdir / 'mosquitto.log'}")
+                return False
             time.sleep(0.05)
-        return self
+        return True
 
     def _write_conf(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)

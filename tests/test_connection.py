@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,17 +16,10 @@ from kiosk.config import UplinkConfig
 from kiosk.connection import Connection
 from kiosk.counters import UplinkCounters
 from tests.support import broker as broker_support
-from tests.support.broker import Mosquitto
+from tests.support.broker import Mosquitto, free_port
 
 mosquitto = broker_support.mosquitto  # fixtures are found by module attribute name
 mosquitto_factory = broker_support.mosquitto_factory
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -285,17 +285,30 @@ def example_broker(tmp_path: Path) -> Iterator[dict[str, object]]:
     passwords.touch(mode=0o600)
     for user, password in {"kiosk-0001": "pw1", "central": "pwc"}.items():
         subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwords), user, password], check=True)
-    ports = {"8883": free_port(), "8884": free_port(), "1883": free_port()}
-    conf = _example_conf(tmp_path, ca, passwords, ports)
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, ports = _start_example_broker(tmp_path, ca, passwords)
     try:
-        _wait_for(list(ports.values()), proc)
         yield {"ca": ca, "ports": ports}
     finally:
         proc.kill()
         proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def _start_example_broker(
+    tmp_path: Path, ca: Path, passwords: Path
+) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    for _ in range(3):
+        ports = {"8883": free_port(), "8884": free_port(), "1883": free_port()}
+        conf = _example_conf(tmp_path, ca, passwords, ports)
+        argv = [MOSQUITTO, "-c", str(conf)]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        failure = _wait_for(list(ports.values()), proc)
+        if failure is None:
+            return proc, ports
+        # A port taken between its pick and mosquitto's bind: pick new ones; any other failure is real.
+        assert "Address already in use" in failure, failure
+    raise AssertionError(f"mosquitto found its ports taken three times:\n{failure}")
 
 
 def _example_conf(tmp_path: Path, ca: Path, passwords: Path, ports: dict[str, int]) -> Path:
@@ -314,12 +327,17 @@ def _example_conf(tmp_path: Path, ca: Path, passwords: Path, ports: dict[str, in
     return conf
 
 
-def _wait_for(ports: list[int], proc: subprocess.Popen[bytes]) -> None:
+def _wait_for(ports: list[int], proc: subprocess.Popen[bytes]) -> str | None:
+    """None once mosquitto listens on all ports; what it said if it exited first."""
     deadline = time.monotonic() + 10
     while not all(port_accepts(p) for p in ports):
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "mosquitto exited"
+        if proc.poll() is not None:
+            assert proc.stderr is not None
+            with proc.stderr:
+                return proc.stderr.read().decode(errors="replace") or "mosquitto exited"
         assert time.monotonic() < deadline, "mosquitto did not listen"
         time.sleep(0.05)
+    return None
 
 
 def _device(broker: dict[str, object], device: str, *, listener: str = "8883", **uplink: object) -> object:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.localbroker import HOST, free_port, port_accepts
+from kiosk.ports import HOST, free_port, port_accepts
 
 __all__ = ["HOST", "MOSQUITTO", "MOSQUITTO_PASSWD", "BrokerFactory", "Mosquitto", "TlsListener", "free_port",
            "port_accepts"]  # fmt: skip

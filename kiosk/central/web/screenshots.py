@@ -6,7 +6,6 @@ extra). Nothing is downloaded: the driver's path is given, never looked up onlin
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ from kiosk.central.web.accounts import LIGHT, Accounts
 from kiosk.central.web.app import create_app
 from kiosk.central.web.context import WebSettings
 from kiosk.errors import ConfigError
+from kiosk.ports import HOST, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -35,32 +35,35 @@ VIEWS = {  # file name: path (signed in as the authority)
 }
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(settings: WebSettings) -> Iterator[str]:
     """The dashboard under uvicorn in a thread on a free loopback port; its base URL."""
-    import uvicorn
-
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port(), log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise ConfigError("the dashboard did not start within 10 s")
-        time.sleep(0.02)
+    server, thread = _start(settings)
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"http://{HOST}:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _start(settings: WebSettings, starts: int = 3) -> tuple[Any, threading.Thread]:
+    import uvicorn
+
+    for _ in range(starts):
+        config = uvicorn.Config(create_app(settings), host=HOST, port=free_port(), log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if server.started:
+            return server, thread
+        if thread.is_alive():
+            server.should_exit = True
+            break
+        # The thread ended before serving: its port was taken after it was picked; pick again.
+    raise ConfigError("the dashboard did not start within 10 s")
 
 
 @contextmanager
