@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from kiosk.cards.masking import mask_text
 from kiosk.cli import main
 from kiosk.cli.scan import scan_file, symbol_record
 from kiosk.config import DecoderConfig
@@ -41,8 +42,11 @@ def test_folder_gives_one_line_per_image_sorted(capsys: pytest.CaptureFixture[st
     assert code == 0 and err == ""
     assert [Path(r["file"]).name for r in records] == ["a-national.jpg", "b-cccd.png", "c-empty.webp"]
     national, cccd, empty = records
-    assert national["symbols"][0]["text"] == NATIONAL
-    assert base64.b64decode(cccd["symbols"][0]["bytes_b64"]) == CCCD.encode("utf-8")
+    # Masked by default: the layout of the fields, not their letters and digits; no bytes.
+    assert national["symbols"][0]["text"] == (
+        "************|****** *** *|****-**-**|*|******************|<*<**<**********"
+    )
+    assert cccd["symbols"][0]["text"] == mask_text(CCCD) and cccd["symbols"][0]["bytes_b64"] is None
     assert cccd["symbols"][0]["format"] == "QRCode" and len(cccd["symbols"][0]["corners"]) == 4
     assert empty["symbols"] == [] and empty["located"] is False
     assert all(r["decode_ms"] >= 0 for r in records)
@@ -58,7 +62,7 @@ def test_broken_files_are_reported_after_the_others(
     missing = tmp_path / "missing.png"
     code, records, err = run(capsys, str(truncated), str(fake), str(missing), str(shots / "b-cccd.png"))
     assert code == 2
-    assert [r["symbols"][0]["text"] for r in records] == [CCCD]
+    assert [r["symbols"][0]["text"] for r in records] == [mask_text(CCCD)]
     lines = err.splitlines()
     assert len(lines) == 3 and "Traceback" not in err
     assert "truncated.png: damaged" in lines[0]
@@ -115,3 +119,31 @@ def test_each_symbol_carries_the_kiosks_decision(capsys: pytest.CaptureFixture[s
     ]
     assert decisions[0]["fields"]["name"] == "NGUYEN V** A"
     assert "personal QR" in decisions[1]["message"]
+
+
+def test_codes_and_identities_are_masked_unless_shown(
+    capsys: pytest.CaptureFixture[str], shots: Path
+) -> None:
+    image = str(shots / "a-national.jpg")
+    code, [masked], err = run(capsys, image)
+    assert code == 0 and err == ""
+    out = json.dumps(masked, ensure_ascii=False)
+    for secret in ("001093029317", "162979388586171100", "NGUYEN VAN A", "0123232422"):
+        assert secret not in out
+    decision = masked["symbols"][0]["decision"]
+    assert decision["identity"] == "*" * 15 + "100"
+    assert decision["identities"] == ["*" * 15 + "100", "*" * 9 + "317"]
+
+    code, [shown], err = run(capsys, "--show-identities", image)
+    assert code == 0 and "(--show-identities): keep this output private" in err
+    symbol = shown["symbols"][0]
+    assert symbol["text"] == NATIONAL and base64.b64decode(symbol["bytes_b64"]) == NATIONAL.encode()
+    assert symbol["decision"]["identities"] == ["162979388586171100", "001093029317"]
+    assert symbol["decision"]["fields"]["name"] == "NGUYEN V** A"  # names stay masked
+
+
+@pytest.mark.parametrize("flag", ["--show", "--show-identities=yes"])
+def test_the_flag_is_taken_only_written_in_full(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["scan-image", flag, "any.png"])
+    assert caught.value.code == 2 and flag.split("=")[0] in capsys.readouterr().err

@@ -9,6 +9,9 @@ what it hides.
 
 Id numbers: only the last three characters stay, the rest become `*`; a
 vaccine passport's certificate identifier (UVCI) keeps its last four.
+
+A code's raw text: every letter and digit becomes `*`; the separators stay, so
+the layout of its fields can still be checked.
 """
 
 from __future__ import annotations
@@ -42,3 +45,8 @@ def mask_id(value: str, keep: int = 3) -> str:
 def mask_identity(value: str, card_format: str) -> str:
     """A card identity masked for output: a UVCI (`dcc`) keeps its last four characters, others three."""
     return mask_id(value, keep=4 if card_format == "dcc" else 3)
+
+
+def mask_text(text: str) -> str:
+    """Raw QR text with every letter and digit hidden; separators and length stay."""
+    return "".join("*" if char.isalnum() else char for char in text)

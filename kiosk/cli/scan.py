@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kiosk.camera import IMAGE_SUFFIXES
+from kiosk.cards.masking import mask_text
 from kiosk.cli.common import add_config_argument, settings_from
 from kiosk.config import Settings
 from kiosk.decoder import Decoder, Symbol, open_decoder
@@ -28,15 +29,24 @@ MAX_PIXELS = 50_000_000
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `scan-image` command."""
+    # No abbreviations: `--show-identities` is asked for by its whole name, never by a prefix.
     parser = subparsers.add_parser(
         "scan-image",
+        allow_abbrev=False,
         help="decode QR codes in image files or folders; print one JSON object per image",
         description="Decode every QR code in each image (png, jpg, webp, ...) or in every image of a "
         "folder, with the decoder the kiosk is configured to use. Exit 0 when every image was read "
         "(found codes or not), 2 when some could not be read (damaged, not an image, or claiming more than "
-        "50 megapixels); the files after an unreadable one are still read.",
+        "50 megapixels); the files after an unreadable one are still read. Each code's text and the "
+        "card's identities are masked unless --show-identities is given.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
+    parser.add_argument(
+        "--show-identities",
+        action="store_true",
+        help="print each code's text and bytes and the card's identities in full, not masked; "
+        "names stay masked",
+    )
     add_config_argument(parser)
     parser.set_defaults(func=scan_images)
 
@@ -45,7 +55,10 @@ def scan_images(args: argparse.Namespace) -> int:
     """Print one JSON line per readable image; report the unreadable ones and exit 2 at the end."""
     settings = settings_from(args)
     decoder = open_decoder(settings.decoder)
-    describe = deciding(settings)
+    describe = deciding(settings, show_identities=args.show_identities)
+    if args.show_identities:
+        print("kiosk: codes and identities are shown in full (--show-identities): keep this output private",
+              file=sys.stderr)  # fmt: skip
     failed = 0
     for path in _expand(args.paths):
         try:
@@ -83,9 +96,15 @@ def symbol_record(symbol: Symbol) -> dict[str, Any]:
     }
 
 
-def deciding(settings: Settings) -> SymbolRecord:
-    """A symbol_record that adds the decision the kiosk would make (as `kiosk card check` does)."""
-    from kiosk.cli.card import check_one
+def masked_record(symbol: Symbol) -> dict[str, Any]:
+    """symbol_record with the text masked and without the bytes, which would give the text back."""
+    text = mask_text(symbol.text) if symbol.text is not None else None
+    return symbol_record(symbol) | {"text": text, "bytes_b64": None}
+
+
+def deciding(settings: Settings, *, show_identities: bool = False) -> SymbolRecord:
+    """A symbol_record that adds the decision the kiosk would make, masked as `kiosk card check` masks."""
+    from kiosk.cli.card import check_one, masked
     from kiosk.statuslist import StatusListStore
     from kiosk.trustlist import TrustList
 
@@ -98,7 +117,9 @@ def deciding(settings: Settings) -> SymbolRecord:
     def describe(symbol: Symbol) -> dict[str, Any]:
         now = datetime.now(UTC)
         decision = check_one(symbol.raw, settings, trust=trust, statuslist=listed, now=now, lang=lang)
-        return {**symbol_record(symbol), "decision": decision}
+        if show_identities:
+            return {**symbol_record(symbol), "decision": decision}
+        return {**masked_record(symbol), "decision": masked(decision)}
 
     return describe
 
