@@ -3,14 +3,17 @@
 Each request opens the central database, checks the session cookie, runs one page
 and closes the database (handlers are plain functions: Starlette runs them in its
 thread pool, and a SQLite connection stays in the thread that opened it). Pages
-are read-only; the only writes are accounts' sessions and the audit log.
+are read-only; the only writes are accounts' sessions and the audit log. The venue
+lists and /visit read the province's snapshot (kiosk.central.web.snapshot), which a
+thread started with the application rebuilds every `refresh_seconds`. A database
+that cannot be reached gives a page that says so (503), not a traceback.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +31,8 @@ from kiosk.central.store import open_store
 from kiosk.central.web import i18n, views
 from kiosk.central.web.accounts import Accounts
 from kiosk.central.web.context import COOKIE, LANG_COOKIE, Context, WebSettings, local_time
+from kiosk.central.web.snapshot import Snapshots
+from kiosk.errors import StoreError
 
 HERE = Path(__file__).parent
 HEADERS = {
@@ -71,13 +76,16 @@ def create_app(settings: WebSettings) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["local"] = functools.partial(local_time, settings.report)
     templates.env.globals["FLAGS"] = views.FLAG_CODES
-    state = _AppState(settings, templates)
+    snapshots = Snapshots(settings.db, settings.report, clock=settings.clock,
+                          every_s=settings.refresh_seconds)  # fmt: skip
+    state = _AppState(settings, templates, snapshots)
     with open_store(settings.db) as store:  # central's tables and the dashboard's, once
         Accounts(store)
     routes: list[BaseRoute] = [Route(path, _endpoint(state, handler, role), methods=methods)
               for path, handler, role, methods in views.ROUTES]  # fmt: skip
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=_lifespan(snapshots),
+                    exception_handlers={StoreError: functools.partial(_unavailable, state)})  # fmt: skip
     app.add_middleware(SecurityHeaders)
     app.state.web = state
     return app
@@ -87,13 +95,38 @@ def create_app(settings: WebSettings) -> Starlette:
 class _AppState:
     settings: WebSettings
     templates: Jinja2Templates
+    snapshots: Snapshots
+
+
+def _lifespan(snapshots: Snapshots) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The snapshot's thread runs while the application does (its first build starts at once)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        snapshots.start()
+        try:
+            yield
+        finally:
+            snapshots.close()
+
+    return lifespan
+
+
+def _unavailable(state: _AppState, request: Request, exc: Exception) -> Response:
+    """The database cannot be reached or read: a page in the user's language that says so."""
+    language = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
+    words = i18n.words(language if language in i18n.LANGUAGES else i18n.DEFAULT)
+    context = {"t": words, "session": None, "lang": language, "now_ms": int(state.settings.clock() * 1000),
+               "province": state.settings.report.province, "path": request.url.path,
+               "message": words["unavailable"]}  # fmt: skip
+    return state.templates.TemplateResponse(request, "error.html", context, status_code=503)
 
 
 def _endpoint(state: _AppState, handler: Handler, role: str | None) -> Callable[[Request], Response]:
     """A Starlette endpoint around a page: database, session, the role rule, then the page."""
 
     def endpoint(request: Request) -> Response:
-        with _context(request, state.settings) as ctx:
+        with _context(request, state.settings, state.snapshots) as ctx:
             ctx.request.state.templates = state.templates
             if role == "public":
                 return handler(ctx)
@@ -112,7 +145,7 @@ def _to_login(request: Request) -> Response:
 
 
 @contextmanager
-def _context(request: Request, settings: WebSettings) -> Iterator[Context]:
+def _context(request: Request, settings: WebSettings, snapshots: Snapshots) -> Iterator[Context]:
     now_ms = int(settings.clock() * 1000)
     with open_store(settings.db, schema=False) as store:
         accounts = Accounts(store, idle_ms=settings.idle_minutes * 60_000,
@@ -121,4 +154,4 @@ def _context(request: Request, settings: WebSettings) -> Iterator[Context]:
         session = accounts.session(token, now_ms=now_ms) if token else None
         language = request.cookies.get(LANG_COOKIE, i18n.DEFAULT)
         language = language if language in i18n.LANGUAGES else i18n.DEFAULT
-        yield Context(request, store, accounts, session, language, settings, now_ms)
+        yield Context(request, store, accounts, session, language, settings, now_ms, snapshots)

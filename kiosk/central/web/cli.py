@@ -34,6 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--insecure-cookie", action="store_true", help="send the session cookie over plain HTTP"
     )
     serve.add_argument("--session-minutes", type=int, default=30, help="idle time that ends a session")
+    serve.add_argument("--refresh-seconds", type=int, default=60,
+                       help="how often the venue lists' figures are read again (default: 60)")  # fmt: skip
     serve.set_defaults(func=serve_command)
     accounts = commands.add_parser("accounts", help="the dashboard's accounts")
     actions = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -72,10 +74,13 @@ def serve_command(args: argparse.Namespace) -> int:
 
     if args.session_minutes < 1:
         raise ConfigError("--session-minutes must be at least 1")
+    if not 5 <= args.refresh_seconds <= 3600:
+        raise ConfigError("--refresh-seconds must be between 5 and 3600")
     settings = WebSettings(
         db=args.db, report=load_report_settings(args.destinations),
         identity_key=keys.load_identity_key(args.identity_key) if args.identity_key else None,
         secure_cookie=not args.insecure_cookie, idle_minutes=args.session_minutes,
+        refresh_seconds=args.refresh_seconds,
     )  # fmt: skip
     open_store(args.db).close()  # a wrong database is an error now, not at the first request
     uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True,

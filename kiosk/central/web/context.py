@@ -17,6 +17,7 @@ from kiosk.central.store import Store
 from kiosk.central.web import i18n
 from kiosk.central.web.accounts import Accounts, LogEntry, Session
 from kiosk.central.web.queries import Dashboard
+from kiosk.central.web.snapshot import Snapshot, Snapshots
 
 COOKIE = "kiosk_session"
 LANG_COOKIE = "kiosk_lang"
@@ -33,6 +34,7 @@ class WebSettings:
     idle_minutes: int = 30
     lifetime_hours: int = 12
     page_size: int = 25
+    refresh_seconds: float = 60.0  # how often the venue lists' snapshot is rebuilt (web/snapshot.py)
     clock: Callable[[], float] = time.time
 
 
@@ -47,6 +49,12 @@ class Context:
     language: str
     settings: WebSettings
     now_ms: int
+    snapshots: Snapshots
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The province's venue lines as the last refresh left them (built now if none yet)."""
+        return self.snapshots.current()
 
     @property
     def dashboard(self) -> Dashboard:

@@ -104,6 +104,9 @@ _EN = {
     "address": "Address",
     "user": "User",
     "generated": "as of",
+    "figures_as_of": "Figures as of {time} (refreshed every {seconds} s).",
+    "refresh_failed": "They could not be refreshed at {time} ({problem}): these are the last figures read.",
+    "unavailable": "The central database cannot be reached now; try again in a minute.",
 }
 
 _VI = {
@@ -205,6 +208,9 @@ _VI = {
     "address": "Địa chỉ",
     "user": "Người dùng",
     "generated": "lúc",
+    "figures_as_of": "Số liệu lúc {time} (cập nhật mỗi {seconds} giây).",
+    "refresh_failed": "Không cập nhật được lúc {time} ({problem}): đây là số liệu đọc được lần cuối.",
+    "unavailable": "Hiện không kết nối được cơ sở dữ liệu trung tâm; vui lòng thử lại sau một phút.",
 }
 
 WORDS = {"en": _EN, "vi": _VI}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
@@ -158,6 +158,33 @@ class Street:
 
     teams: list[tuple[str, StreetCounts]]
     total: StreetCounts
+
+
+@dataclass(frozen=True)
+class Province:
+    """Every venue's line as of one moment: what the venue lists and /visit filter, page and rank."""
+
+    as_of_ms: int
+    venues: list[Venue]  # by district, ward and name
+    ranked: list[Venue]  # worth a visit, best first
+    last_inspections: dict[str, int]  # per venue inspected in 30 days, when (the start of its hour)
+    _places: dict[tuple[str, str], tuple[list[Venue], list[Area]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def place(self, district: str, ward: str) -> tuple[list[Venue], list[Area]]:
+        """The venues of a district or ward ("": all), and its areas a level down (none in a ward).
+
+        Worked out once per place and kept (a place no venue is in is not: hostile names stay out).
+        """
+        found = self._places.get((district, ward))
+        if found is None:
+            where = VenueFilter(district=district, ward=ward)
+            venues = [v for v in self.venues if where(v)] if district or ward else self.venues
+            found = (venues, [] if ward else areas(venues, "ward" if district else "district"))
+            if venues:
+                self._places[district, ward] = found
+        return found
 
 
 # Per destination: today's counts, 7 days' counts, old posters in 7 days, the end of its last scan's hour.
@@ -437,20 +464,22 @@ class Dashboard:
         found = self.store.query(sql, (destination, hour_ms, hour_ms + HOUR_MS))[0][0]
         return int(found) if found is not None else hour_ms
 
+    def province(self) -> Province:
+        """Every venue's line, sorted and ranked: what the lists read (the snapshot of web/snapshot.py)."""
+        venues = self._venues()
+        last = self.last_inspections()
+        return Province(self.clock.now_ms, sorted(venues, key=_place_order), _ranked(venues, last), last)
+
     def to_visit(self) -> list[Candidate]:
         """Venues ranked for a visit: silent, old posters seen, never inspected; the evidence for each."""
         last = self.last_inspections()
-        return [_candidate(v, last.get(v.destination)) for v in self._ranked(last)]
+        return [_candidate(v, last.get(v.destination)) for v in _ranked(self._venues(), last)]
 
-    def _ranked(self, last: dict[str, int]) -> list[Venue]:
-        """The venues worth a visit, best first (only scored: a province's evidence is made per page)."""
-        scored = [(-s, v.today.scans, v.destination, v) for v in self._venues() if (s := _score(v, last))]
-        return [v for *_, v in sorted(scored, key=lambda r: r[:3])]
-
-    def visit_page(self, number: int, size: int) -> Page:
-        """One page of `to_visit`, its last inspections to the millisecond."""
-        last = self.last_inspections()
-        found = page(self._ranked(last), number, size)
+    def visit_page(self, number: int, size: int, *, province: Province | None = None) -> Page:
+        """One page of `to_visit` (`province`'s when given), its last inspections to the millisecond."""
+        found_in = province or self.province()
+        last = found_in.last_inspections
+        found = page(found_in.ranked, number, size)
         rows = [_candidate(v, last.get(v.destination)) for v in found.rows]
         rows = [c if c.last_inspected_ms is None else replace(c, last_inspected_ms=self._inspected(c))
                 for c in rows]  # fmt: skip
@@ -475,6 +504,12 @@ class Dashboard:
             per_team.setdefault(str(dest), []).append((str(kind), str(verdict), str(reason), int(n)))
         teams = [(team, _street_counts(rows)) for team, rows in sorted(per_team.items())]
         return Street(teams, _street_counts([r for rows in per_team.values() for r in rows]))
+
+
+def _ranked(venues: Iterable[Venue], last: dict[str, int]) -> list[Venue]:
+    """The venues worth a visit, best first (only scored: a province's evidence is made per page)."""
+    scored = [(-s, v.today.scans, v.destination, v) for v in venues if (s := _score(v, last))]
+    return [v for *_, v in sorted(scored, key=lambda r: r[:3])]
 
 
 def _place_order(v: Venue) -> tuple[str, str, str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
@@ -11,8 +12,9 @@ from kiosk.central import trace as tracing
 from kiosk.central.web import i18n
 from kiosk.central.web.accounts import AUTHORITY
 from kiosk.central.web.charts import bar_chart
-from kiosk.central.web.context import COOKIE, LANG_COOKIE, Context, render, set_session_cookie
-from kiosk.central.web.queries import FLAGS, VenueFilter, areas, page
+from kiosk.central.web.context import COOKIE, LANG_COOKIE, Context, local_time, render, set_session_cookie
+from kiosk.central.web.queries import FLAGS, VenueFilter, page
+from kiosk.central.web.snapshot import Snapshot
 
 FLAG_CODES = FLAGS
 IDENTITY_MAX = 128
@@ -110,14 +112,14 @@ def places(ctx: Context) -> Response:
     flag = q.get("flag", "")
     chosen = VenueFilter(district=q.get("district", "")[:80], ward=q.get("ward", "")[:80],
                          flag=flag if flag in FLAGS else "", text=q.get("q", "")[:80])  # fmt: skip
-    venues = ctx.dashboard.venues()
-    level = "ward" if chosen.district else "district"
-    place = VenueFilter(district=chosen.district, ward=chosen.ward)
-    in_place = [v for v in venues if place(v)]
+    snapshot = ctx.snapshot
+    in_place, in_areas = snapshot.province.place(chosen.district, chosen.ward)
+    rest = VenueFilter(flag=chosen.flag, text=chosen.text)
+    venues = [v for v in in_place if rest(v)] if rest != VenueFilter() else in_place
     return render(
-        ctx, "places.html", chosen=chosen, level=level,
-        areas=[] if chosen.ward else areas(in_place, level),
-        venues=page([v for v in venues if chosen(v)], _number(ctx, "page"), ctx.settings.page_size),
+        ctx, "places.html", chosen=chosen, level="ward" if chosen.district else "district", areas=in_areas,
+        venues=page(venues, _number(ctx, "page"), ctx.settings.page_size),
+        **_as_of(ctx, snapshot),
     )  # fmt: skip
 
 
@@ -147,8 +149,21 @@ def devices(ctx: Context) -> Response:
 
 def to_visit(ctx: Context) -> Response:
     """Venues ranked for an inspector's visit, with the evidence."""
-    found = ctx.dashboard.visit_page(_number(ctx, "page"), ctx.settings.page_size)
-    return render(ctx, "visit.html", candidates=found)
+    snapshot = ctx.snapshot
+    found = ctx.dashboard.visit_page(_number(ctx, "page"), ctx.settings.page_size, province=snapshot.province)
+    return render(ctx, "visit.html", candidates=found, **_as_of(ctx, snapshot))
+
+
+def _as_of(ctx: Context, snapshot: Snapshot) -> dict[str, Any]:
+    """What `_as_of.html` says: the snapshot's time (its day too when not today) and a failed refresh."""
+    today = local_time(ctx.settings.report, ctx.now_ms, "%Y-%m-%d")
+
+    def when(ms: int | None) -> str:
+        text = local_time(ctx.settings.report, ms)
+        return text.removeprefix(f"{today} ") if ms is not None else ""
+
+    return {"snapshot": snapshot, "refresh_seconds": f"{ctx.settings.refresh_seconds:g}",
+            "as_of": when(snapshot.province.as_of_ms), "failed_at": when(snapshot.failed_ms)}  # fmt: skip
 
 
 def street(ctx: Context) -> Response:
