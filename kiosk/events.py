@@ -54,6 +54,25 @@ MAX_EVENT_TOKEN_BYTES = 4400  # base64url of the largest payload, header and sig
 MAX_ACK_BYTES = 256 * 1024
 WireInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 
+# The fields both schema versions carry, each declared once; a version's class lists them in its
+# own order, which is the order of its signed JSON.
+EventId = Annotated[str, Field(pattern=UUID4_PATTERN, description="Random event id (UUID 4).")]
+EventKind = Annotated[Kind, Field(description="A card scan, an inspector's check, or a person without a QR.")]
+DeviceId = Annotated[str, Field(pattern=ID_PATTERN, description="Device id; also the signature's kid.")]
+DestinationId = Annotated[str, Field(pattern=ID_PATTERN, description="Destination (venue) id.")]
+Epoch = Annotated[int, Field(ge=0, le=MAX_INT, description="UTC ms at which the spool or key was created.")]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT, description="Per-device sequence number within the epoch.")]
+DecisionTime = Annotated[int, Field(ge=0, le=MAX_INT, description="Time of the decision, UTC ms since 1970.")]
+ClockSynced = Annotated[bool, Field(description="Whether the clock was synchronised when `ts` was read.")]
+EventDirection = Annotated[Direction | None, Field(description="Entry, exit, or none (e.g. a refused card).")]
+EventVerdict = Annotated[Verdict, Field(description="Whether the person was let through.")]
+ReasonCode = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$", description="Reason code of the decision.")]
+EventFormat = Annotated[CardFormat, Field(description="Which kind of card was read.")]
+Software = Annotated[
+    str, Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
+]
+DecodeMs = Annotated[float, Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")]
+
 
 class _SignedEvent(BaseModel):
     """What every schema version of an event shares: the kind/format rules, the signed bytes, the key.
@@ -103,24 +122,24 @@ class ScanEvent(_SignedEvent):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[2] = Field(SCHEMA_VERSION, description="Schema version.")
-    id: str = Field(pattern=UUID4_PATTERN, description="Random event id (UUID 4).")
-    kind: Kind = Field(description="A card scan, an inspector's check, or a person without a QR.")
-    device: str = Field(pattern=ID_PATTERN, description="Device id; also the signature's kid.")
-    destination: str = Field(pattern=ID_PATTERN, description="Destination (venue) id.")
-    epoch: int = Field(ge=0, le=MAX_INT, description="UTC ms at which the spool or key was created.")
-    seq: int = Field(ge=1, le=MAX_INT, description="Per-device sequence number within the epoch.")
-    ts: int = Field(ge=0, le=MAX_INT, description="Time of the decision, UTC ms since 1970.")
-    clock_synced: bool = Field(description="Whether the clock was synchronised when `ts` was read.")
-    direction: Direction | None = Field(description="Entry, exit, or none (e.g. a refused card).")
-    verdict: Verdict = Field(description="Whether the person was let through.")
-    reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", description="Reason code of the decision.")
-    format: CardFormat = Field(description="Which kind of card was read.")
+    id: EventId
+    kind: EventKind
+    device: DeviceId
+    destination: DestinationId
+    epoch: Epoch
+    seq: Seq
+    ts: DecisionTime
+    clock_synced: ClockSynced
+    direction: EventDirection
+    verdict: EventVerdict
+    reason: ReasonCode
+    format: EventFormat
     identities: tuple[EventIdentity, ...] = Field(
         max_length=MAX_IDENTITIES,
         description='Every identity of the card, primary first: "hpke:"+sealed or "plain:"+id.',
     )
-    sw: str = Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
-    decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
+    sw: Software
+    decode_ms: DecodeMs
 
     @property
     def identity(self) -> str | None:
@@ -134,23 +153,23 @@ class ScanEventV1(_SignedEvent):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = Field(1, description="Schema version.")
-    id: str = Field(pattern=UUID4_PATTERN, description="Random event id (UUID 4).")
-    kind: Kind = Field(description="A card scan, an inspector's check, or a person without a QR.")
-    device: str = Field(pattern=ID_PATTERN, description="Device id; also the signature's kid.")
-    destination: str = Field(pattern=ID_PATTERN, description="Destination (venue) id.")
-    epoch: int = Field(ge=0, le=MAX_INT, description="UTC ms at which the spool or key was created.")
-    seq: int = Field(ge=1, le=MAX_INT, description="Per-device sequence number within the epoch.")
-    ts: int = Field(ge=0, le=MAX_INT, description="Time of the decision, UTC ms since 1970.")
-    clock_synced: bool = Field(description="Whether the clock was synchronised when `ts` was read.")
-    direction: Direction | None = Field(description="Entry, exit, or none (e.g. a refused card).")
-    verdict: Verdict = Field(description="Whether the person was let through.")
-    reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", description="Reason code of the decision.")
-    format: CardFormat = Field(description="Which kind of card was read.")
+    id: EventId
+    kind: EventKind
+    device: DeviceId
+    destination: DestinationId
+    epoch: Epoch
+    seq: Seq
+    ts: DecisionTime
+    clock_synced: ClockSynced
+    direction: EventDirection
+    verdict: EventVerdict
+    reason: ReasonCode
+    format: EventFormat
     identity: str | None = Field(
         pattern=IDENTITY_PATTERN, description='"hmac:"+64 hex, "plain:"+id, or none.'
     )
-    sw: str = Field(pattern=SW_PATTERN, description="Software version of the kiosk (printable ASCII).")
-    decode_ms: float = Field(ge=0, le=3_600_000, description="Time to decode the QR, milliseconds.")
+    sw: Software
+    decode_ms: DecodeMs
 
 
 class EventDraft(BaseModel):
