@@ -12,7 +12,7 @@ times, on the same frames in the same run:
                     configuration (first code; the rest of the frame past a poster, with a
                     fixed-threshold pass too; where nothing is located but a region looks
                     like a code, kiosk's own half-resolution pass and the region deblurred;
-                    retry of located codes)
+                    retry of located codes; past a code read, a second code-like patch read)
   kiosk, all_codes  kiosk.decoder with decoder.all_codes (every code in view)
   kiosk pyzbar      kiosk.decoder's pyzbar backend
 

@@ -83,8 +83,10 @@ class ZxingDecoder:
     a code-like patch, and only if there is one: a half-resolution pass with a fixed threshold
     (kiosk's stand-in for zxing-cpp's own downscaled pass: it costs less and reads
     motion-smeared codes) and, if that reads nothing either, the patch deblurred and read
-    again; when a code was located but not read, a retry on that region only, sharpened
-    (docs/performance.md, "Decoding"). Image work is numpy only: the Pi has no OpenCV.
+    again; when a code was located but not read, a retry on that region only, sharpened; when a
+    code was read, a cheap look away from it for a second code (a poster behind a card), read
+    only where one looks likely (docs/performance.md, "Decoding"). Image work is numpy only: the
+    Pi has no OpenCV.
     """
 
     name = "zxingcpp"
@@ -136,6 +138,8 @@ class ZxingDecoder:
             # Nothing rescued: a readable code may be elsewhere in the frame.
             others = self._read(pixels, self._full, every=True)
             symbols = tuple(_Found.of(b).symbol for b in others if b.valid)
+        if symbols and not every:
+            symbols += self._read_elsewhere(pixels, symbols)
         return DecodeResult(symbols=_distinct(symbols), located=bool(found or symbols))
 
     def _locate(self, pixels: np.ndarray, *, every: bool) -> tuple[list[_Found], tuple[slice, slice] | None]:
@@ -190,6 +194,25 @@ class ZxingDecoder:
                 if not every:
                     break
         return tuple(rescued)
+
+    def _read_elsewhere(self, pixels: np.ndarray, read: tuple[Symbol, ...]) -> tuple[Symbol, ...]:
+        """The codes of another code-like patch, away from those read (a poster behind a card).
+
+        zxing-cpp stopped at the first code; a frame with nothing else costs the cheap look
+        alone. The patch is read with both binarizers: a smeared code is often read only by
+        the fixed threshold (docs/performance.md, "Decoding").
+        """
+        boxes = [_box(s.corners) for s in read]
+        region = restore.code_like_region(pixels, away_from=boxes, fire=restore.FIRE_BESIDE)
+        if region is None:
+            return ()
+        rows, columns = region
+        crop = np.ascontiguousarray(pixels[rows, columns])
+        for options in (self._full, self._fixed):
+            found = [b for b in self._read(crop, options, every=True) if b.valid]
+            if found:
+                return tuple(_Found.of(b, offset=(columns.start, rows.start)).symbol for b in found)
+        return ()
 
     def _restore(self, pixels: np.ndarray, region: tuple[slice, slice]) -> tuple[Symbol, ...]:
         """Nothing read: deblur the code-like region (undo a smear, else a defocus) and read it.
@@ -262,6 +285,13 @@ def _region(pixels: np.ndarray, corners: tuple[Point, ...]) -> tuple[np.ndarray 
     if x1 - x0 < 16 or y1 - y0 < 16:
         return None, (0, 0)
     return pixels[y0:y1, x0:x1], (x0, y0)
+
+
+def _box(corners: tuple[Point, ...]) -> restore.Box:
+    """A read code's bounding box grown by its quiet zone (about a tenth of its size, at least 8 px)."""
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    margin = int(max(max(xs) - min(xs), max(ys) - min(ys)) * _MARGIN) + 8
+    return min(xs) - margin, min(ys) - margin, max(xs) + margin, max(ys) + margin
 
 
 def _distinct(symbols: tuple[Symbol, ...]) -> tuple[Symbol, ...]:

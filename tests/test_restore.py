@@ -54,6 +54,27 @@ def test_the_gate_takes_any_frame(frame: np.ndarray) -> None:
         assert 0 <= columns.start < columns.stop <= frame.shape[1]
 
 
+def test_the_gate_looks_away_from_codes_already_read() -> None:
+    frame = render(NATIONAL, SMEARED)
+    rows, columns = restore.code_like_region(frame) or (slice(0), slice(0))
+    box = (columns.start, rows.start, columns.stop, rows.stop)
+    assert restore.code_like_region(frame, away_from=[box]) is None
+    assert restore.code_like_region(frame, away_from=[box], fire=restore.FIRE_BESIDE) is None
+    # A box elsewhere, even one off the frame, leaves the code found.
+    for elsewhere in [(0, 0, 40, 40), (-900, -900, -100, -100), (5000, 5000, 6000, 6000)]:
+        assert restore.code_like_region(frame, away_from=[elsewhere]) == (rows, columns)
+
+
+@given(
+    arrays(np.uint8, st.tuples(st.integers(1, 120), st.integers(1, 160))),
+    st.lists(st.tuples(*[st.integers(-10_000, 10_000)] * 4), max_size=3),
+)
+def test_the_gate_takes_any_box_to_look_away_from(frame: np.ndarray, boxes: list[restore.Box]) -> None:
+    region = restore.code_like_region(frame, away_from=boxes, fire=restore.FIRE_BESIDE)
+    if region is not None:
+        assert 0 <= region[0].start < region[0].stop <= frame.shape[0]
+
+
 def crop_of(payload: str, scene: Scene) -> np.ndarray:
     frame = render(payload, scene)
     region = restore.code_like_region(frame)
