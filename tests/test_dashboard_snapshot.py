@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -123,7 +124,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) 
         time.sleep(0.02)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
     # A server of this test's own: the session's shared one must not go away under other tests.
     if not (BIN / "postgres").exists():
@@ -132,14 +133,29 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.mark.slow
-def test_a_failed_refresh_keeps_the_last_figures_and_says_how_old_they_are(postgres: PostgresServer) -> None:
-    db = postgres.new_database()
+def postgres_site(server: PostgresServer) -> WebSettings:
+    db = server.new_database()
     with open_store(db) as store:
         province = sample.build(store, now_ms=NOW_MS, venues=12, days=2, scans_per_day=10)
         Accounts(store, hasher=LIGHT).add("admin", "authority", PASSWORD, now_ms=NOW_MS)
+    return WebSettings(db=db, report=province.settings, secure_cookie=False, clock=lambda: NOW_MS / 1000)
+
+
+def sessions_of(db: str) -> list[str]:
+    """The states of the other connections to this database (idle, active, idle in transaction)."""
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        sql = ("SELECT state FROM pg_stat_activity"
+               " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+        return sorted(str(state) for (state,) in conn.execute(sql).fetchall())
+
+
+@pytest.mark.slow
+def test_a_failed_refresh_keeps_the_last_figures_and_says_how_old_they_are(postgres: PostgresServer) -> None:
+    site = postgres_site(postgres)
     clock = Clock(NOW_MS)
-    client = signed_in(WebSettings(db=db, report=province.settings, secure_cookie=False, clock=clock))
+    client = signed_in(replace(site, clock=clock))
     before = client.get("/places").text
     assert silent_listed(client) and "15:00" in as_of(before)
     clock.ms += 10 * MINUTE_MS
@@ -166,3 +182,30 @@ def test_serve_refuses_a_refresh_interval_out_of_bounds(
     db = str(tmp_path / "central.sqlite3")
     assert main(["--db", db, "serve", "--refresh-seconds", seconds]) == 2
     assert "--refresh-seconds must be between 5 and 3600" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_requests_reuse_a_postgres_connection_while_the_application_runs(postgres: PostgresServer) -> None:
+    site = postgres_site(postgres)
+    with signed_in(replace(site, refresh_seconds=3600)) as client:
+        connections = client.app.state.web.connections  # type: ignore[attr-defined]
+        for path in ("/places", "/venue/venue-0002", "/devices", "/visit", "/street") * 2:
+            assert client.get(path).status_code == 200
+        # One request at a time: one connection (the sign-in's, before the lifespan, was closed),
+        # left idle between requests: not in a transaction that would hold rows back from vacuum.
+        # (A closed connection's server process ends a moment later: waited for, not assumed.)
+        assert connections.opened == 2
+        wait_for(lambda: sessions_of(site.db) == ["idle"], "one idle connection")
+        postgres.stop()  # the kept connection's server goes away ...
+        postgres.start()
+        assert client.get("/places").status_code == 200  # ... and the next request opens another
+        assert connections.opened == 3
+        wait_for(lambda: sessions_of(site.db) == ["idle"], "one idle connection")
+    wait_for(lambda: sessions_of(site.db) == [], "no connection after the application stopped")
+
+
+def test_without_the_application_running_no_connection_is_kept(site: WebSettings) -> None:
+    client = signed_in(site)
+    for _ in range(3):
+        assert client.get("/devices").status_code == 200
+    assert client.app.state.web.connections.opened == 4  # type: ignore[attr-defined]

@@ -496,8 +496,10 @@ class Store:
         """Roll back anything uncommitted and close; safe to call twice."""
         if not self._closed:
             self._closed = True
-            self._conn.rollback()
-            self._conn.close()
+            try:
+                self._conn.rollback()
+            finally:  # a connection whose server went away is closed all the same
+                self._conn.close()
 
     def __enter__(self) -> Store:
         return self

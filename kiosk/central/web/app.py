@@ -1,8 +1,9 @@
 """The dashboard as a Starlette application: sign-in, roles, the pages, and the headers they share.
 
-Each request opens the central database, checks the session cookie, runs one page
-and closes the database (handlers are plain functions: Starlette runs them in its
-thread pool, and a SQLite connection stays in the thread that opened it). Pages
+Each request gets a database connection (kiosk.central.web.connections: on PostgreSQL
+one kept from an earlier request while the application runs), checks the session
+cookie, runs one page and gives the connection back (handlers are plain functions:
+Starlette runs them in its thread pool). Pages
 are read-only; the only writes are accounts' sessions and the audit log. The venue
 lists and /visit read the province's snapshot (kiosk.central.web.snapshot), which a
 thread started with the application rebuilds every `refresh_seconds`. A database
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kiosk.central.store import open_store
 from kiosk.central.web import i18n, views
 from kiosk.central.web.accounts import Accounts
+from kiosk.central.web.connections import Connections
 from kiosk.central.web.context import COOKIE, LANG_COOKIE, Context, WebSettings, local_time
 from kiosk.central.web.snapshot import Snapshots
 from kiosk.errors import StoreError
@@ -78,13 +80,13 @@ def create_app(settings: WebSettings) -> Starlette:
     templates.env.globals["FLAGS"] = views.FLAG_CODES
     snapshots = Snapshots(settings.db, settings.report, clock=settings.clock,
                           every_s=settings.refresh_seconds)  # fmt: skip
-    state = _AppState(settings, templates, snapshots)
+    state = _AppState(settings, templates, snapshots, Connections(settings.db))
     with open_store(settings.db) as store:  # central's tables and the dashboard's, once
         Accounts(store)
     routes: list[BaseRoute] = [Route(path, _endpoint(state, handler, role), methods=methods)
               for path, handler, role, methods in views.ROUTES]  # fmt: skip
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
-    app = Starlette(routes=routes, lifespan=_lifespan(snapshots),
+    app = Starlette(routes=routes, lifespan=_lifespan(state),
                     exception_handlers={StoreError: functools.partial(_unavailable, state)})  # fmt: skip
     app.add_middleware(SecurityHeaders)
     app.state.web = state
@@ -96,18 +98,22 @@ class _AppState:
     settings: WebSettings
     templates: Jinja2Templates
     snapshots: Snapshots
+    connections: Connections
 
 
-def _lifespan(snapshots: Snapshots) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """The snapshot's thread runs while the application does (its first build starts at once)."""
+def _lifespan(state: _AppState) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """While the application runs: the snapshot's thread (its first build starts at once), and
+    the requests' PostgreSQL connections kept between them."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        snapshots.start()
+        state.snapshots.start()
+        state.connections.start()
         try:
             yield
         finally:
-            snapshots.close()
+            state.snapshots.close()
+            state.connections.close()
 
     return lifespan
 
@@ -126,7 +132,7 @@ def _endpoint(state: _AppState, handler: Handler, role: str | None) -> Callable[
     """A Starlette endpoint around a page: database, session, the role rule, then the page."""
 
     def endpoint(request: Request) -> Response:
-        with _context(request, state.settings, state.snapshots) as ctx:
+        with _context(request, state) as ctx:
             ctx.request.state.templates = state.templates
             if role == "public":
                 return handler(ctx)
@@ -145,9 +151,10 @@ def _to_login(request: Request) -> Response:
 
 
 @contextmanager
-def _context(request: Request, settings: WebSettings, snapshots: Snapshots) -> Iterator[Context]:
+def _context(request: Request, state: _AppState) -> Iterator[Context]:
+    settings, snapshots = state.settings, state.snapshots
     now_ms = int(settings.clock() * 1000)
-    with open_store(settings.db, schema=False) as store:
+    with state.connections.store() as store:
         accounts = Accounts(store, idle_ms=settings.idle_minutes * 60_000,
                             lifetime_ms=settings.lifetime_hours * 3_600_000, schema=False)  # fmt: skip
         token = request.cookies.get(COOKIE)
