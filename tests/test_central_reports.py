@@ -429,3 +429,18 @@ def test_inspections_in_every_format(inspected: Report) -> None:
     assert "<h2>Street inspections</h2>" in html and _inspector("insp-9") in html
     assert "<td>total</td><td></td><td>9</td><td>4</td>" in html
     assert "src=" not in html and "href=" not in html and "<script" not in html
+
+
+def test_a_person_showing_a_national_qr_and_a_cccd_counts_once(store_url: str) -> None:
+    citizen = "001093029317"
+    with open_store(store_url) as store:
+        signed = Signed(store)
+        signed.event(KV1, at(8), card_identities=("QID-0001", citizen))  # the national QR: both
+        signed.event(KV1, at(9), format="cccd", card_identities=(citizen,))  # the CCCD: the number alone
+        signed.event(KV1, at(10), format="cccd", card_identities=("079111111111",))  # someone else
+        signed.event(KV1, at(11), card_identities=("QID-0002", "079111111111"))  # ...then their QR
+        signed.event(KV1, at(12), card_identities=("QID-0003", "001111111111"))  # a third person
+        signed.processor.flush()
+        report = build_report(store, day=DAY, settings=ReportSettings(), now_ms=at(23))
+    [venue] = [d for d in report.destinations if d.destination == KV1.destination]
+    assert (venue.scans, venue.people) == (5, 3)

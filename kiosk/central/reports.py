@@ -516,8 +516,30 @@ def _figures(counts: aggregates.VenueFigures, scans: Sequence[EventRow]) -> dict
         "scans": counts.scans, "kinds": counts.kinds, "directions": counts.directions,
         "verdicts": counts.verdicts, "hourly": counts.hourly, "old_poster": counts.old_poster,
         "no_qr": counts.no_qr,
-        "people": len({e.identity for e in scans if e.identity is not None}),
+        "people": count_people(scans),
     }  # fmt: skip
+
+
+def count_people(scans: Iterable[EventRow]) -> int:
+    """Distinct people among scans: identities a card shows together are one person.
+
+    A national QR names the QID and the citizen number, which a CCCD shows alone: the
+    same person showing either card, or both, counts once (as trace finds them).
+    """
+    parent: dict[str, str] = {}
+
+    def root(identity: str) -> str:
+        while parent.setdefault(identity, identity) != identity:
+            parent[identity] = parent[parent[identity]]  # halve the path as it is walked
+            identity = parent[identity]
+        return identity
+
+    for e in scans:
+        if e.identity is not None:
+            first = root(e.identity)
+            if e.identity_alt is not None:
+                parent[root(e.identity_alt)] = first
+    return sum(1 for identity in parent if root(identity) == identity)
 
 
 def _online_ms(changes: Iterable[tuple[int, str]], window: _Window) -> int:
