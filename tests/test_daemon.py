@@ -654,6 +654,31 @@ def test_a_poster_read_alone_just_after_a_card_is_recorded_silently(tmp_path: Pa
     assert shown.results == ["pass"] and not shown.red_lit
 
 
+def card_then_poster(card: str, *, seed: int, module_px: float, motion_px: int) -> np.ndarray:
+    """A card held up, and a small old poster high on the wall smeared by the camera's motion.
+
+    zxing-cpp locates only the card; the poster is read by the decoder's look beside it.
+    """
+    wall = scenes.Scene(center=(0.2, 0.22), module_px=module_px, seed=seed, motion_px=motion_px)
+    held = scenes.Scene(center=(0.62, 0.6), module_px=3.5, seed=seed, noise_sigma=2.0)
+    return scenes.render_codes([(POSTER, wall), (card, held)])
+
+
+def test_a_poster_beside_a_card_read_first_is_recorded_silently(tmp_path: Path) -> None:
+    smeared = [(1, 2.0, 3), (0, 2.5, 4)] * 2  # seed, poster's module and smear (px)
+    frames = [card_then_poster(NATIONAL, seed=s, module_px=m, motion_px=n) for s, m, n in smeared]
+    kiosk, shown = run_watched(tmp_path, frames)
+    assert [s.text for s in kiosk.parts.decoder.decode(frames[0]).symbols] == [NATIONAL, POSTER], (
+        "the card is read first, the poster beside it too"
+    )
+    events = spooled_events(make_settings(tmp_path))
+    assert [(e.verdict, e.reason) for e in events] == [("fail", "old_venue_qr"), ("pass", "ok")], (
+        "the poster is recorded, as the policy counts it"
+    )
+    assert shown.results == ["pass"] and not shown.red_lit
+    assert kiosk.counters.decoded == 2 * len(frames)
+
+
 class FailingWrites(logging.Handler):
     """A log handler whose write fails, as a stream does when a signal re-enters its write."""
 
