@@ -335,7 +335,10 @@ def _wait_for(ports: list[int], proc: subprocess.Popen[bytes]) -> str | None:
             assert proc.stderr is not None
             with proc.stderr:
                 return proc.stderr.read().decode(errors="replace") or "mosquitto exited"
-        assert time.monotonic() < deadline, "mosquitto did not listen"
+        if time.monotonic() > deadline:
+            proc.kill()  # not left running past the failed test
+            proc.wait()
+            raise AssertionError("mosquitto did not listen within 10 s")
         time.sleep(0.05)
     return None
 
