@@ -28,6 +28,7 @@ from kiosk.central.web.accounts import LIGHT, Accounts
 from kiosk.central.web.app import create_app
 from kiosk.central.web.context import WebSettings
 from kiosk.central.web.i18n import words
+from kiosk.central.web.queries import areas
 from kiosk.central.web.screenshots import PASSWORD, sample_site
 from kiosk.central.web.snapshot import Snapshots
 from tests.support.postgres import BIN, PostgresServer
@@ -209,3 +210,21 @@ def test_without_the_application_running_no_connection_is_kept(site: WebSettings
     for _ in range(3):
         assert client.get("/devices").status_code == 200
     assert client.app.state.web.connections.opened == 4  # type: ignore[attr-defined]
+
+
+def test_areas_are_kept_only_for_places_that_exist(site: WebSettings) -> None:
+    client = signed_in(site)
+    real = {(d.district, "") for d in site.report.destinations} | {
+        (d.district, d.ward) for d in site.report.destinations
+    }
+    for district, ward in sorted(real):
+        assert client.get("/places", params={"district": district, "ward": ward}).status_code == 200
+    for n in range(50):  # made-up names: answered (no venue), never kept
+        assert client.get("/places", params={"district": f"x{n}", "ward": f"y{n}"}).status_code == 200
+        assert client.get("/places", params={"district": "Quận 1", "ward": f"y{n}"}).status_code == 200
+    province = snapshots(client).current().province
+    assert set(province._places) == real
+    for (district, ward), (venues, found) in province._places.items():  # the same as worked out afresh
+        assert venues == [v for v in province.venues if (v.district, v.ward)[: 2 if ward else 1]
+                          == (district, ward)[: 2 if ward else 1]]  # fmt: skip
+        assert found == ([] if ward else areas(venues, "ward"))
