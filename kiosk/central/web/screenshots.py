@@ -117,7 +117,10 @@ def follow(driver: Any, element: Any) -> None:
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 10).until(staleness_of(page))
+    wait = WebDriverWait(driver, 10)
+    wait.until(staleness_of(page))
+    # The old page is gone; read the new one only once it is whole (rows still arriving are half a table).
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def full_page(driver: Any, path: Path) -> Path:
