@@ -73,6 +73,10 @@ class CameraEnded(CameraError):  # noqa: N818 - the end of a replay, not a fault
     """A replay source reached the end of its images or video (and is not looping)."""
 
 
+class StateError(KioskError, ValueError):
+    """A device state message breaks a bound, or its signed payload is not a valid state."""
+
+
 class EventError(SignatureError):
     """A correctly signed token whose payload is not a valid schema-v1 scan event."""
 

@@ -1,8 +1,9 @@
 """The retained state message of a kiosk (docs/events.md, "State"): one typed health value, one builder.
 
 The daemon reports its `Health` (spool figures, frame rate, clock, alarms); the
-uplink publishes `state_message()` of it. Without a daemon (a bare uplink) the
-health is the spool's alone, with `fps` and `clock_synced` unknown (null).
+uplink signs `state_message()` of it with the device key (`kiosk.state`) and
+publishes the token. Without a daemon (a bare uplink) the health is the spool's
+alone, with `fps` and `clock_synced` unknown (null).
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from kiosk import __version__
+from kiosk.state import STATUSES, Status
 from kiosk.topics import DeviceTopics
 
 if TYPE_CHECKING:
     from kiosk.spool import Spool
 
-Status = Literal["online", "stopped", "offline"]
-STATUSES: tuple[Status, ...] = ("online", "stopped", "offline")
+__all__ = ["STATUSES", "Health", "Status", "state_message"]
 
 
 @dataclass(frozen=True)

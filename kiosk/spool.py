@@ -49,6 +49,7 @@ from kiosk.config import Settings, SpoolConfig
 from kiosk.errors import SignatureError, SpoolError
 from kiosk.events import AnyEvent, EventDraft, ScanEvent, build_event, parse_event, sign_event
 from kiosk.sealing import Sealer
+from kiosk.state import sign_state
 
 # The way a person went, of the events that count as an entry or exit: passes, and people staff
 # recorded without a QR (they are let through); a refused card's direction is only what was asked.
@@ -145,6 +146,10 @@ class Spool:
         self._connections_lock = threading.Lock()
         self._closed = False
         self.epoch = self._set_up()
+
+    def sign_state(self, state_json: bytes) -> bytes:
+        """The device's retained state, signed by the key that signs this spool's events."""
+        return sign_state(state_json, self._signing_key, device=self.device_id)
 
     @classmethod
     def open(

@@ -176,7 +176,9 @@ class Uplink:
         client = broker.new_client(self.broker, self.spool.device_id, stop=self._stop)
         client.max_inflight_messages_set(self.settings.inflight)
         client.max_queued_messages_set(0)
-        client.will_set(self.topics.state, state_message("offline", self.topics), qos=1, retain=True)
+        # Fixed (and signed) now, so without a time: central stamps the will with its arrival.
+        will = self.spool.sign_state(state_message("offline", self.topics))
+        client.will_set(self.topics.state, will, qos=1, retain=True)
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -400,7 +402,8 @@ class Uplink:
 
     def _state(self, status: Status) -> bytes:
         health = self._current_health() if status == "online" else None
-        return state_message(status, self.topics, ts_ms=int(time.time() * 1000), health=health)
+        state = state_message(status, self.topics, ts_ms=int(time.time() * 1000), health=health)
+        return self.spool.sign_state(state)
 
     def _current_health(self) -> Health:
         if self._health is not None:

@@ -167,9 +167,8 @@ def test_states_are_tracked_from_retained_topics(
     db = f"sqlite://{tmp_path}/c.sqlite3"
     _register(db)
     device = DEVICES[0]
-    online = {"status": "online", "device": device.device, "destination": device.destination, "ts": 77}
     client = _publisher(mosquitto)
-    client.publish(device.topic("state"), json.dumps(online), qos=1, retain=True).wait_for_publish(10)
+    client.publish(device.topic("state"), device.state(ts=77), qos=1, retain=True).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
     instances(BrokerSettings(url=mosquitto.url), db)  # subscribes after: gets the retained state

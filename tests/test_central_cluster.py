@@ -121,7 +121,7 @@ def _messages() -> list[tuple[str, bytes, bool]]:
     rng = random.Random(16)
     events += rng.sample(events, len(events) // 10)  # at-least-once: some arrive twice
     states = [
-        (d.topic("state"), json.dumps(_state(d, ts)).encode(), True)
+        (d.topic("state"), d.state(ts=ts), True)
         for ts in range(1, STATES_PER_DEVICE + 1)
         for d in DEVICES
     ]
@@ -131,10 +131,6 @@ def _messages() -> list[tuple[str, bytes, bool]]:
     for n, state in enumerate(states):
         out += [*events[n * step : (n + 1) * step], state]
     return out + events[len(states) * step :]
-
-
-def _state(device: TestDevice, ts: int) -> dict[str, object]:
-    return {"status": "online", "device": device.device, "destination": device.destination, "ts": ts}
 
 
 def _publish(broker: Mosquitto, messages: list[tuple[str, bytes, bool]], done: threading.Event) -> None:

@@ -55,9 +55,18 @@ def _event_with(**change: Any) -> bytes:
     return _signed(json.dumps(data, separators=(",", ":")).encode())
 
 
-def _state(**change: Any) -> bytes:
+def _state_json(**change: Any) -> bytes:
     data = {"status": "online", "device": K1.device, "destination": K1.destination, "ts": 1} | change
     return json.dumps(data).encode()
+
+
+def _signed_state(payload: bytes) -> bytes:
+    return _signed(payload, typ="kiosk-state")
+
+
+def _state(**change: Any) -> bytes:
+    """A state signed by the device's own key, with fields changed."""
+    return _signed_state(_state_json(**change))
 
 
 def _deep_header_token() -> bytes:
@@ -83,12 +92,21 @@ HOSTILE = [
     pytest.param("event", _signed(b"[" * 100_000), "bad_signature", id="token-over-4096-bytes"),
     pytest.param("event", _signed("{}".encode("utf-16")), "bad_event", id="payload-utf16"),
     pytest.param("event", b"x" * 100_000, "bad_signature", id="huge-garbage"),
-    pytest.param("state", json.dumps(json.loads(_state())).encode("utf-16"), "bad_state", id="state-utf16"),
+    pytest.param(
+        "state", _signed_state(_state_json().decode().encode("utf-16")), "bad_state", id="state-utf16"
+    ),
     pytest.param("state", _state(ts=2**64), "bad_state", id="state-ts-2**64"),
     pytest.param("state", _state(ts="soon"), "bad_state", id="state-ts-text"),
-    pytest.param("state", b'{"status":"online","x":' + b"[" * 100_000, "bad_state", id="state-nested"),
+    pytest.param(
+        "state", _signed_state(b'{"status":"online","x":' + b"[" * 40_000), "bad_state", id="state-nested"
+    ),
     pytest.param("state", _state(alarms=[[[[[["deep"]]]]]]), "bad_state", id="state-too-deep"),
-    pytest.param("state", b"\xff" * 10, "bad_state", id="state-not-utf8"),
+    pytest.param("state", _signed_state(b"\xff" * 10), "bad_state", id="state-not-utf8"),
+    pytest.param("state", _signed_state(b"[" * 100_000), "bad_state", id="state-over-64kib"),
+    pytest.param("state", b"x" * 100_000, "bad_state", id="state-huge-garbage"),
+    pytest.param("state", _state_json().decode().encode("utf-16"), "bad_state", id="state-unsigned-utf16"),
+    pytest.param("state", _state_json(), "bad_signature", id="state-unsigned"),
+    pytest.param("state", _signed(_state_json()), "bad_signature", id="state-typed-as-an-event"),
 ]
 
 
@@ -151,13 +169,14 @@ def hostile_events(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def hostile_states(draw: st.DrawFn) -> bytes:
-    """A state message with fields replaced by anything, in any encoding."""
-    data = json.loads(_state()) | draw(
-        st.dictionaries(st.sampled_from(["status", "ts", "device", "x"]), json_values)
+    """A state message with fields replaced by anything, in any encoding, signed by the device or not."""
+    data = json.loads(_state_json()) | draw(
+        st.dictionaries(st.sampled_from(["status", "ts", "device", "destination", "x"]), json_values)
     )
-    return json.dumps(data, ensure_ascii=False).encode(
+    payload = json.dumps(data, ensure_ascii=False).encode(
         draw(st.sampled_from(["utf-8", "utf-16", "utf-32"])), "surrogatepass"
     )
+    return _signed_state(payload) if draw(st.booleans()) else payload
 
 
 messages = st.one_of(

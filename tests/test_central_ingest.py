@@ -171,16 +171,82 @@ def test_epochs_are_acked_separately(processor: Processor) -> None:
     assert body["epochs"] == {"5": 1, "6": 2}
 
 
-def test_states_are_kept_and_bad_ones_rejected(processor: Processor, store: Store) -> None:
-    online = {"status": "online", "device": "kiosk-1", "destination": "shop-1", "ts": 5, "unsent": 2}
-    processor.handle(K1.topic("state"), json.dumps(online).encode())
+def test_signed_states_are_kept_and_bad_ones_rejected(processor: Processor, store: Store) -> None:
+    processor.handle(K1.topic("state"), K1.state(ts=5, unsent=2))
     processor.handle(K2.topic("state"), b"{not json")
-    processor.handle(K2.topic("state"), json.dumps({**online, "device": "kiosk-2"}).encode())
+    processor.handle(K2.topic("state"), K2.state(ts=5, destination="shop-1"))
     processor.handle(K2.topic("state"), b"")  # a cleared retained message is not an error
     processor.flush()
     [state] = store.states()
     assert (state.device, state.status, state.ts, state.health["unsent"]) == ("kiosk-1", "online", 5, 2)
-    assert store.reject_counts() == {"bad_state": 1, "topic_mismatch": 1}
+    assert store.reject_counts() == {"bad_signature": 1, "topic_mismatch": 1}
+
+
+def test_an_unsigned_state_is_refused_and_the_stored_one_stands(processor: Processor, store: Store) -> None:
+    processor.handle(K1.topic("state"), K1.state(ts=5))
+    processor.flush()
+    plain = {"status": "online", "device": "kiosk-1", "destination": "shop-1", "ts": 9, "unsent": 7}
+    processor.handle(K1.topic("state"), json.dumps(plain).encode())
+    processor.flush()
+    [state] = store.states()
+    assert (state.ts, "unsent" in state.health) == (5, False)
+    assert processor.stats.rejected == {"bad_signature": 1}
+
+
+def test_a_state_signed_by_another_registered_device_is_refused(processor: Processor, store: Store) -> None:
+    forged = {"status": "online", "device": "kiosk-1", "destination": "shop-1", "ts": 9}
+    processor.handle(K1.topic("state"), jws.sign(json.dumps(forged).encode(), K2.key, kid="kiosk-2",
+                                                 typ="kiosk-state"))  # fmt: skip
+    processor.handle(K1.topic("state"), jws.sign(json.dumps(forged).encode(), K2.key, kid="kiosk-1",
+                                                 typ="kiosk-state"))  # fmt: skip
+    processor.handle(K1.topic("state"), K2.state(ts=9, destination="shop-1"))  # K2's own, on K1's topic
+    processor.flush()
+    assert store.states() == []
+    assert processor.stats.rejected == {"bad_signature": 2, "topic_mismatch": 1}
+
+
+def test_a_replayed_older_state_does_not_overwrite_a_newer_one(processor: Processor, store: Store) -> None:
+    old_online = K1.state(ts=100, unsent=1)
+    processor.handle(K1.topic("state"), old_online)
+    processor.handle(K1.topic("state"), K1.state("stopped", ts=200))
+    processor.flush()
+    processor.handle(K1.topic("state"), old_online)  # replayed with the device's broker login
+    processor.flush()
+    [state] = store.states()
+    assert (state.status, state.ts) == ("stopped", 200)
+    assert store.state_log("kiosk-1", 0, 1000) == [(100, "online"), (200, "stopped")]
+
+
+def test_the_will_is_stamped_with_its_arrival(processor: Processor, store: Store, clock: Clock) -> None:
+    processor.handle(K1.topic("state"), K1.state(ts=clock.ms - 10))
+    processor.flush()
+    clock.ms += 60_000
+    processor.handle(K1.topic("state"), K1.state("offline", ts=None))
+    processor.flush()
+    [state] = store.states()
+    assert (state.status, state.ts, state.received_ms) == ("offline", clock.ms, clock.ms)
+
+
+def test_a_revoked_or_unknown_devices_state_is_refused(processor: Processor, store: Store) -> None:
+    Registry(store).revoke("kiosk-2")
+    store.commit()
+    processor.reload_registry()
+    processor.handle(K2.topic("state"), K2.state(ts=5))
+    stranger = TestDevice("kiosk-9", "shop-1")
+    processor.handle(stranger.topic("state"), stranger.state(ts=5))
+    processor.flush()
+    assert store.states() == []
+    assert processor.stats.rejected == {"revoked_device": 1, "unknown_device": 1}
+
+
+def test_a_state_of_another_destination_than_its_registration_is_refused(
+    processor: Processor, store: Store
+) -> None:
+    moved = TestDevice("kiosk-1", "shop-2", key=K1.key)
+    processor.handle(moved.topic("state"), moved.state(ts=5))
+    processor.flush()
+    assert store.states() == []
+    assert processor.stats.rejected == {"destination_mismatch": 1}
 
 
 def test_topics() -> None:

@@ -63,7 +63,8 @@ class Observer:
         return [found[k] for k in sorted(found)]
 
     def inside(self, device: str) -> int | None:
-        states = [json.loads(p) for t, p in list(self.messages) if t.endswith(f"/{device}/state")]
+        states = [json.loads(keys_b64(p.split(b".")[1])) for t, p in list(self.messages)
+                  if t.endswith(f"/{device}/state")]  # fmt: skip
         online = [s for s in states if s["status"] == "online"]
         return online[-1].get("inside") if online else None
 

@@ -28,10 +28,12 @@ from paho.mqtt.properties import Properties
 from kiosk import jws
 from kiosk.backoff import FullJitterBackoff
 from kiosk.config import UplinkConfig
+from kiosk.errors import SignatureError, StateError
 from kiosk.events import Ack, EventDraft, ScanEvent, sign_ack, verify_event
 from kiosk.health import Health
 from kiosk.keys import thumbprint
 from kiosk.spool import Spool
+from kiosk.state import verify_state
 from kiosk.uplink import Uplink
 from tests.support import broker as broker_support
 from tests.support.broker import BrokerFactory, Mosquitto
@@ -47,6 +49,14 @@ AUTHORITY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 AUTHORITY_KEYS = {thumbprint(AUTHORITY.public_key()): AUTHORITY.public_key()}
 IDENTITY_KEY = bytes(32)
 PREFIX = "kiosk/v1"
+
+
+def state_of(token: bytes) -> dict[str, object]:
+    """The fields of a state the kiosk signed with DEVICE_KEY; empty when it is not one."""
+    try:
+        return dict(json.loads(verify_state(token, DEVICE_KEY.public_key()).payload))
+    except (SignatureError, StateError):
+        return {}
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -109,7 +119,7 @@ class FakeCentral:
         if msg.topic.endswith("/state"):
             with self._lock:
                 self.retained[msg.topic] = msg.payload
-                self.states.append(json.loads(msg.payload)["status"])
+                self.states.append(state_of(msg.payload).get("status", "invalid"))
             return
         try:
             event = verify_event(msg.payload, lambda kid: DEVICE_KEY.public_key())
@@ -273,12 +283,14 @@ def test_happy_path_delivers_in_order_and_acks(
     stats = uplink.stats()
     assert stats.connected and stats.broker_acked == 100 and stats.rejected == {}
     assert stats.last_ack is not None, "the inspection screen shows when central last acked"
-    state = json.loads(central.retained[f"{PREFIX}/venue-1/kiosk-1/state"])
+    state = state_of(central.retained[f"{PREFIX}/venue-1/kiosk-1/state"])
     assert state["status"] == "online" and state["fps"] == 29.5 and state["clock_synced"] is True
     assert set(state["counts_today"]) == {"in", "out", "pass", "fail"}
     uplink.close(grace_s=2)
     wait_until(
-        lambda: b"stopped" in central.retained.get(f"{PREFIX}/venue-1/kiosk-1/state", b""), 5, "stopped"
+        lambda: state_of(central.retained[f"{PREFIX}/venue-1/kiosk-1/state"]).get("status") == "stopped",
+        5,
+        "stopped",
     )
 
 
@@ -448,6 +460,8 @@ def test_publisher_killed_and_restarted(mosquitto: Mosquitto, tmp_path: Path, ce
         _kill(first)  # kill -9 mid-stream: some recorded, some in flight, some never sent
     # The kernel closes the dead process's socket, so the broker publishes its will at once.
     wait_until(lambda: central.states[-1:] == ["offline"], 10, "the will (offline state)")
+    will = state_of(central.retained[f"{PREFIX}/venue-1/kiosk-1/state"])
+    assert will == {"status": "offline", "device": "kiosk-1", "destination": "venue-1"}  # signed, no ts
     with open_spool(path) as spool:
         assert spool.epoch == epoch  # the same spool and key: the same epoch, seq goes on
         recorded = spool.last_seq()
@@ -658,7 +672,7 @@ def test_the_state_carries_the_daemons_health_or_the_spools(tmp_path: Path) -> N
 
         uplink = Uplink(UplinkConfig(broker="mqtt://127.0.0.1:1"), spool=spool, health=health)
         try:
-            state = json.loads(uplink._state("online"))
+            state = state_of(uplink._state("online"))
             assert state["spool_depth"] == 7 and state["fps"] == 12.5  # the daemon's figures
             assert state["alarms"] == [*spool.alarms(), "fault: camera"]  # each alarm once
             assert (state["status"], state["device"]) == ("online", "kiosk-1")
@@ -667,9 +681,9 @@ def test_the_state_carries_the_daemons_health_or_the_spools(tmp_path: Path) -> N
                 raise RuntimeError("a bug in the daemon's report")
 
             uplink._health = broken  # the state still goes out, with the spool's figures
-            state = json.loads(uplink._state("online"))
+            state = state_of(uplink._state("online"))
             assert state["spool_depth"] == 1 and state["unsent"] == 1 and state["alarms"] == spool.alarms()
             assert state["fps"] is None and state["clock_synced"] is None
-            assert set(json.loads(uplink._state("stopped"))) == {"status", "device", "destination", "ts"}
+            assert set(state_of(uplink._state("stopped"))) == {"status", "device", "destination", "ts"}
         finally:
             uplink.close()

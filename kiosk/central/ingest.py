@@ -26,21 +26,19 @@ from typing import Any, Protocol, TypeVar
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk import safejson
 from kiosk.central import acks, mqtt
 from kiosk.central.identities import IdentityOpener, IdentityRefusedError, without_opener
 from kiosk.central.mqtt import BrokerSettings
 from kiosk.central.registry import REVOKED, Registry
 from kiosk.central.store import EventRow, RejectRow, SettledRow, StateRow, Store
-from kiosk.errors import EventError, SignatureError, UnsafeJSONError, UplinkError
-from kiosk.events import MAX_INT, MAX_RESEND_RANGES, Ack, AnyEvent, sign_ack, verify_event
-from kiosk.health import STATUSES
+from kiosk.errors import EventError, SignatureError, StateError, UplinkError
+from kiosk.events import MAX_RESEND_RANGES, Ack, AnyEvent, sign_ack, verify_event
+from kiosk.state import SignedState, verify_state
 from kiosk.topics import DEFAULT_PREFIX, DeviceTopics, parse_topic, subscription
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_STATE_BYTES = 64 * 1024
 TRANSACTION_ATTEMPTS = 3  # a deadlock or serialization failure between instances is retried
 
 
@@ -197,17 +195,21 @@ class Processor:
 
     def _verify(self, payload: bytes) -> AnyEvent:
         signers: list[str] = []
+        try:
+            return verify_event(payload, self._lookup(signers))
+        except EventError as e:
+            raise MessageRefusedError("bad_event", str(e), signed=e.signed) from e
+        except SignatureError as e:
+            raise MessageRefusedError(self._signature_reason(signers), str(e)) from e
+
+    def _lookup(self, signers: list[str]) -> Callable[[str], Ed25519PublicKey | None]:
+        """The registry's active keys by device id, noting each kid asked for (to name a refusal)."""
 
         def lookup(kid: str) -> Ed25519PublicKey | None:
             signers.append(kid)
             return self._registry.key(kid)
 
-        try:
-            return verify_event(payload, lookup)
-        except EventError as e:
-            raise MessageRefusedError("bad_event", str(e), signed=e.signed) from e
-        except SignatureError as e:
-            raise MessageRefusedError(self._signature_reason(signers), str(e)) from e
+        return lookup
 
     def _signature_reason(self, signers: list[str]) -> str:
         known = self._registry.get(signers[0]) if signers else None
@@ -220,17 +222,29 @@ class Processor:
     def _take_state(self, destination: str, device: str, payload: bytes) -> None:
         if not payload:
             return  # a cleared retained message
-        state = _state_message(payload)
-        if state.get("device") != device or state.get("destination") != destination:
+        state = self._verify_state(device, payload)
+        if state.device != device or state.destination != destination:
             raise MessageRefusedError(
                 "topic_mismatch", "state names another device or destination than its topic"
             )
-        if self._registry.get(device) is None:
-            raise MessageRefusedError("unknown_device", f"state of unregistered device {device}")
+        registered = self._registry.get(device)
+        if registered is not None and registered.destination != destination:
+            detail = f"{device} is registered for {registered.destination}"
+            raise MessageRefusedError("destination_mismatch", detail)
         received = self._clock()
-        ts = state.get("ts") or received  # the broker's will (offline) carries no time
-        self._states.append(StateRow(device, destination, state["status"], ts, received, payload.decode()))
+        ts = received if state.ts is None else state.ts  # the will (offline) was signed without a time
+        self._states.append(StateRow(device, destination, state.status, ts, received, state.text))
         self.stats.states += 1
+
+    def _verify_state(self, device: str, payload: bytes) -> SignedState:
+        # Signed by the key registered for the device it names; unsigned states are not taken at all.
+        signers: list[str] = []
+        try:
+            return verify_state(payload, self._lookup(signers))
+        except StateError as e:
+            raise MessageRefusedError("bad_state", str(e)) from e
+        except SignatureError as e:
+            raise MessageRefusedError(self._signature_reason(signers), f"state of {device}: {e}") from e
 
     @property
     def pending(self) -> int:
@@ -486,19 +500,6 @@ def _row(event: AnyEvent, identities: tuple[str, ...], token: bytes, received_ms
     return EventRow(
         **values, identity=first, identity_alt=second, received_ms=received_ms, token=token.decode("ascii")
     )
-
-
-def _state_message(payload: bytes) -> dict[str, Any]:
-    try:
-        state = safejson.loads(payload, max_bytes=MAX_STATE_BYTES, max_depth=4)
-    except UnsafeJSONError as e:
-        raise MessageRefusedError("bad_state", f"state is not acceptable JSON: {e}") from e
-    if not isinstance(state, dict) or state.get("status") not in STATUSES:
-        raise MessageRefusedError("bad_state", f"state must be a JSON object with status one of {STATUSES}")
-    ts = state.get("ts")
-    if ts is not None and (type(ts) is not int or not 0 <= ts <= MAX_INT):
-        raise MessageRefusedError("bad_state", f"state ts must be an integer in [0, {MAX_INT}] (UTC ms)")
-    return state
 
 
 def _clean(text: str, limit: int) -> str:

@@ -1,4 +1,4 @@
-"""Test devices that sign real scan events, and a store fixture run on SQLite and PostgreSQL.
+"""Test devices that sign real scan events and states, and a store fixture run on SQLite and PostgreSQL.
 
 from tests.support import central as central_support
 store_url = central_support.store_url  # parametrized: sqlite, postgresql
@@ -19,6 +19,7 @@ from kiosk import keys, sealing
 from kiosk.central.identities import IdentityOpener
 from kiosk.events import EventDraft, ScanEvent, build_event, sign_event
 from kiosk.sealing import Sealer
+from kiosk.state import sign_state
 
 IDENTITY_KEY = bytes(range(32))  # schema v1's shared key, for the events of old kiosks
 SEALING_KEY = X25519PrivateKey.from_private_bytes(bytes(range(32, 64)))  # the authority's, at central
@@ -84,6 +85,12 @@ class TestDevice:
     def token(self, seq: int, ts: int = 1_780_000_000_000, **draft: Any) -> bytes:
         """A signed event token."""
         return sign_event(self.event(seq, ts, **draft), self.key)
+
+    def state(self, status: str = "online", ts: int | None = 1_780_000_000_000, **fields: Any) -> bytes:
+        """A signed state token, as the kiosk publishes it (no `ts` given: like the will)."""
+        data: dict[str, Any] = {"status": status, "device": self.device, "destination": self.destination}
+        data |= ({} if ts is None else {"ts": ts}) | fields
+        return sign_state(json.dumps(data, separators=(",", ":")).encode(), self.key, device=self.device)
 
     def topic(self, leaf: str = "event", prefix: str = "kiosk/v1") -> str:
         """This device's topic."""
