@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,3 +200,20 @@ def test_any_bytes_are_refused_with_a_state_or_signature_error(token: bytes) -> 
 def test_parse_state_is_total(payload: bytes) -> None:
     with contextlib.suppress(StateError):
         parse_state(payload)
+
+
+def test_the_documented_state_tokens_are_what_the_kiosk_signs() -> None:
+    from tests.test_e2e import verify_independently
+    from tests.test_events import _doc_block
+
+    key = serialization.load_pem_private_key(_doc_block("private-key").encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    jwk = json.loads(_doc_block("jwk"))
+    stopped = state_message("stopped", TOPICS, ts_ms=1_700_000_999_000)
+    assert stopped.decode() == _doc_block("state-payload")
+    assert sign_state(stopped, key, device="kiosk-0001").decode() == _doc_block("state-token")
+    will = sign_state(state_message("offline", TOPICS), key, device="kiosk-0001")
+    assert will.decode() == _doc_block("will-token")
+    for name in ("state-token", "will-token"):
+        token = _doc_block(name).encode()
+        assert verify_independently(token, jwk) == json.loads(verify_state(token, key.public_key()).payload)
