@@ -39,10 +39,9 @@ def _b64_length(size: int) -> int:
 
 
 MAX_PAYLOAD_SEGMENT = _b64_length(MAX_STATE_BYTES)
-# The largest token a valid state can be: header, payload and signature segments and two dots.
-MAX_STATE_TOKEN_BYTES = (
-    _b64_length(jws.MAX_HEADER_BYTES) + MAX_PAYLOAD_SEGMENT + _b64_length(ED25519_SIGNATURE_BYTES) + 2
-)
+# The largest token a valid state can be: the header segment jws accepts, the payload and signature
+# segments, and two dots.
+MAX_STATE_TOKEN_BYTES = jws.MAX_HEADER_BYTES + MAX_PAYLOAD_SEGMENT + _b64_length(ED25519_SIGNATURE_BYTES) + 2
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,12 @@ def test_the_bounds_are_checked_before_any_key_or_signature(token: bytes, reason
     assert keys.calls == 0
 
 
+def test_the_documented_token_bound_is_the_one_checked() -> None:
+    from tests.test_events import DOC
+
+    assert f"a token of at most {MAX_STATE_TOKEN_BYTES:,} bytes" in " ".join(DOC.read_text().split())
+
+
 def test_the_largest_state_payload_fits_the_token_bound() -> None:
     padding = "x" * (MAX_STATE_BYTES - len(json.dumps({**ONLINE, "pad": ""}, separators=(",", ":"))))
     token = signed({**ONLINE, "pad": padding})
