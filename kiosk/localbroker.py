@@ -34,7 +34,7 @@ class LocalBroker:
         return f"mqtt://{HOST}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> LocalBroker:
-        """Start mosquitto and wait until it accepts connections; UplinkError if it cannot."""
+        """Start mosquitto and wait until it runs and accepts connections; UplinkError if it cannot."""
         if self.program is None:
             raise UplinkError("mosquitto is not installed (apt-get install mosquitto)")
         for _ in range(STARTS):
@@ -55,12 +55,18 @@ class LocalBroker:
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen([program, "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
-        while not port_accepts(self.port):
+        while not self._ready():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 return False
             time.sleep(0.05)
         return True
+
+    def _ready(self) -> bool:
+        # The port accepting is not enough: another program listening on it accepts too, while
+        # our mosquitto fails its bind. It logs "mosquitto version X running" once it listens.
+        alive = self._process is not None and self._process.poll() is None
+        return alive and " running" in self.log_path.read_text(errors="replace") and port_accepts(self.port)
 
     def _write_conf(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)

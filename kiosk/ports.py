@@ -6,7 +6,9 @@ bind, a client socket may take the port ("Address already in use"). So ports are
 below that range (or above it when nothing is left below), checked bindable, and chosen
 at random so that processes picking at the same time rarely pick the same one. Within
 one process a port is never handed out twice. A server that still finds its port taken
-should pick again and retry its start.
+should pick again and retry its start; and a start counts only once the server itself runs
+(its own "running" line, its own data folder), not when the port accepts connections:
+another program listening on the port accepts them too.
 """
 
 from __future__ import annotations

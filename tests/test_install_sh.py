@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -291,8 +292,6 @@ def example_broker(tmp_path: Path) -> Iterator[dict[str, object]]:
     finally:
         proc.kill()
         proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def _start_example_broker(
@@ -301,9 +300,10 @@ def _start_example_broker(
     for _ in range(3):
         ports = {"8883": free_port(), "8884": free_port(), "1883": free_port()}
         conf = _example_conf(tmp_path, ca, passwords, ports)
-        argv = [MOSQUITTO, "-c", str(conf)]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        failure = _wait_for(list(ports.values()), proc)
+        log = tmp_path / "mosquitto.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out)
+        failure = _wait_for(list(ports.values()), proc, log)
         if failure is None:
             return proc, ports
         # A port taken between its pick and mosquitto's bind: pick new ones; any other failure is real.
@@ -327,19 +327,21 @@ def _example_conf(tmp_path: Path, ca: Path, passwords: Path, ports: dict[str, in
     return conf
 
 
-def _wait_for(ports: list[int], proc: subprocess.Popen[bytes]) -> str | None:
-    """None once mosquitto listens on all ports; what it said if it exited first."""
+def _wait_for(ports: list[int], proc: subprocess.Popen[bytes], log: Path) -> str | None:
+    """None once our mosquitto runs and listens on all ports; what it said if it exited first."""
     deadline = time.monotonic() + 10
-    while not all(port_accepts(p) for p in ports):
+    # Another program listening on one of the ports accepts too: only mosquitto's "running" line says
+    # that it opened every listener itself.
+    while " running" not in log.read_text(errors="replace") or not all(port_accepts(p) for p in ports):
         if proc.poll() is not None:
-            assert proc.stderr is not None
-            with proc.stderr:
-                return proc.stderr.read().decode(errors="replace") or "mosquitto exited"
+            return log.read_text(errors="replace") or "mosquitto exited"
         if time.monotonic() > deadline:
             proc.kill()  # not left running past the failed test
             proc.wait()
             raise AssertionError("mosquitto did not listen within 10 s")
         time.sleep(0.05)
+    if proc.poll() is not None:
+        return log.read_text(errors="replace")
     return None
 
 
@@ -355,6 +357,27 @@ def _device(broker: dict[str, object], device: str, *, listener: str = "8883", *
 
 
 @pytest.mark.broker
+def test_a_broker_start_is_not_fooled_by_another_server_on_its_port(tmp_path: Path) -> None:
+    # The foreign server accepts connections on the port while our mosquitto fails to bind it.
+    with socket.socket() as foreign:
+        foreign.bind((HOST, 0))
+        foreign.listen()
+        port = foreign.getsockname()[1]
+        conf = tmp_path / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} {HOST}\nallow_anonymous true\n" + ("user root\n" if os.geteuid() == 0 else "")
+        )
+        log = tmp_path / "mosquitto.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out)
+        try:
+            failure = _wait_for([port], proc, log)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert failure is not None and "Address already in use" in failure
+
+
 def test_example_broker_lets_a_device_write_only_its_own_topics(
     example_broker: dict[str, object], tmp_path: Path
 ) -> None:

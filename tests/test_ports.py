@@ -104,6 +104,20 @@ def test_the_demo_broker_starts_on_another_port_when_its_port_was_taken(tmp_path
             assert ports.port_accepts(broker.port)
 
 
+@pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+def test_the_demo_broker_is_not_fooled_by_another_server_listening_on_its_port(tmp_path: Path) -> None:
+    # The foreign server accepts connections on the port; only our mosquitto running counts as started.
+    broker = LocalBroker(tmp_path)
+    taken = broker.port
+    with socket.socket() as foreign:
+        foreign.bind((ports.HOST, taken))
+        foreign.listen()
+        with broker:
+            assert broker.port != taken
+            assert broker._process is not None and broker._process.poll() is None
+            assert f"listen socket on port {broker.port}" in broker.log_path.read_text()
+
+
 def test_the_demo_broker_says_where_to_look_when_mosquitto_cannot_start(tmp_path: Path) -> None:
     with pytest.raises(UplinkError, match=r"mosquitto did not start; see .*mosquitto\.log"):
         LocalBroker(tmp_path, program="/bin/false").start()

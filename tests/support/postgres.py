@@ -90,16 +90,18 @@ class PostgresServer:
         return True
 
     def _accepts_queries(self) -> bool:
-        # The port opens before recovery ends ("the database system is starting up").
+        # The port opens before recovery ends ("the database system is starting up"), and another
+        # PostgreSQL on the port would answer too while ours fails its bind: ours serves our folder.
         import psycopg
 
         if not port_accepts(self.port):
             return False
         try:
-            with psycopg.connect(self.url(), connect_timeout=2):
-                return True
+            with psycopg.connect(self.url(), connect_timeout=2) as conn:
+                row = conn.execute("SHOW data_directory").fetchone()
         except psycopg.OperationalError:
             return False
+        return row is not None and Path(row[0]) == self.datadir
 
     def url(self, database: str = SUPERUSER) -> str:
         """A libpq URL for a database on this server."""
